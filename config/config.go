@@ -1,0 +1,142 @@
+// Package config builds certlens's typed, validated Config from, in rising
+// precedence, built-in defaults, a YAML config file, CERTLENS_* environment
+// variables and command line flags.
+package config
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config is everything `certlens serve` needs to run. Load fills it; every
+// field has a config key, named next to it.
+type Config struct {
+	Listen      string   // listen
+	Mode        string   // mode: observe, intercept or sidecar
+	Upstream    string   // upstream: HOST:PORT, required in sidecar mode
+	Log         Log      // log.*
+	ExpectCerts []string // expect_certs
+	AllowPorts  PortSet  // allow_ports
+	AdminListen string   // admin_listen; "" turns the admin server off
+	Keylog      string   // keylog: intercept mode's upstream key log
+	Decrypt     Decrypt  // decrypt.*
+	Rules       Rules    // rules.*
+	Tunnel      Tunnel   // tunnel.*
+
+	ShutdownTimeout time.Duration // shutdown_timeout
+
+	// ConfigFile is the file that was read, "" if none. It is not a key.
+	ConfigFile string
+}
+
+// Log says where and how events are written.
+type Log struct {
+	Format string // log.format: json or console
+	Level  string // log.level: debug, info, warn or error
+	File   string // log.file: "" means stdout
+}
+
+// Decrypt configures passive decryption of handshakes with the client's
+// key log.
+type Decrypt struct {
+	KeylogFile string        // decrypt.keylog_file
+	MaxSecrets int           // decrypt.max_secrets
+	Wait       time.Duration // decrypt.wait
+}
+
+// Rules tunes the diagnosis.
+type Rules struct {
+	IssuerListWarnBytes  int      // rules.issuer_list_warn_bytes
+	IssuerListErrorBytes int      // rules.issuer_list_error_bytes
+	ClientCertHosts      []string // rules.client_cert_hosts
+}
+
+// Tunnel tunes the proxied connections.
+type Tunnel struct {
+	IdleTimeout        time.Duration // tunnel.idle_timeout
+	DialTimeout        time.Duration // tunnel.dial_timeout
+	WatchRenegotiation bool          // tunnel.watch_renegotiation
+}
+
+// Modes are the values of the mode key.
+const (
+	ModeObserve   = "observe"
+	ModeIntercept = "intercept"
+	ModeSidecar   = "sidecar"
+)
+
+// key is one configuration key. The table below is the single list that
+// defaults, flag binding, unknown-key detection and the tests all read, so
+// a key cannot be added to one and forgotten in another.
+type key struct {
+	name string
+	def  any
+	flag string // the serve flag bound to the key, "" if none
+}
+
+var keys = []key{
+	{name: "listen", def: "127.0.0.1:8080", flag: "listen"},
+	{name: "mode", def: ModeObserve, flag: "mode"},
+	{name: "upstream", def: "", flag: "upstream"},
+	{name: "log.format", def: "json", flag: "log-format"},
+	{name: "log.level", def: "info", flag: "log-level"},
+	{name: "log.file", def: "", flag: "log-file"},
+	{name: "expect_certs", def: []string{}, flag: "expect-cert"},
+	{name: "allow_ports", def: "443,4443,8443", flag: "allow-ports"},
+	{name: "admin_listen", def: "127.0.0.1:9090", flag: "admin-listen"},
+	{name: "keylog", def: "", flag: "keylog"},
+	{name: "decrypt.keylog_file", def: "", flag: "decrypt-keylog"},
+	{name: "decrypt.max_secrets", def: 100000},
+	{name: "decrypt.wait", def: "1s"},
+	{name: "rules.issuer_list_warn_bytes", def: 12288},
+	{name: "rules.issuer_list_error_bytes", def: 16384},
+	{name: "rules.client_cert_hosts", def: []string{}, flag: "client-cert-host"},
+	{name: "tunnel.idle_timeout", def: "5m", flag: "idle-timeout"},
+	{name: "tunnel.dial_timeout", def: "10s"},
+	{name: "tunnel.watch_renegotiation", def: true},
+	{name: "shutdown_timeout", def: "10s"},
+}
+
+// envVar is the environment variable that sets a key, spelled the way viper
+// looks it up (prefix, upper case, dots as underscores), e.g.
+// CERTLENS_LOG_FORMAT.
+func envVar(key string) string {
+	return "CERTLENS_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+func lookupKey(name string) (key, bool) {
+	for _, k := range keys {
+		if k.name == name {
+			return k, true
+		}
+	}
+	return key{}, false
+}
+
+// Default returns the configuration used when no file, variable or flag
+// sets anything.
+func Default() *Config {
+	l := newLoader(nil, false)
+	c := l.decode()
+	if l.err != nil {
+		panic("config: bad built-in default: " + l.err.Error())
+	}
+	return c
+}
+
+// ListenIsLoopback reports whether Listen only accepts connections from this
+// host. An empty host listens on every interface, and a name other than
+// localhost may resolve anywhere, so both count as not loopback.
+func (c *Config) ListenIsLoopback() bool {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.IsLoopback()
+}

@@ -1,0 +1,62 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// AddServeFlags defines the flags of `certlens serve` on fs. Their defaults
+// are the keys' defaults, so that --help shows what applies when nothing
+// else is set; Load still lets the file and environment override a flag
+// that was not given.
+func AddServeFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", `config file (YAML); without it certlens reads ./certlens.yaml or else $XDG_CONFIG_HOME/certlens/certlens.yaml (~/.config when unset), if one exists; "" reads none [CERTLENS_CONFIG]`)
+
+	str := func(name, usage string) {
+		k := flagKey(name)
+		fs.String(name, k.def.(string), usage+" "+keyRef(k.name))
+	}
+	strs := func(name, usage string) {
+		k := flagKey(name)
+		fs.StringArray(name, nil, usage+" "+strings.TrimSuffix(keyRef(k.name), "]")+", comma separated]")
+	}
+
+	str("listen", "address the proxy listens on, HOST:PORT; a host other than loopback lets other machines use it")
+	str("mode", "observe (watch TLS handshakes in passing), intercept (terminate TLS with certlens's own CA, to see TLS 1.3, renegotiation and the HTTP status) or sidecar (plain TCP listener in front of --upstream)")
+	str("upstream", "the server's HOST:PORT that sidecar mode forwards every connection to; required in sidecar mode")
+	str("log-format", "log format: json (one JSON line per event, for jq) or console (for humans)")
+	str("log-level", "least severe events written: debug, info, warn or error; handshakes predicting a 403 are warn or error")
+	str("log-file", "file to write the log to; empty means stdout")
+	strs("expect-cert", "client certificate file (PEM or DER) you expect the client to send; findings then say why it was not offered; repeat for several")
+	str("allow-ports", "ports the proxy will open CONNECT tunnels to: ports and ranges, e.g. 443,8443,10000-20000")
+	str("admin-listen", `address of the admin HTTP server, HOST:PORT; "" turns it off`)
+	str("keylog", "intercept mode: write the TLS secrets of certlens's own upstream connections to this file (NSS key log format, for Wireshark); empty writes none")
+	str("decrypt-keylog", "the client's key log (the file its SSLKEYLOGFILE names), followed as it grows, to decrypt TLS 1.3 and renegotiation handshakes passively; empty decrypts nothing")
+	strs("client-cert-host", "host (or pattern) known to want a client certificate, so a TLS 1.3 connection to it that cannot get one is flagged; repeat for several")
+
+	k := flagKey("idle-timeout")
+	def, err := time.ParseDuration(k.def.(string))
+	if err != nil {
+		panic("config: bad default for " + k.name + ": " + err.Error())
+	}
+	fs.Duration("idle-timeout", def, "close a tunnel after this long without a byte either way "+keyRef(k.name))
+}
+
+func flagKey(flag string) key {
+	for _, k := range keys {
+		if k.flag == flag {
+			return k
+		}
+	}
+	panic("config: no key for flag --" + flag)
+}
+
+// keyRef is the "[key, ENV]" tail of a flag's help: every flag is also a
+// config key and an environment variable, and the help is where people
+// find out.
+func keyRef(key string) string {
+	return fmt.Sprintf("[%s, %s]", key, envVar(key))
+}

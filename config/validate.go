@@ -1,0 +1,160 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Validate checks every field and returns an *Error for the first invalid
+// one, in field order. Load has already called it; a Config built by hand
+// should be.
+func (c *Config) Validate() error {
+	if e := c.validate(func(string) bool { return false }); e != nil {
+		return e
+	}
+	return nil
+}
+
+// validate takes userSet, which tells a value someone set from a default,
+// so that a clash between two keys blames the one the user actually wrote.
+func (c *Config) validate(userSet func(key string) bool) *Error {
+	bad := func(key, format string, args ...any) *Error {
+		return &Error{Key: key, Problem: fmt.Sprintf(format, args...)}
+	}
+
+	if c.Listen == "" {
+		return bad("listen", "empty; give HOST:PORT, e.g. 127.0.0.1:8080")
+	}
+	if p := hostPortProblem(c.Listen, false); p != "" {
+		return bad("listen", "%s", p)
+	}
+	switch c.Mode {
+	case ModeObserve, ModeIntercept, ModeSidecar:
+	default:
+		return bad("mode", "%q is not a mode; use observe, intercept or sidecar", c.Mode)
+	}
+	switch {
+	case c.Upstream == "" && c.Mode == ModeSidecar:
+		return bad("upstream", "required in sidecar mode; give the server's HOST:PORT")
+	case c.Upstream != "":
+		if p := hostPortProblem(c.Upstream, true); p != "" {
+			return bad("upstream", "%s", p)
+		}
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		return bad("log.format", "%q is not a log format; use json or console", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "%q is not a log level; use debug, info, warn or error", c.Log.Level)
+	}
+	for _, name := range c.ExpectCerts {
+		if p := readableProblem(name); p != "" {
+			return bad("expect_certs", "cannot read %q: %s", name, p)
+		}
+	}
+	if c.AllowPorts.Empty() {
+		return bad("allow_ports", "empty; list at least one port, e.g. 443")
+	}
+	if c.AdminListen != "" {
+		if p := hostPortProblem(c.AdminListen, false); p != "" {
+			return bad("admin_listen", "%s", p)
+		}
+		if sameListener(c.Listen, c.AdminListen) {
+			if userSet("listen") && !userSet("admin_listen") {
+				return bad("listen", "%s is also admin_listen; change one of them, or set admin_listen to \"\" to turn the admin server off", c.Listen)
+			}
+			return bad("admin_listen", "%s is also listen; change one of them, or set admin_listen to \"\" to turn the admin server off", c.AdminListen)
+		}
+	}
+	if c.Decrypt.MaxSecrets <= 0 {
+		return bad("decrypt.max_secrets", "must be positive, got %d", c.Decrypt.MaxSecrets)
+	}
+	if e := positive("decrypt.wait", c.Decrypt.Wait); e != nil {
+		return e
+	}
+	if c.Rules.IssuerListWarnBytes <= 0 {
+		return bad("rules.issuer_list_warn_bytes", "must be positive, got %d", c.Rules.IssuerListWarnBytes)
+	}
+	if c.Rules.IssuerListErrorBytes <= 0 {
+		return bad("rules.issuer_list_error_bytes", "must be positive, got %d", c.Rules.IssuerListErrorBytes)
+	}
+	if warn, fail := c.Rules.IssuerListWarnBytes, c.Rules.IssuerListErrorBytes; warn > fail {
+		if userSet("rules.issuer_list_error_bytes") && !userSet("rules.issuer_list_warn_bytes") {
+			return bad("rules.issuer_list_error_bytes", "%d is below rules.issuer_list_warn_bytes (%d); the warning threshold must not be above the error threshold", fail, warn)
+		}
+		return bad("rules.issuer_list_warn_bytes", "%d is above rules.issuer_list_error_bytes (%d); the warning threshold must not be above the error threshold", warn, fail)
+	}
+	if e := positive("tunnel.idle_timeout", c.Tunnel.IdleTimeout); e != nil {
+		return e
+	}
+	if e := positive("tunnel.dial_timeout", c.Tunnel.DialTimeout); e != nil {
+		return e
+	}
+	return positive("shutdown_timeout", c.ShutdownTimeout)
+}
+
+func positive(key string, d time.Duration) *Error {
+	if d <= 0 {
+		return &Error{Key: key, Problem: "must be positive, got " + d.String()}
+	}
+	return nil
+}
+
+// hostPortProblem checks a HOST:PORT address and says what is wrong with it,
+// or returns "". A listener may leave the host empty (every interface); a
+// dial target may not.
+func hostPortProblem(addr string, needHost bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return fmt.Sprintf("%q is not HOST:PORT: %s", addr, ae.Err)
+		}
+		return fmt.Sprintf("%q is not HOST:PORT", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Sprintf("%q: port %q is not a number from 1 to 65535", addr, port)
+	}
+	if needHost && host == "" {
+		return fmt.Sprintf("%q has no host", addr)
+	}
+	return ""
+}
+
+// sameListener reports whether two valid listen addresses would fight over
+// one socket: same port, and the same host or a wildcard on either side.
+func sameListener(a, b string) bool {
+	hostA, portA, errA := net.SplitHostPort(a)
+	hostB, portB, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || portA != portB {
+		return false
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return hostA == hostB || wildcard(hostA) || wildcard(hostB)
+}
+
+// readableProblem opens the file now, so that a wrong path is reported at
+// start-up rather than when the first handshake needs the certificate.
+func readableProblem(name string) string {
+	f, err := os.Open(name)
+	if err != nil {
+		return osProblem(err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return osProblem(err)
+	}
+	if info.IsDir() {
+		return "is a directory"
+	}
+	return ""
+}

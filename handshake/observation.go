@@ -1,0 +1,118 @@
+package handshake
+
+// Visibility says how much of a handshake could be read (DESIGN.md's event field).
+type Visibility string
+
+const (
+	VisibilityClear     Visibility = "clear"
+	VisibilityDecrypted Visibility = "decrypted"
+	VisibilityInferred  Visibility = "inferred"
+	VisibilityEncrypted Visibility = "encrypted"
+	VisibilityPartial   Visibility = "partial"
+)
+
+// Phase says when in the connection a handshake happened.
+type Phase string
+
+const (
+	PhaseInitial       Phase = "initial"
+	PhaseRenegotiation Phase = "renegotiation"
+	PhasePostHandshake Phase = "post_handshake"
+)
+
+// End says what made a handshake's outcome known.
+type End string
+
+const (
+	EndFinished        End = "finished"         // both Finished seen (TLS 1.3: the server answered the client's flight)
+	EndAlert           End = "alert"            // a fatal (or unreadable) alert
+	EndApplicationData End = "application_data" // application data arrived first (False Start)
+	EndEOF             End = "eof"              // the stream ended before the handshake did
+	EndServerNotTLS    End = "server_not_tls"   // the server answered with something that is not TLS
+	EndError           End = "error"            // a record or message could not be parsed
+)
+
+// Handshake is everything seen of one handshake, initial or renegotiation.
+// Once handed out by Parser.Drain it is never modified again.
+type Handshake struct {
+	Index      int        `json:"index"`
+	Phase      Phase      `json:"phase"`
+	Visibility Visibility `json:"visibility"`
+	End        End        `json:"end"`
+	Version    Version    `json:"tls_version,omitempty"`
+
+	ClientHello       *ClientHello        `json:"client_hello,omitempty"`
+	ServerHello       *ServerHello        `json:"server_hello,omitempty"`
+	ServerCertificate *CertificateMsg     `json:"server_certificate,omitempty"`
+	CertRequest       *CertificateRequest `json:"cert_request,omitempty"`
+	ServerHelloDone   bool                `json:"server_hello_done,omitempty"`
+	ClientCertificate *CertificateMsg     `json:"client_certificate,omitempty"`
+	// ClientCertificateVerify is the client proving it holds the key.
+	ClientCertificateVerify bool `json:"client_certificate_verify,omitempty"`
+	ClientFinished          bool `json:"client_finished,omitempty"`
+	ServerFinished          bool `json:"server_finished,omitempty"`
+	// HelloRequest: the server asked for this (re)negotiation.
+	HelloRequest bool `json:"hello_request,omitempty"`
+	// Resumed: a TLS 1.2 abbreviated handshake; no certificate is exchanged.
+	Resumed bool `json:"resumed,omitempty"`
+
+	Alerts []Alert `json:"alerts,omitempty"`
+	// Messages lists what each side sent, in order, as "client:client_hello";
+	// protected records appear as "server:encrypted(53)".
+	Messages []string `json:"messages"`
+	// ClientRecords and ServerRecords are the lengths of the protected
+	// handshake-phase records each side sent (TLS 1.3, renegotiation): the
+	// evidence size-based inference reads.
+	ClientRecords []int    `json:"client_encrypted_records,omitempty"`
+	ServerRecords []int    `json:"server_encrypted_records,omitempty"`
+	Errors        []string `json:"errors,omitempty"`
+	// Unparsed: a parse error stopped reading this handshake; what is here is
+	// true but incomplete.
+	Unparsed bool `json:"unparsed,omitempty"`
+
+	complete bool
+	// hrrPending: a HelloRetryRequest was seen; the next ClientHello belongs here.
+	hrrPending bool
+}
+
+// Observation is the connection-level summary: what the proxy's "connection
+// closed" event reports.
+type Observation struct {
+	// NotTLS says why the client's stream is not TLS ("" when it is).
+	NotTLS       string  `json:"not_tls,omitempty"`
+	Version      Version `json:"tls_version,omitempty"`
+	Handshakes   int     `json:"handshakes"`
+	ClientBytes  int64   `json:"client_bytes"`
+	ServerBytes  int64   `json:"server_bytes"`
+	ClientRecord int     `json:"client_records"`
+	ServerRecord int     `json:"server_records"`
+	// Alerts seen outside any handshake (close_notify, mostly encrypted).
+	Alerts []Alert  `json:"alerts,omitempty"`
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Per-handshake caps keep a hostile peer from growing the lists without bound.
+const (
+	maxAlerts   = 16
+	maxMessages = 64
+	maxRecords  = 32
+	maxErrors   = 8
+)
+
+func (h *Handshake) addMessage(from Direction, what string) {
+	if len(h.Messages) < maxMessages {
+		h.Messages = append(h.Messages, from.String()+":"+what)
+	}
+}
+
+func (h *Handshake) addError(err string) {
+	if len(h.Errors) < maxErrors {
+		h.Errors = append(h.Errors, err)
+	}
+}
+
+func (h *Handshake) addAlert(a Alert) {
+	if len(h.Alerts) < maxAlerts {
+		h.Alerts = append(h.Alerts, a)
+	}
+}

@@ -1,0 +1,743 @@
+package handshake
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+)
+
+const (
+	recordHeaderLen = 5
+	// maxCiphertext is the largest record body any TLS version allows
+	// (RFC 5246 6.2.3: 2^14 + 2048).
+	maxCiphertext = 1<<14 + 2048
+	// DefaultMaxMessage bounds one reassembled handshake message. The largest
+	// legitimate CertificateRequest is ~64 KiB; long chains stay well below.
+	DefaultMaxMessage = 256 << 10
+)
+
+// ErrNotTLS marks a stream that does not start with a TLS record.
+var ErrNotTLS = errors.New("not TLS")
+
+// ErrOversize marks a handshake message longer than Options.MaxMessage.
+var ErrOversize = errors.New("handshake message too large")
+
+// Options tune a Parser. The zero value is the default.
+type Options struct {
+	// MaxMessage caps one handshake message; larger ones are reported and skipped.
+	MaxMessage int
+	// StopAfterHandshake makes Done true after a TLS 1.2 initial handshake
+	// instead of scanning record headers for renegotiation.
+	StopAfterHandshake bool
+}
+
+// Parser turns the two byte streams of one TLS connection into Handshakes.
+// It is fed chunks of any size from either direction, in the order they were
+// read; it never blocks, never fails the caller, and holds a bounded amount of
+// memory whatever the peers send. It is safe for use by two goroutines, one
+// per direction.
+type Parser struct {
+	mu      sync.Mutex
+	opts    Options
+	streams [2]stream
+	version Version // negotiated by the latest ServerHello
+	tls13   bool
+	open    []*Handshake // started, outcome not yet known
+	ready   []*Handshake // outcome known, not yet drained
+	emitted int          // handshakes drained or ready
+	started int          // handshakes created
+	done    bool
+	obs     Observation
+}
+
+// stream is the record layer and message reassembly for one direction.
+type stream struct {
+	dir    Direction
+	hdr    [recordHeaderLen]byte
+	hdrN   int
+	typ    ContentType
+	need   int    // body bytes of the current record still to come
+	recLen int    // current record's body length
+	keep   bool   // whether the current record's body is needed
+	body   []byte // current record's body, when it spans chunks
+	offset int64  // bytes fed so far, for error positions
+
+	msg      []byte // a handshake message spanning records, header included
+	msgSkip  int    // bytes left of an oversize message being dropped
+	msgStart int    // record number where the pending message began
+	records  int    // records read
+
+	started   bool // the first record header was read
+	stopped   bool // nothing more is parsed in this direction
+	protected bool // records are encrypted from here on
+	// awaitFinished: a ChangeCipherSpec was seen; the next handshake record is Finished.
+	awaitFinished bool
+	// hs is the index of the handshake this direction is in, -1 before any.
+	hs int
+	// inHandshake: this direction is inside handshake hs (false once its Finished passed).
+	inHandshake bool
+	count       int // handshakes this direction started
+}
+
+// NewParser returns a Parser for one connection.
+func NewParser(opts Options) *Parser {
+	if opts.MaxMessage <= 0 {
+		opts.MaxMessage = DefaultMaxMessage
+	}
+	p := &Parser{opts: opts}
+	p.streams[FromClient] = stream{dir: FromClient, hs: -1}
+	p.streams[FromServer] = stream{dir: FromServer, hs: -1}
+	return p
+}
+
+// Feed gives the parser the next bytes one side sent. The parser does not
+// keep b. It reports whether the parser still wants bytes: false means the
+// caller may stop feeding (Done).
+func (p *Parser) Feed(from Direction, b []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if from == FromClient {
+		p.obs.ClientBytes += int64(len(b))
+	} else {
+		p.obs.ServerBytes += int64(len(b))
+	}
+	if p.done {
+		return false
+	}
+	p.feed(&p.streams[from], b)
+	p.updateDone()
+	return !p.done
+}
+
+// Done reports that the parser needs no more bytes: after a TLS 1.3
+// handshake (whose later records it cannot read), after a TLS 1.2 one with
+// StopAfterHandshake, or when the stream is not TLS.
+func (p *Parser) Done() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done
+}
+
+// Drain returns the handshakes whose outcome became known since the last
+// call, in order. They are never modified afterwards.
+func (p *Parser) Drain() []*Handshake {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.ready
+	p.ready = nil
+	return out
+}
+
+// Close ends both streams: handshakes still open end as partial (the
+// connection died mid-handshake) and are returned with any not yet drained.
+func (p *Parser) Close() []*Handshake {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// A connection that closed after the client spoke but before the server
+	// answered still had a handshake: report it, don't lose it.
+	for _, h := range p.open {
+		h.Visibility = VisibilityPartial
+		p.finish(h, EndEOF)
+	}
+	p.done = true
+	for i := range p.streams {
+		p.streams[i].release()
+	}
+	out := p.ready
+	p.ready = nil
+	return out
+}
+
+// Observation returns a snapshot of the connection-level facts.
+func (p *Parser) Observation() Observation {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o := p.obs
+	o.Version = p.version
+	o.Handshakes = p.emitted
+	o.ClientRecord = p.streams[FromClient].records
+	o.ServerRecord = p.streams[FromServer].records
+	o.Alerts = append([]Alert(nil), o.Alerts...)
+	o.Errors = append([]string(nil), o.Errors...)
+	return o
+}
+
+func (p *Parser) updateDone() {
+	c, s := &p.streams[FromClient], &p.streams[FromServer]
+	switch {
+	case c.stopped:
+		// Nothing the client sends can be read any more, so nothing the
+		// server answers can be placed.
+		p.done = true
+	case len(p.open) == 0 && p.emitted > 0 && (p.tls13 || p.opts.StopAfterHandshake):
+		// TLS 1.3 hides everything after its handshake; with the header scan
+		// off, TLS 1.2 has nothing more to show either.
+		p.done = true
+	}
+	if p.done {
+		c.release()
+		s.release()
+	}
+}
+
+func (s *stream) release() {
+	s.body, s.msg = nil, nil
+}
+
+func (p *Parser) feed(s *stream, b []byte) {
+	for len(b) > 0 && !s.stopped {
+		if s.hdrN < recordHeaderLen {
+			n := copy(s.hdr[s.hdrN:], b)
+			s.hdrN += n
+			s.offset += int64(n)
+			b = b[n:]
+			if s.hdrN < recordHeaderLen {
+				return
+			}
+			if !p.header(s) {
+				return
+			}
+			if s.need == 0 {
+				p.record(s, nil)
+			}
+			continue
+		}
+		n := min(s.need, len(b))
+		switch {
+		case !s.keep:
+			// Only the header matters: skip the body without touching it.
+		case len(s.body) == 0 && n == s.need:
+			// The whole body is in this chunk: parse it in place.
+			s.need = 0
+			s.offset += int64(n)
+			p.record(s, b[:n])
+			b = b[n:]
+			continue
+		default:
+			s.body = append(s.body, b[:n]...)
+		}
+		s.need -= n
+		s.offset += int64(n)
+		b = b[n:]
+		if s.need == 0 {
+			p.record(s, s.body)
+		}
+	}
+}
+
+// header validates the 5-byte record header just read. It reports false when
+// the direction is stopped.
+func (p *Parser) header(s *stream) bool {
+	typ := ContentType(s.hdr[0])
+	length := int(s.hdr[3])<<8 | int(s.hdr[4])
+	valid := typ >= ContentChangeCipherSpec && typ <= ContentHeartbeat &&
+		s.hdr[1] == 3 && s.hdr[2] <= 4 && length <= maxCiphertext
+	if !s.started {
+		s.started = true
+		if s.dir == FromClient && typ != ContentHandshake {
+			valid = false
+		}
+		if !valid {
+			p.notTLS(s, describeNotTLS(s.hdr[:]))
+			return false
+		}
+	}
+	if !valid {
+		p.streamError(s, fmt.Sprintf("%s stream: invalid record header %x at byte %d", s.dir, s.hdr, s.offset-recordHeaderLen))
+		return false
+	}
+	s.typ, s.recLen, s.need = typ, length, length
+	s.records++
+	s.body = s.body[:0]
+	// Bodies are read only while they are in clear; a protected record's
+	// length and type are all that can be known.
+	s.keep = !s.protected || (typ == ContentAlert && length == 2) || typ == ContentChangeCipherSpec
+	if s.keep && s.body == nil && length > 0 {
+		s.body = make([]byte, 0, min(length, 4096))
+	}
+	return true
+}
+
+// record handles one complete record; it resets the header state.
+func (p *Parser) record(s *stream, body []byte) {
+	s.hdrN = 0
+	typ, length := s.typ, s.recLen
+	if !s.keep {
+		p.protectedRecord(s, typ, length)
+		return
+	}
+	switch typ {
+	case ContentHandshake:
+		p.handshakeData(s, body)
+	case ContentChangeCipherSpec:
+		p.changeCipherSpec(s)
+	case ContentAlert:
+		p.alerts(s, body)
+	case ContentApplicationData:
+		// Clear application data: TLS 1.3 0-RTT before the ServerHello, or a
+		// peer that skipped the handshake. It ends any open handshake's
+		// clear phase either way.
+		p.applicationData(s)
+	}
+	if len(s.body) > 0 {
+		s.body = s.body[:0]
+	}
+}
+
+func (p *Parser) changeCipherSpec(s *stream) {
+	if p.tls13 {
+		return // RFC 8446 D.4 middlebox-compatibility CCS: meaningless.
+	}
+	h := p.current(s)
+	if h != nil && s.dir == FromServer && h.ServerCertificate == nil && !h.ServerHelloDone && h.ServerHello != nil {
+		h.Resumed = true
+	}
+	if h != nil {
+		h.addMessage(s.dir, "change_cipher_spec")
+	}
+	s.protected = true
+	s.awaitFinished = true
+}
+
+func (p *Parser) alerts(s *stream, body []byte) {
+	if len(body) == 0 || len(body)%2 != 0 {
+		p.addError(p.current(s), fmt.Sprintf("%s alert record of %d bytes", s.dir, len(body)))
+		return
+	}
+	for i := 0; i+1 < len(body); i += 2 {
+		p.alert(s, Alert{From: s.dir, Level: AlertLevel(body[i]), Description: AlertDescription(body[i+1])})
+	}
+}
+
+func (p *Parser) alert(s *stream, a Alert) {
+	h := p.current(s)
+	if h == nil {
+		h = p.latestOpen()
+	}
+	if h == nil {
+		if len(p.obs.Alerts) < maxAlerts {
+			p.obs.Alerts = append(p.obs.Alerts, a)
+		}
+		return
+	}
+	h.addAlert(a)
+	if a.Encrypted {
+		h.addMessage(s.dir, "alert(encrypted)")
+	} else {
+		h.addMessage(s.dir, "alert("+a.Description.String()+")")
+	}
+	if a.Fatal() {
+		p.finish(h, EndAlert)
+	}
+}
+
+func (p *Parser) applicationData(s *stream) {
+	// The first application data ends the initial handshake: in TLS 1.2 only
+	// False Start gets here before both Finished. A renegotiation may be
+	// interleaved with application data (RFC 5246 7.4.1.1) and goes on.
+	if h := p.current(s); h != nil && h.Phase == PhaseInitial && !p.tls13 {
+		p.finish(h, EndApplicationData)
+		s.inHandshake = false
+	}
+}
+
+// protectedRecord reads what a protected record's header says.
+func (p *Parser) protectedRecord(s *stream, typ ContentType, length int) {
+	if p.tls13 {
+		p.protected13(s, typ, length)
+		return
+	}
+	switch typ {
+	case ContentHandshake:
+		if s.awaitFinished {
+			s.awaitFinished = false
+			if h := p.current(s); h != nil {
+				h.addMessage(s.dir, "finished(encrypted)")
+				if h.Phase != PhaseInitial {
+					p.addRecord(h, s.dir, length)
+				}
+				if s.dir == FromClient {
+					h.ClientFinished = true
+				} else {
+					h.ServerFinished = true
+				}
+				s.inHandshake = false
+				if h.ClientFinished && h.ServerFinished {
+					p.finish(h, EndFinished)
+				}
+			}
+			return
+		}
+		if !s.inHandshake {
+			// A handshake record after this side finished: renegotiation
+			// (or the server's HelloRequest that starts it).
+			p.begin(s, PhaseRenegotiation)
+		}
+		if h := p.current(s); h != nil {
+			h.addMessage(s.dir, "encrypted("+strconv.Itoa(length)+")")
+			p.addRecord(h, s.dir, length)
+		}
+	case ContentChangeCipherSpec:
+		s.awaitFinished = true
+		if h := p.current(s); h != nil {
+			h.addMessage(s.dir, "change_cipher_spec")
+		}
+	case ContentAlert:
+		p.alert(s, Alert{From: s.dir, Encrypted: true})
+	case ContentApplicationData:
+		p.applicationData(s)
+	}
+}
+
+// protected13 follows a TLS 1.3 handshake seen from outside: every protected
+// record is application_data on the wire, so only lengths and order are known.
+func (p *Parser) protected13(s *stream, typ ContentType, length int) {
+	h := p.latestOpen()
+	if h == nil {
+		return
+	}
+	if typ == ContentAlert {
+		p.alert(s, Alert{From: s.dir, Encrypted: true})
+		return
+	}
+	if typ != ContentApplicationData {
+		h.addMessage(s.dir, typ.String()+"("+strconv.Itoa(length)+")")
+		return
+	}
+	h.addMessage(s.dir, "encrypted("+strconv.Itoa(length)+")")
+	p.addRecord(h, s.dir, length)
+	// The server speaking again after the client's first protected flight
+	// means it has processed that flight: the handshake is over (or failed
+	// with an encrypted alert, indistinguishable here).
+	if s.dir == FromServer && len(h.ClientRecords) > 0 {
+		p.finish(h, EndFinished)
+	} else if s.dir == FromClient && len(h.ClientRecords) >= maxRecords {
+		p.finish(h, EndFinished)
+	}
+}
+
+func (p *Parser) addRecord(h *Handshake, from Direction, length int) {
+	if from == FromClient {
+		if len(h.ClientRecords) < maxRecords {
+			h.ClientRecords = append(h.ClientRecords, length)
+		}
+	} else if len(h.ServerRecords) < maxRecords {
+		h.ServerRecords = append(h.ServerRecords, length)
+	}
+}
+
+// handshakeData reassembles handshake messages from one record's body.
+func (p *Parser) handshakeData(s *stream, data []byte) {
+	for len(data) > 0 {
+		if s.msgSkip > 0 {
+			n := min(s.msgSkip, len(data))
+			s.msgSkip -= n
+			data = data[n:]
+			continue
+		}
+		if len(s.msg) == 0 {
+			s.msgStart = s.records
+			if len(data) >= 4 {
+				length := int(data[1])<<16 | int(data[2])<<8 | int(data[3])
+				if length > p.opts.MaxMessage {
+					p.oversize(s, MessageType(data[0]), length)
+					data = data[4:]
+					continue
+				}
+				if len(data) >= 4+length {
+					// The common case: a whole message in one record, parsed in place.
+					p.message(s, MessageType(data[0]), data[4:4+length], 1)
+					data = data[4+length:]
+					continue
+				}
+			}
+		}
+		if len(s.msg) < 4 {
+			n := min(4-len(s.msg), len(data))
+			s.msg = append(s.msg, data[:n]...)
+			data = data[n:]
+			if len(s.msg) < 4 {
+				return
+			}
+			length := int(s.msg[1])<<16 | int(s.msg[2])<<8 | int(s.msg[3])
+			if length > p.opts.MaxMessage {
+				p.oversize(s, MessageType(s.msg[0]), length)
+				s.msg = s.msg[:0]
+				continue
+			}
+		}
+		length := int(s.msg[1])<<16 | int(s.msg[2])<<8 | int(s.msg[3])
+		n := min(4+length-len(s.msg), len(data))
+		s.msg = append(s.msg, data[:n]...)
+		data = data[n:]
+		if len(s.msg) == 4+length {
+			p.message(s, MessageType(s.msg[0]), s.msg[4:], s.records-s.msgStart+1)
+			s.msg = s.msg[:0]
+		}
+	}
+}
+
+func (p *Parser) oversize(s *stream, typ MessageType, length int) {
+	s.msgSkip = length
+	h := p.current(s)
+	if h == nil && typ == TypeClientHello {
+		h = p.begin(s, PhaseInitial)
+	}
+	p.addError(h, fmt.Errorf("%s %s of %d bytes exceeds the %d-byte limit: %w",
+		s.dir, typ, length, p.opts.MaxMessage, ErrOversize).Error())
+	if h != nil {
+		h.addMessage(s.dir, typ.String()+"(oversize)")
+	}
+}
+
+// message dispatches one complete clear handshake message.
+func (p *Parser) message(s *stream, typ MessageType, body []byte, records int) {
+	var h *Handshake
+	switch {
+	case typ == TypeClientHello && s.dir == FromClient:
+		if cur := p.current(s); cur != nil && cur.hrrPending {
+			cur.hrrPending = false
+			h = cur
+		} else {
+			h = p.begin(s, phaseFor(s))
+		}
+	case typ == TypeServerHello && s.dir == FromServer:
+		if cur := p.current(s); cur != nil && cur.ServerHello != nil && cur.ServerHello.HelloRetry {
+			h = cur
+		} else {
+			h = p.begin(s, phaseFor(s))
+		}
+	default:
+		h = p.current(s)
+	}
+	if h == nil {
+		// Bytes of a handshake already reported (the server's alert ended
+		// it first) are late, not wrong.
+		if s.hs < 0 {
+			p.addError(nil, fmt.Sprintf("%s %s outside any handshake", s.dir, typ))
+		}
+		return
+	}
+	h.addMessage(s.dir, typ.String())
+	if err := p.decode(h, s, typ, body, records); err != nil {
+		p.addError(h, err.Error())
+	}
+}
+
+func phaseFor(s *stream) Phase {
+	if s.count == 0 {
+		return PhaseInitial
+	}
+	return PhaseRenegotiation
+}
+
+func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, records int) error {
+	tls13 := h.Version == VersionTLS13
+	switch {
+	case typ == TypeClientHello && s.dir == FromClient:
+		m, err := ParseClientHello(body)
+		if err != nil {
+			return err
+		}
+		if h.ClientHello == nil {
+			h.ClientHello = m
+		}
+	case typ == TypeServerHello && s.dir == FromServer:
+		m, err := ParseServerHello(body)
+		if err != nil {
+			return err
+		}
+		h.ServerHello = m
+		if m.HelloRetry {
+			h.hrrPending = true
+			// The client's middlebox-compatibility CCS may come next, before
+			// its second ClientHello: it must not look like TLS 1.2's.
+			p.tls13 = m.Version == VersionTLS13
+			return nil
+		}
+		h.Version = m.Version
+		p.version = m.Version
+		if m.Version == VersionTLS13 {
+			// Everything after this ServerHello is protected, both ways.
+			p.tls13 = true
+			s.protected = true
+			p.streams[FromClient].protected = true
+		}
+	case typ == TypeCertificate:
+		m, err := ParseCertificate(body, tls13)
+		if err != nil {
+			return err
+		}
+		if s.dir == FromClient {
+			h.ClientCertificate = m
+		} else {
+			h.ServerCertificate = m
+		}
+	case typ == TypeCertificateRequest && s.dir == FromServer:
+		m, err := ParseCertificateRequest(body, tls13, h.Version == 0 || h.Version >= VersionTLS12)
+		if m != nil {
+			m.Records = records
+			h.CertRequest = m
+		}
+		return err
+	case typ == TypeServerHelloDone && s.dir == FromServer:
+		h.ServerHelloDone = true
+	case typ == TypeCertificateVerify && s.dir == FromClient:
+		h.ClientCertificateVerify = true
+	case typ == TypeHelloRequest && s.dir == FromServer:
+		h.HelloRequest = true
+	case typ == TypeFinished:
+		if s.dir == FromClient {
+			h.ClientFinished = true
+		} else {
+			h.ServerFinished = true
+		}
+		s.inHandshake = false
+		if h.ClientFinished && h.ServerFinished {
+			p.finish(h, EndFinished)
+		}
+	}
+	return nil
+}
+
+// begin starts this direction's next handshake, pairing it with the other
+// direction's handshake of the same number.
+func (p *Parser) begin(s *stream, phase Phase) *Handshake {
+	idx := s.count
+	s.count++
+	s.hs = idx
+	s.inHandshake = true
+	s.awaitFinished = false
+	if h := p.byIndex(idx); h != nil {
+		return h
+	}
+	if idx < p.started {
+		return nil // already reported: late bytes of a handshake whose outcome was known
+	}
+	h := &Handshake{Index: idx, Phase: phase, Messages: []string{}}
+	if phase == PhaseRenegotiation {
+		h.Version = p.version
+	}
+	p.started = idx + 1
+	p.open = append(p.open, h)
+	return h
+}
+
+func (p *Parser) byIndex(idx int) *Handshake {
+	for _, h := range p.open {
+		if h.Index == idx {
+			return h
+		}
+	}
+	return nil
+}
+
+// current is the open handshake this direction is in, if any.
+func (p *Parser) current(s *stream) *Handshake {
+	if s.hs < 0 {
+		return nil
+	}
+	return p.byIndex(s.hs)
+}
+
+func (p *Parser) latestOpen() *Handshake {
+	if len(p.open) == 0 {
+		return nil
+	}
+	return p.open[len(p.open)-1]
+}
+
+// finish records that h's outcome is known and queues it for Drain.
+func (p *Parser) finish(h *Handshake, end End) {
+	if h.complete {
+		return
+	}
+	h.complete = true
+	h.End = end
+	if h.Visibility == "" {
+		h.Visibility = visibility(h, end)
+	}
+	for i, o := range p.open {
+		if o == h {
+			p.open = append(p.open[:i], p.open[i+1:]...)
+			break
+		}
+	}
+	p.ready = append(p.ready, h)
+	p.emitted++
+}
+
+func visibility(h *Handshake, end End) Visibility {
+	switch {
+	case h.Unparsed || end == EndEOF || end == EndServerNotTLS:
+		return VisibilityPartial
+	case h.Version == VersionTLS13 || h.Phase == PhaseRenegotiation:
+		return VisibilityEncrypted
+	case h.ClientHello == nil && h.ServerHello == nil:
+		return VisibilityPartial
+	}
+	return VisibilityClear
+}
+
+func (p *Parser) addError(h *Handshake, err string) {
+	if h != nil {
+		h.addError(err)
+		return
+	}
+	if len(p.obs.Errors) < maxErrors {
+		p.obs.Errors = append(p.obs.Errors, err)
+	}
+}
+
+// streamError stops a direction that sent something no TLS stack would.
+func (p *Parser) streamError(s *stream, err string) {
+	s.stopped = true
+	s.release()
+	h := p.current(s)
+	if h == nil {
+		h = p.latestOpen()
+	}
+	if h == nil {
+		p.addError(nil, err)
+		return
+	}
+	h.addError(err)
+	h.Unparsed = true
+	p.finish(h, EndError)
+}
+
+func (p *Parser) notTLS(s *stream, why string) {
+	s.stopped = true
+	s.release()
+	if s.dir == FromClient {
+		p.obs.NotTLS = why
+		p.done = true
+		return
+	}
+	h := p.latestOpen()
+	if h == nil {
+		p.addError(nil, "server: "+why)
+		return
+	}
+	h.addError("server answered with something that is not TLS: " + why)
+	p.finish(h, EndServerNotTLS)
+}
+
+// describeNotTLS names what a non-TLS stream looks like from its first bytes.
+func describeNotTLS(b []byte) string {
+	if len(b) >= 3 && b[0]&0x80 != 0 && b[2] == 1 {
+		return "SSLv2-compatible ClientHello (SSL 2.0 record format, not parsed)"
+	}
+	printable := true
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			printable = false
+			break
+		}
+	}
+	if printable {
+		return fmt.Sprintf("%v: starts with %q", ErrNotTLS, b)
+	}
+	return fmt.Sprintf("%v: starts with bytes %x", ErrNotTLS, b)
+}

@@ -1,0 +1,197 @@
+// Package event builds the handshake and connection events of DESIGN.md from
+// the parser's and the rules' output. Every mode writes these same types, to
+// zap (ObjectMarshaler) or as JSON (analyze --json); a test keeps the two
+// encodings identical.
+package event
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/rules"
+)
+
+// Meta says who and where, from the mode that saw the connection.
+type Meta struct {
+	ConnID     string
+	Mode       string
+	ClientAddr string
+	Target     string
+}
+
+// Handshake is the "msg":"handshake" event.
+type Handshake struct {
+	ConnID         string          `json:"conn_id"`
+	Mode           string          `json:"mode"`
+	ClientAddr     string          `json:"client_addr,omitempty"`
+	Target         string          `json:"target,omitempty"`
+	SNI            string          `json:"sni,omitempty"`
+	Index          int             `json:"handshake"`
+	Phase          string          `json:"phase"`
+	TLSVersion     string          `json:"tls_version,omitempty"`
+	CipherSuite    string          `json:"cipher_suite,omitempty"`
+	ALPN           string          `json:"alpn,omitempty"`
+	Visibility     string          `json:"visibility"`
+	End            string          `json:"end"`
+	ClientHello    *ClientHello    `json:"client_hello,omitempty"`
+	CertRequest    *CertRequest    `json:"cert_request,omitempty"`
+	ClientCert     *ClientCert     `json:"client_cert,omitempty"`
+	Alerts         []Alert         `json:"alerts,omitempty"`
+	Findings       []rules.Finding `json:"findings"`
+	Verdict        string          `json:"verdict"`
+	VerdictCertain bool            `json:"verdict_certain"`
+	Errors         []string        `json:"errors,omitempty"`
+}
+
+// ClientHello carries the ClientHello facts the rules read.
+type ClientHello struct {
+	PostHandshakeAuth bool     `json:"post_handshake_auth"`
+	ALPN              []string `json:"alpn,omitempty"`
+}
+
+// CertRequest is the server's CertificateRequest as the event shows it.
+type CertRequest struct {
+	Phase            string   `json:"phase"`
+	IssuerCount      int      `json:"issuer_count"`
+	IssuerBytes      int      `json:"issuer_bytes"`
+	Issuers          []string `json:"issuers"`
+	CertTypes        []string `json:"cert_types,omitempty"`
+	SignatureSchemes []string `json:"signature_schemes,omitempty"`
+	Records          int      `json:"records"`
+}
+
+// ClientCert is the client's Certificate message.
+type ClientCert struct {
+	Sent  bool   `json:"sent"`
+	Chain []Cert `json:"chain,omitempty"`
+}
+
+// Cert describes one certificate of a chain.
+type Cert struct {
+	Subject     string   `json:"subject"`
+	Issuer      string   `json:"issuer"`
+	Serial      string   `json:"serial"`
+	NotBefore   string   `json:"not_before"`
+	NotAfter    string   `json:"not_after"`
+	KeyUsage    []string `json:"key_usage,omitempty"`
+	ExtKeyUsage []string `json:"ext_key_usage,omitempty"`
+	PublicKey   string   `json:"public_key"`
+	SHA256      string   `json:"sha256"`
+}
+
+// Alert is one alert as shown.
+type Alert struct {
+	From        string `json:"from"`
+	Level       string `json:"level"`
+	Description string `json:"description"`
+}
+
+// Level is the log level DESIGN.md gives a verdict.
+func (e *Handshake) Level() string {
+	switch rules.Verdict(e.Verdict) {
+	case rules.VerdictOK, rules.VerdictUnknown:
+		return "info"
+	case rules.VerdictHandshakeFailed:
+		return "error"
+	}
+	if e.VerdictCertain {
+		return "error"
+	}
+	return "warn"
+}
+
+// NewHandshake builds the event for one handshake and its diagnosis.
+func NewHandshake(m Meta, h *handshake.Handshake, r rules.Report) *Handshake {
+	e := &Handshake{
+		ConnID: m.ConnID, Mode: m.Mode, ClientAddr: m.ClientAddr, Target: m.Target,
+		Index: h.Index, Phase: string(h.Phase), Visibility: string(h.Visibility), End: string(h.End),
+		TLSVersion: h.Version.String(), Findings: r.Findings, Verdict: string(r.Verdict), VerdictCertain: r.Certain,
+		Errors: h.Errors,
+	}
+	if ch := h.ClientHello; ch != nil {
+		e.SNI = ch.ServerName
+		e.ClientHello = &ClientHello{PostHandshakeAuth: ch.PostHandshakeAuth, ALPN: ch.ALPN}
+	}
+	if sh := h.ServerHello; sh != nil && !sh.HelloRetry {
+		e.CipherSuite = sh.CipherSuite.String()
+		e.ALPN = sh.ALPN
+	}
+	if cr := h.CertRequest; cr != nil {
+		c := &CertRequest{Phase: string(h.Phase), IssuerCount: len(cr.Issuers), IssuerBytes: cr.IssuerBytes,
+			Issuers: make([]string, len(cr.Issuers)), Records: cr.Records}
+		for i, dn := range cr.Issuers {
+			c.Issuers[i] = dn.String()
+		}
+		for _, t := range cr.CertTypes {
+			c.CertTypes = append(c.CertTypes, t.String())
+		}
+		for _, s := range cr.SignatureSchemes {
+			c.SignatureSchemes = append(c.SignatureSchemes, s.String())
+		}
+		e.CertRequest = c
+	}
+	if cc := h.ClientCertificate; cc != nil {
+		e.ClientCert = &ClientCert{Sent: len(cc.Chain) > 0}
+		for _, der := range cc.Chain {
+			e.ClientCert.Chain = append(e.ClientCert.Chain, describe(der))
+		}
+	}
+	for _, a := range h.Alerts {
+		e.Alerts = append(e.Alerts, Alert{From: a.From.String(), Level: a.Level.String(), Description: a.DescriptionName()})
+	}
+	return e
+}
+
+func describe(der []byte) Cert {
+	sum := sha256.Sum256(der)
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return Cert{Subject: "<unparsable certificate: " + err.Error() + ">", SHA256: hex.EncodeToString(sum[:])}
+	}
+	return Cert{
+		Subject:     c.Subject.String(),
+		Issuer:      c.Issuer.String(),
+		Serial:      c.SerialNumber.Text(16),
+		NotBefore:   c.NotBefore.UTC().Format(time.RFC3339),
+		NotAfter:    c.NotAfter.UTC().Format(time.RFC3339),
+		KeyUsage:    rules.KeyUsageNames(c.KeyUsage),
+		ExtKeyUsage: rules.ExtKeyUsageNames(c),
+		PublicKey:   publicKey(c),
+		SHA256:      hex.EncodeToString(sum[:]),
+	}
+}
+
+func publicKey(c *x509.Certificate) string {
+	switch k := c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA %d", k.N.BitLen())
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
+	case ed25519.PublicKey:
+		return "Ed25519"
+	}
+	return c.PublicKeyAlgorithm.String()
+}
+
+// Closed is the "msg":"connection closed" event.
+type Closed struct {
+	ConnID     string   `json:"conn_id"`
+	Mode       string   `json:"mode"`
+	ClientAddr string   `json:"client_addr,omitempty"`
+	Target     string   `json:"target,omitempty"`
+	BytesUp    int64    `json:"bytes_client_to_server"`
+	BytesDown  int64    `json:"bytes_server_to_client"`
+	DurationMS float64  `json:"duration_ms"`
+	Reason     string   `json:"reason"`
+	Handshakes int      `json:"handshakes"`
+	TLSVersion string   `json:"tls_version,omitempty"`
+	NotTLS     string   `json:"not_tls,omitempty"`
+	Errors     []string `json:"errors,omitempty"`
+}

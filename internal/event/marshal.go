@@ -1,0 +1,188 @@
+package event
+
+import (
+	"go.uber.org/zap/zapcore"
+
+	"github.com/certlens/certlens/rules"
+)
+
+type rulesFinding = rules.Finding
+
+// The zap encodings below must write exactly what encoding/json writes for
+// the same struct (tags, omitempty): TestZapMatchesJSON holds them together.
+
+func (e *Handshake) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("conn_id", e.ConnID)
+	enc.AddString("mode", e.Mode)
+	addNonEmpty(enc, "client_addr", e.ClientAddr)
+	addNonEmpty(enc, "target", e.Target)
+	addNonEmpty(enc, "sni", e.SNI)
+	enc.AddInt("handshake", e.Index)
+	enc.AddString("phase", e.Phase)
+	addNonEmpty(enc, "tls_version", e.TLSVersion)
+	addNonEmpty(enc, "cipher_suite", e.CipherSuite)
+	addNonEmpty(enc, "alpn", e.ALPN)
+	enc.AddString("visibility", e.Visibility)
+	enc.AddString("end", e.End)
+	if e.ClientHello != nil {
+		if err := enc.AddObject("client_hello", e.ClientHello); err != nil {
+			return err
+		}
+	}
+	if e.CertRequest != nil {
+		if err := enc.AddObject("cert_request", e.CertRequest); err != nil {
+			return err
+		}
+	}
+	if e.ClientCert != nil {
+		if err := enc.AddObject("client_cert", e.ClientCert); err != nil {
+			return err
+		}
+	}
+	if len(e.Alerts) > 0 {
+		if err := enc.AddArray("alerts", objects[Alert](e.Alerts)); err != nil {
+			return err
+		}
+	}
+	if err := enc.AddArray("findings", findings(e.Findings)); err != nil {
+		return err
+	}
+	enc.AddString("verdict", e.Verdict)
+	enc.AddBool("verdict_certain", e.VerdictCertain)
+	if len(e.Errors) > 0 {
+		return enc.AddArray("errors", strs(e.Errors))
+	}
+	return nil
+}
+
+func (c *ClientHello) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddBool("post_handshake_auth", c.PostHandshakeAuth)
+	if len(c.ALPN) > 0 {
+		return enc.AddArray("alpn", strs(c.ALPN))
+	}
+	return nil
+}
+
+func (c *CertRequest) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("phase", c.Phase)
+	enc.AddInt("issuer_count", c.IssuerCount)
+	enc.AddInt("issuer_bytes", c.IssuerBytes)
+	if err := enc.AddArray("issuers", strs(c.Issuers)); err != nil {
+		return err
+	}
+	if len(c.CertTypes) > 0 {
+		if err := enc.AddArray("cert_types", strs(c.CertTypes)); err != nil {
+			return err
+		}
+	}
+	if len(c.SignatureSchemes) > 0 {
+		if err := enc.AddArray("signature_schemes", strs(c.SignatureSchemes)); err != nil {
+			return err
+		}
+	}
+	enc.AddInt("records", c.Records)
+	return nil
+}
+
+func (c *ClientCert) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddBool("sent", c.Sent)
+	if len(c.Chain) > 0 {
+		return enc.AddArray("chain", objects[Cert](c.Chain))
+	}
+	return nil
+}
+
+func (c Cert) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("subject", c.Subject)
+	enc.AddString("issuer", c.Issuer)
+	enc.AddString("serial", c.Serial)
+	enc.AddString("not_before", c.NotBefore)
+	enc.AddString("not_after", c.NotAfter)
+	if len(c.KeyUsage) > 0 {
+		if err := enc.AddArray("key_usage", strs(c.KeyUsage)); err != nil {
+			return err
+		}
+	}
+	if len(c.ExtKeyUsage) > 0 {
+		if err := enc.AddArray("ext_key_usage", strs(c.ExtKeyUsage)); err != nil {
+			return err
+		}
+	}
+	enc.AddString("public_key", c.PublicKey)
+	enc.AddString("sha256", c.SHA256)
+	return nil
+}
+
+func (a Alert) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("from", a.From)
+	enc.AddString("level", a.Level)
+	enc.AddString("description", a.Description)
+	return nil
+}
+
+func (c *Closed) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("conn_id", c.ConnID)
+	enc.AddString("mode", c.Mode)
+	addNonEmpty(enc, "client_addr", c.ClientAddr)
+	addNonEmpty(enc, "target", c.Target)
+	enc.AddInt64("bytes_client_to_server", c.BytesUp)
+	enc.AddInt64("bytes_server_to_client", c.BytesDown)
+	enc.AddFloat64("duration_ms", c.DurationMS)
+	enc.AddString("reason", c.Reason)
+	enc.AddInt("handshakes", c.Handshakes)
+	addNonEmpty(enc, "tls_version", c.TLSVersion)
+	addNonEmpty(enc, "not_tls", c.NotTLS)
+	if len(c.Errors) > 0 {
+		return enc.AddArray("errors", strs(c.Errors))
+	}
+	return nil
+}
+
+func addNonEmpty(enc zapcore.ObjectEncoder, key, val string) {
+	if val != "" {
+		enc.AddString(key, val)
+	}
+}
+
+type strs []string
+
+func (s strs) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, v := range s {
+		enc.AppendString(v)
+	}
+	return nil
+}
+
+type objects[T zapcore.ObjectMarshaler] []T
+
+func (o objects[T]) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, v := range o {
+		if err := enc.AppendObject(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type findings []rulesFinding
+
+func (f findings) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, v := range f {
+		if err := enc.AppendObject(finding(v)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type finding rulesFinding
+
+func (f finding) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("id", f.ID)
+	enc.AddString("severity", string(f.Severity))
+	addNonEmpty(enc, "predicts", f.Predicts)
+	enc.AddString("summary", f.Summary)
+	enc.AddString("detail", f.Detail)
+	addNonEmpty(enc, "remedy", f.Remedy)
+	return nil
+}

@@ -1,0 +1,70 @@
+// Package logging builds certlens's zap logger: JSON lines to stdout by
+// default, console output for humans when asked, and an optional JSON file
+// for `tail -f | jq`.
+package logging
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Options say where and how to log.
+type Options struct {
+	Format string // "json" or "console"
+	Level  string // debug, info, warn, error
+	File   string // appended to as JSON lines, created 0600; "" for none
+	Stdout io.Writer
+}
+
+// New returns the logger and a function that flushes and closes it.
+func New(o Options) (*zap.Logger, func(), error) {
+	var level zapcore.Level
+	if err := level.UnmarshalText([]byte(o.Level)); err != nil {
+		return nil, nil, fmt.Errorf("log.level: %w", err)
+	}
+	out := o.Stdout
+	if out == nil {
+		out = os.Stdout
+	}
+	var enc zapcore.Encoder
+	switch o.Format {
+	case "", "json":
+		enc = zapcore.NewJSONEncoder(jsonConfig())
+	case "console":
+		c := zap.NewDevelopmentEncoderConfig()
+		c.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+		enc = zapcore.NewConsoleEncoder(c)
+	default:
+		return nil, nil, fmt.Errorf("log.format: %q is not json or console", o.Format)
+	}
+	cores := []zapcore.Core{zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(out)), level)}
+	var file *os.File
+	if o.File != "" {
+		f, err := os.OpenFile(o.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log.file: %w", err)
+		}
+		file = f
+		cores = append(cores, zapcore.NewCore(zapcore.NewJSONEncoder(jsonConfig()), zapcore.Lock(f), level))
+	}
+	log := zap.New(zapcore.NewTee(cores...))
+	closeFn := func() {
+		_ = log.Sync()
+		if file != nil {
+			_ = file.Close()
+		}
+	}
+	return log, closeFn, nil
+}
+
+func jsonConfig() zapcore.EncoderConfig {
+	c := zap.NewProductionEncoderConfig()
+	c.TimeKey = "ts"
+	c.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	c.EncodeDuration = zapcore.MillisDurationEncoder
+	return c
+}

@@ -1,0 +1,108 @@
+package peertest
+
+import (
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/certlens/certlens/internal/pkitest"
+)
+
+// OpenSSLServerConfig describes an `openssl s_server`.
+type OpenSSLServerConfig struct {
+	// Cert is the server certificate; its intermediates are sent as its
+	// chain. Required.
+	Cert *pkitest.Cert
+	// ClientCAs go to -CAfile in this order: they verify client certificates
+	// and, unless NoCANames, form the issuer list of the CertificateRequest
+	// in the same order.
+	ClientCAs []*pkitest.Cert
+	// Verify > 0 asks for a client certificate (-verify Verify) without
+	// requiring one; it is also the verify depth when Require is set.
+	Verify int
+	// Require makes the certificate mandatory (-Verify): the handshake fails
+	// with an alert when the client sends none.
+	Require bool
+	// TLS12 and TLS13 pin the protocol version (-tls1_2, -tls1_3).
+	TLS12, TLS13 bool
+	// NoCANames sends an empty issuer list (-no_ca_names).
+	NoCANames bool
+	// WWW answers "GET /" with a status page (-www), so that HTTP clients
+	// complete a request and the server keeps accepting.
+	WWW bool
+	// Extra arguments, appended last.
+	Extra []string
+	// Options for Start, e.g. WithStdinPipe to type 'R' for renegotiation.
+	Start []StartOption
+}
+
+// OpenSSLServer starts `openssl s_server` on a free 127.0.0.1 port with
+// files in a temp dir and returns its address once it accepts connections.
+// Default trust stores are disabled so that only ClientCAs count.
+func OpenSSLServer(tb testing.TB, cfg OpenSSLServerConfig) (addr string, p *Process) {
+	tb.Helper()
+	bin := Require(tb, "openssl")
+	if cfg.Cert == nil {
+		tb.Fatal("peertest: OpenSSLServerConfig.Cert is nil")
+	}
+	dir := tb.TempDir()
+	certPath, keyPath := cfg.Cert.WriteFiles(tb, dir, "server")
+	port := FreePort(tb)
+	addr = "127.0.0.1:" + strconv.Itoa(port)
+	args := []string{"s_server",
+		"-accept", addr,
+		"-cert", certPath, "-key", keyPath,
+		"-no-CApath", "-no-CAstore",
+	}
+	if chain := cfg.Cert.Chain(); len(chain) > 2 {
+		// s_server reads only the first certificate of -cert; the
+		// intermediates (not the root) go in a chain file of their own.
+		chainPath := filepath.Join(dir, "server-chain.pem")
+		pkitest.WritePEM(tb, chainPath, chain[1:len(chain)-1]...)
+		args = append(args, "-cert_chain", chainPath)
+	}
+	if len(cfg.ClientCAs) > 0 {
+		caPath := filepath.Join(dir, "client-cas.pem")
+		pkitest.WritePEM(tb, caPath, cfg.ClientCAs...)
+		args = append(args, "-CAfile", caPath)
+	} else {
+		args = append(args, "-no-CAfile")
+	}
+	switch {
+	case cfg.Require:
+		depth := cfg.Verify
+		if depth <= 0 {
+			depth = 1
+		}
+		args = append(args, "-Verify", strconv.Itoa(depth))
+	case cfg.Verify > 0:
+		args = append(args, "-verify", strconv.Itoa(cfg.Verify))
+	}
+	if cfg.TLS12 {
+		args = append(args, "-tls1_2")
+	}
+	if cfg.TLS13 {
+		args = append(args, "-tls1_3")
+	}
+	if cfg.NoCANames {
+		args = append(args, "-no_ca_names")
+	}
+	if cfg.WWW {
+		args = append(args, "-www")
+	}
+	args = append(args, cfg.Extra...)
+	p = Start(tb, bin, args, append([]StartOption{WithDir(dir)}, cfg.Start...)...)
+	if slices.Contains(cfg.Extra, "-quiet") {
+		WaitTCP(tb, addr, 10*time.Second)
+		return addr, p
+	}
+	// s_server prints ACCEPT once it listens. Waiting for it rather than
+	// dialling keeps a probe connection out of the server's output and out
+	// of -naccept's count.
+	if !p.WaitOutput("ACCEPT", 10*time.Second) {
+		tb.Fatalf("peertest: openssl s_server on %s did not start:\n%s", addr, p.tail(tailBytes))
+	}
+	return addr, p
+}

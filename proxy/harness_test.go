@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/certlens/certlens/internal/peertest"
+)
+
+// events collects the JSON lines the proxy logs, for assertions on parsed
+// events, never on log text.
+type events struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (e *events) Write(p []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.buf.Write(p)
+}
+
+func (e *events) Sync() error { return nil }
+
+// all returns every event with the given msg.
+func (e *events) all(t testing.TB, msg string) []map[string]any {
+	t.Helper()
+	e.mu.Lock()
+	data := append([]byte(nil), e.buf.Bytes()...)
+	e.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 4<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("log line is not JSON: %v: %s", err, sc.Bytes())
+		}
+		if m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// wait polls until n events with msg exist (events are written by the tunnel
+// goroutines, after the client already has its answer).
+func (e *events) wait(t testing.TB, msg string, n int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := e.all(t, msg)
+		if len(got) >= n || time.Now().After(deadline) {
+			if len(got) < n {
+				e.mu.Lock()
+				t.Fatalf("waited for %d %q events, got %d; log:\n%s", n, msg, len(got), e.buf.String())
+			}
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startProxy runs an observe-mode Server on a free loopback port.
+func startProxy(t testing.TB, opts Options) (string, *events) {
+	t.Helper()
+	ev := &events{}
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	log := zap.New(zapcore.NewCore(enc, ev, zapcore.DebugLevel))
+	if opts.AllowPort == nil {
+		opts.AllowPort = func(int) bool { return true }
+		opts.AllowPortsText = "1-65535"
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = time.Minute
+	}
+	s := New(opts, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+		if t.Failed() {
+			t.Logf("proxy log:\n%s", ev.buf.String())
+		}
+	})
+	return ln.Addr().String(), ev
+}
+
+// curl runs curl through the proxy and returns its stdout, stderr and error.
+func curl(t testing.TB, proxyAddr string, args ...string) (string, string, error) {
+	t.Helper()
+	bin := peertest.Require(t, "curl")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	all := append([]string{"-sS", "--noproxy", "", "-x", "http://" + proxyAddr}, args...)
+	cmd := exec.CommandContext(ctx, bin, all...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// field walks a parsed event: field(ev, "cert_request", "issuer_count").
+func field(m map[string]any, path ...string) any {
+	var v any = m
+	for _, p := range path {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = mm[p]
+	}
+	return v
+}

@@ -1,0 +1,265 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/certlens/certlens/internal/peertest"
+	"github.com/certlens/certlens/internal/pkitest"
+)
+
+type pki struct {
+	serverCA, clientCA, other1, other2 *pkitest.Cert
+	server, client                     *pkitest.Cert
+	dir                                string
+}
+
+func newPKI(t *testing.T) *pki {
+	p := &pki{dir: t.TempDir()}
+	p.serverCA = pkitest.NewCA(t, "certlens test server CA")
+	p.clientCA = pkitest.NewCA(t, "certlens test client CA")
+	p.other1 = pkitest.NewCA(t, "certlens unrelated CA one")
+	p.other2 = pkitest.NewCA(t, "certlens unrelated CA two")
+	p.server = p.serverCA.NewServer(t, "127.0.0.1")
+	p.client = p.clientCA.NewClient(t, "alice@example.test")
+	pkitest.WritePEM(t, filepath.Join(p.dir, "server-ca.pem"), p.serverCA)
+	return p
+}
+
+func (p *pki) clientFiles(t *testing.T) []string {
+	cert, key := p.client.WriteFiles(t, p.dir, "client")
+	return []string{"--cert", cert, "--key", key}
+}
+
+func TestObserveTLS12MutualAuthOpenSSL(t *testing.T) {
+	p := newPKI(t)
+	cas := []*pkitest.Cert{p.other1, p.clientCA, p.other2}
+	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{
+		Cert: p.server, ClientCAs: cas, Verify: 1, TLS12: true, WWW: true,
+	})
+	proxyAddr, ev := startProxy(t, Options{WatchRenegotiation: true})
+	url := "https://" + addr + "/"
+
+	wantBytes := 0
+	var wantDNs []any
+	for _, ca := range cas {
+		wantBytes += 2 + len(ca.Cert.RawSubject)
+		wantDNs = append(wantDNs, ca.Cert.Subject.String())
+	}
+
+	t.Run("with certificate", func(t *testing.T) {
+		args := append([]string{"--cacert", filepath.Join(p.dir, "server-ca.pem"), "--tlsv1.2", "--tls-max", "1.2"}, p.clientFiles(t)...)
+		out, stderr, err := curl(t, proxyAddr, append(args, url)...)
+		if err != nil || !strings.Contains(out, "s_server") {
+			t.Fatalf("curl: %v %s\n%s", err, stderr, out)
+		}
+		e := ev.wait(t, "handshake", 1)[0]
+		if got := field(e, "cert_request", "issuer_count"); got != float64(3) {
+			t.Errorf("issuer_count %v", got)
+		}
+		if got := field(e, "cert_request", "issuer_bytes"); got != float64(wantBytes) {
+			t.Errorf("issuer_bytes %v, want %d", got, wantBytes)
+		}
+		if got := fmt.Sprint(field(e, "cert_request", "issuers")); got != fmt.Sprint(wantDNs) {
+			t.Errorf("issuers %v, want %v", got, wantDNs)
+		}
+		if field(e, "client_cert", "sent") != true {
+			t.Errorf("client_cert.sent %v", field(e, "client_cert", "sent"))
+		}
+		chain, _ := field(e, "client_cert", "chain").([]any)
+		if len(chain) == 0 || field(chain[0].(map[string]any), "subject") != "CN=alice@example.test" {
+			t.Errorf("chain %v", chain)
+		}
+		if e["verdict"] != "ok" || e["visibility"] != "clear" || e["tls_version"] != "TLS 1.2" || e["level"] != "info" {
+			t.Errorf("verdict %v visibility %v version %v level %v", e["verdict"], e["visibility"], e["tls_version"], e["level"])
+		}
+		closed := ev.wait(t, "connection closed", 1)[0]
+		if closed["conn_id"] != e["conn_id"] || closed["handshakes"] != float64(1) {
+			t.Errorf("closed %v", closed)
+		}
+	})
+
+	t.Run("without certificate", func(t *testing.T) {
+		out, stderr, err := curl(t, proxyAddr, "--cacert", filepath.Join(p.dir, "server-ca.pem"), "--tlsv1.2", "--tls-max", "1.2", url)
+		if err != nil || !strings.Contains(out, "s_server") {
+			t.Fatalf("curl: %v %s", err, stderr)
+		}
+		e := ev.wait(t, "handshake", 2)[1]
+		if field(e, "client_cert", "sent") != false || e["verdict"] != "403.7" || e["verdict_certain"] != false || e["level"] != "warn" {
+			t.Errorf("sent %v verdict %v certain %v level %v", field(e, "client_cert", "sent"), e["verdict"], e["verdict_certain"], e["level"])
+		}
+		findings, _ := e["findings"].([]any)
+		ids := []string{}
+		for _, f := range findings {
+			ids = append(ids, fmt.Sprint(field(f.(map[string]any), "id")))
+		}
+		if !strings.Contains(strings.Join(ids, ","), "client-cert-not-sent") {
+			t.Errorf("findings %v", ids)
+		}
+	})
+}
+
+func TestObserveTLS13IsEncrypted(t *testing.T) {
+	p := newPKI(t)
+	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{
+		Cert: p.server, ClientCAs: []*pkitest.Cert{p.clientCA}, Verify: 1, TLS13: true, WWW: true,
+	})
+	proxyAddr, ev := startProxy(t, Options{WatchRenegotiation: true})
+	out, stderr, err := curl(t, proxyAddr, append([]string{"--cacert", filepath.Join(p.dir, "server-ca.pem")}, append(p.clientFiles(t), "https://"+addr+"/")...)...)
+	if err != nil || !strings.Contains(out, "TLSv1.3") {
+		t.Fatalf("curl through the tunnel: %v %s\n%s", err, stderr, out)
+	}
+	e := ev.wait(t, "handshake", 1)[0]
+	if e["visibility"] != "encrypted" || e["verdict"] != "unknown" || e["tls_version"] != "TLS 1.3" {
+		t.Errorf("visibility %v verdict %v version %v", e["visibility"], e["verdict"], e["tls_version"])
+	}
+	if e["cert_request"] != nil || e["client_cert"] != nil {
+		t.Errorf("TLS 1.3 without keys must not claim a request or a certificate: %v %v", e["cert_request"], e["client_cert"])
+	}
+}
+
+func TestTunnelIsTransparent(t *testing.T) {
+	const size = 50 << 20
+	ca := pkitest.NewCA(t, "certlens transparency CA")
+	srvCert := ca.NewServer(t, "127.0.0.1")
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(i*7 + i>>11)
+	}
+	want := sha256.Sum256(payload)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{srvCert.TLSCertificate()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(payload)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	dir := t.TempDir()
+	pkitest.WritePEM(t, filepath.Join(dir, "ca.pem"), ca)
+	proxyAddr, ev := startProxy(t, Options{WatchRenegotiation: true})
+	outFile := filepath.Join(dir, "download")
+	for _, v := range []string{"1.2", "1.3"} {
+		_, stderr, err := curl(t, proxyAddr, "--cacert", filepath.Join(dir, "ca.pem"), "--tlsv"+v, "--tls-max", v, "-o", outFile, "https://"+ln.Addr().String()+"/")
+		if err != nil {
+			t.Fatalf("curl TLS %s: %v %s", v, err, stderr)
+		}
+		got, err := os.ReadFile(outFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(got); sum != want {
+			t.Fatalf("TLS %s: downloaded %d bytes with sha256 %s, want %d bytes %s", v, len(got), hex.EncodeToString(sum[:]), size, hex.EncodeToString(want[:]))
+		}
+	}
+	closed := ev.wait(t, "connection closed", 2)
+	for _, c := range closed {
+		if c["bytes_server_to_client"].(float64) < size {
+			t.Errorf("connection closed counts %v bytes down", c["bytes_server_to_client"])
+		}
+	}
+}
+
+func TestNonTLSTunnelFlows(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(c, c) // echo until the client half-closes
+	}()
+	proxyAddr, ev := startProxy(t, Options{WatchRenegotiation: true})
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The CONNECT and the first tunnel bytes in one write: they must not be lost.
+	msg := "SSH-2.0-OpenSSH_9.2 hello through the tunnel\r\n"
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n%s", ln.Addr(), ln.Addr(), msg)
+	buf := make([]byte, 0, 256)
+	tmp := make([]byte, 256)
+	for !strings.Contains(string(buf), msg) {
+		n, err := c.Read(tmp)
+		if err != nil {
+			t.Fatalf("read: %v (got %q)", err, buf)
+		}
+		buf = append(buf, tmp[:n]...)
+	}
+	if !strings.HasPrefix(string(buf), "HTTP/1.1 200") {
+		t.Errorf("reply %q", buf)
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	_, _ = io.Copy(io.Discard, c)
+	closed := ev.wait(t, "connection closed", 1)[0]
+	if !strings.Contains(fmt.Sprint(closed["not_tls"]), `starts with "SSH-2"`) {
+		t.Errorf("not_tls %v", closed["not_tls"])
+	}
+	if n := len(ev.all(t, "handshake")); n != 0 {
+		t.Errorf("%d handshake events for a non-TLS tunnel", n)
+	}
+}
+
+func TestConnectToDisallowedPort(t *testing.T) {
+	proxyAddr, ev := startProxy(t, Options{AllowPort: func(p int) bool { return p == 443 }, AllowPortsText: "443"})
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n")
+	reply, _ := io.ReadAll(io.LimitReader(c, 4096))
+	if !strings.HasPrefix(string(reply), "HTTP/1.1 403") || !strings.Contains(string(reply), "port 22 is not in allow_ports (443)") {
+		t.Errorf("reply %q", reply)
+	}
+	refused := ev.wait(t, "connect refused", 1)[0]
+	if refused["target"] != "127.0.0.1:22" {
+		t.Errorf("event %v", refused)
+	}
+}
+
+func TestConnectionDiesMidHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// Read the ClientHello, then hang up without a word.
+			_, _ = c.Read(make([]byte, 4096))
+			_ = c.Close()
+		}
+	}()
+	proxyAddr, ev := startProxy(t, Options{WatchRenegotiation: true})
+	_, _, err = curl(t, proxyAddr, "-k", "https://"+ln.Addr().String()+"/")
+	if err == nil {
+		t.Fatal("curl succeeded against a server that hangs up")
+	}
+	e := ev.wait(t, "handshake", 1)[0]
+	if e["visibility"] != "partial" || e["verdict"] != "unknown" || e["end"] != "eof" {
+		t.Errorf("visibility %v verdict %v end %v", e["visibility"], e["verdict"], e["end"])
+	}
+	ev.wait(t, "connection closed", 1)
+}

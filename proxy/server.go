@@ -1,0 +1,252 @@
+// Package proxy owns certlens's sockets: the forward proxy (observe mode),
+// and the event logging that goes with it.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/internal/event"
+	"github.com/certlens/certlens/rules"
+)
+
+// Options configure a Server; cmd/certlens fills them from config.Config.
+type Options struct {
+	Mode string // "observe"
+	// AllowPort says whether CONNECT may reach a port; nil allows none.
+	AllowPort func(port int) bool
+	// AllowPortsText is shown in refusals ("443,4443,8443").
+	AllowPortsText     string
+	IdleTimeout        time.Duration
+	DialTimeout        time.Duration
+	WatchRenegotiation bool
+	Rules              rules.Options
+	// Dial replaces the upstream dialer (tests).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Server is the forward proxy.
+type Server struct {
+	opts  Options
+	log   *zap.Logger
+	gp    *goproxy.ProxyHttpServer
+	http  *http.Server
+	idPfx string
+	seq   atomic.Uint64
+
+	mu       sync.Mutex
+	tunnels  map[*tunnel]struct{}
+	drained  chan struct{} // closed when tunnels empties during shutdown
+	stopping bool
+}
+
+// New builds a Server; Serve starts it.
+func New(opts Options, log *zap.Logger) *Server {
+	if opts.Mode == "" {
+		opts.Mode = "observe"
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 10 * time.Second
+	}
+	s := &Server{opts: opts, log: log, tunnels: map[*tunnel]struct{}{}}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	s.idPfx = hex.EncodeToString(b[:])
+
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = goproxyLogger{log.Named("goproxy")}
+	// Plain-HTTP requests are forwarded directly, never through whatever
+	// proxy the environment names: certlens must not chain by surprise.
+	gp.Tr = &http.Transport{Proxy: nil, DialContext: s.dial, ResponseHeaderTimeout: time.Minute, IdleConnTimeout: 90 * time.Second}
+	gp.ConnectDial = nil
+	gp.ConnectDialWithReq = s.connectDial
+	gp.NonproxyHandler = http.HandlerFunc(s.nonProxy)
+	gp.OnResponse().DoFunc(s.logHTTP)
+	s.gp = gp
+	s.http = &http.Server{
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http").WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))),
+	}
+	return s
+}
+
+// Serve accepts proxy clients on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("mode", s.opts.Mode),
+		zap.String("allow_ports", s.opts.AllowPortsText))
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, waits for open tunnels until ctx is done, then
+// closes what is left. Every tunnel still writes its events.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	s.mu.Lock()
+	s.stopping = true
+	n := len(s.tunnels)
+	if n > 0 && s.drained == nil {
+		s.drained = make(chan struct{})
+	}
+	drained := s.drained
+	s.mu.Unlock()
+	if n == 0 {
+		return err
+	}
+	s.log.Info("waiting for open tunnels", zap.Int("tunnels", n))
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		s.mu.Lock()
+		left := make([]*tunnel, 0, len(s.tunnels))
+		for t := range s.tunnels {
+			left = append(left, t)
+		}
+		s.mu.Unlock()
+		for _, t := range left {
+			t.setReason("shutdown")
+			_ = t.Close()
+		}
+	}
+	return err
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		host, portText, err := net.SplitHostPort(r.Host)
+		port, perr := strconv.Atoi(portText)
+		if err != nil || perr != nil || host == "" {
+			s.log.Warn("connect refused", zap.String("client_addr", r.RemoteAddr), zap.String("target", r.Host),
+				zap.String("reason", "CONNECT target is not host:port"))
+			w.Header().Set("Connection", "close")
+			http.Error(w, fmt.Sprintf("certlens: CONNECT target %q is not host:port", r.Host), http.StatusBadRequest)
+			return
+		}
+		if s.opts.AllowPort == nil || !s.opts.AllowPort(port) {
+			reason := fmt.Sprintf("port %d is not in allow_ports (%s)", port, s.opts.AllowPortsText)
+			s.log.Warn("connect refused", zap.String("client_addr", r.RemoteAddr), zap.String("target", r.Host), zap.String("reason", reason))
+			// A refused CONNECT ends the proxy connection: a client that
+			// does not read the status would otherwise send TLS into HTTP.
+			w.Header().Set("Connection", "close")
+			http.Error(w, "certlens: CONNECT refused: "+reason+"; add it with --allow-ports", http.StatusForbidden)
+			return
+		}
+	}
+	s.gp.ServeHTTP(w, r)
+}
+
+func (s *Server) nonProxy(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, "certlens is an HTTP proxy: set this address as your browser's proxy (or curl -x), do not open it directly.", http.StatusBadRequest)
+}
+
+func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if s.opts.Dial != nil {
+		return s.opts.Dial(ctx, network, addr)
+	}
+	d := net.Dialer{Timeout: s.opts.DialTimeout}
+	return d.DialContext(ctx, network, addr)
+}
+
+func (s *Server) nextID() string {
+	return s.idPfx + "-" + strconv.FormatUint(s.seq.Add(1), 10)
+}
+
+// connectDial opens the upstream side of a CONNECT tunnel and wraps it.
+// goproxy answers 502 when it fails.
+func (s *Server) connectDial(r *http.Request, network, addr string) (net.Conn, error) {
+	meta := event.Meta{ConnID: s.nextID(), Mode: s.opts.Mode, ClientAddr: r.RemoteAddr, Target: addr}
+	s.mu.Lock()
+	stopping := s.stopping
+	s.mu.Unlock()
+	if stopping {
+		return nil, errors.New("certlens is shutting down")
+	}
+	start := time.Now()
+	c, err := s.dial(r.Context(), network, addr)
+	if err != nil {
+		s.log.Warn("connection closed", zap.Inline(&event.Closed{
+			ConnID: meta.ConnID, Mode: meta.Mode, ClientAddr: meta.ClientAddr, Target: meta.Target,
+			DurationMS: ms(time.Since(start)), Reason: "dial failed: " + err.Error(),
+		}))
+		return nil, err
+	}
+	t := s.newTunnel(c, meta)
+	s.mu.Lock()
+	s.tunnels[t] = struct{}{}
+	s.mu.Unlock()
+	return t, nil
+}
+
+func (s *Server) tunnelDone(t *tunnel) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.tunnels, t)
+	if len(s.tunnels) == 0 && s.drained != nil {
+		close(s.drained)
+		s.drained = nil
+	}
+}
+
+func (s *Server) logHandshake(m event.Meta, h *handshake.Handshake) {
+	e := event.NewHandshake(m, h, rules.Diagnose(h, s.opts.Rules))
+	switch e.Level() {
+	case "error":
+		s.log.Error("handshake", zap.Inline(e))
+	case "warn":
+		s.log.Warn("handshake", zap.Inline(e))
+	default:
+		s.log.Info("handshake", zap.Inline(e))
+	}
+}
+
+func (s *Server) logClosed(t *tunnel) {
+	obs := t.parser.Observation()
+	reason := "closed"
+	if r := t.reason.Load(); r != nil {
+		reason = *r
+	}
+	s.log.Info("connection closed", zap.Inline(&event.Closed{
+		ConnID: t.meta.ConnID, Mode: t.meta.Mode, ClientAddr: t.meta.ClientAddr, Target: t.meta.Target,
+		BytesUp: t.up.Load(), BytesDown: t.down.Load(), DurationMS: ms(time.Since(t.start)),
+		Reason: reason, Handshakes: obs.Handshakes, TLSVersion: obs.Version.String(), NotTLS: obs.NotTLS,
+		Errors: obs.Errors,
+	}))
+}
+
+// logHTTP notes a plain-HTTP request briefly: method, host, path, status.
+// Never headers, cookies or bodies.
+func (s *Server) logHTTP(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
+	if ctx.Req == nil || ctx.Req.Method == http.MethodConnect {
+		return resp
+	}
+	fields := []zap.Field{zap.String("client_addr", ctx.Req.RemoteAddr), zap.String("method", ctx.Req.Method),
+		zap.String("host", ctx.Req.URL.Host), zap.String("path", ctx.Req.URL.Path)}
+	if resp != nil {
+		fields = append(fields, zap.Int("status", resp.StatusCode))
+	} else if ctx.Error != nil {
+		fields = append(fields, zap.String("error", ctx.Error.Error()))
+	}
+	s.log.Info("http", fields...)
+	return resp
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,153 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/internal/event"
+)
+
+// tunnel is the upstream side of a CONNECT tunnel (or a sidecar connection):
+// it relays bytes untouched and feeds them to the handshake parser on the
+// way, before they are passed on, so the parser sees them in causal order.
+//
+// It embeds net.Conn, not *net.TCPConn: the latter's ReadFrom/WriteTo would
+// let io.Copy go around Read and Write, and so around the parser.
+type tunnel struct {
+	net.Conn
+	tcp  *net.TCPConn
+	srv  *Server
+	meta event.Meta
+
+	mu     sync.Mutex // serialises logging of this tunnel's events
+	parser *handshake.Parser
+	tap    atomic.Bool // false once the parser wants no more bytes
+
+	start      time.Time
+	up, down   atomic.Int64
+	lastActive atomic.Int64 // unix nanoseconds of the last byte either way
+	reason     atomic.Pointer[string]
+	closeOnce  sync.Once
+}
+
+func (s *Server) newTunnel(c net.Conn, meta event.Meta) *tunnel {
+	t := &tunnel{
+		Conn:   c,
+		srv:    s,
+		meta:   meta,
+		parser: handshake.NewParser(handshake.Options{StopAfterHandshake: !s.opts.WatchRenegotiation}),
+		start:  time.Now(),
+	}
+	t.tcp, _ = c.(*net.TCPConn)
+	t.tap.Store(true)
+	t.touch()
+	return t
+}
+
+func (t *tunnel) touch() { t.lastActive.Store(time.Now().UnixNano()) }
+
+// setReason keeps the first reason the tunnel ended: later ones are consequences.
+func (t *tunnel) setReason(r string) { t.reason.CompareAndSwap(nil, &r) }
+
+// Read carries server->client bytes. The upstream read deadline is the
+// tunnel's idle timeout: it only fires when neither side sent anything for
+// that long (a long upload keeps the download side's read alive).
+func (t *tunnel) Read(b []byte) (int, error) {
+	for {
+		if idle := t.srv.opts.IdleTimeout; idle > 0 {
+			_ = t.Conn.SetReadDeadline(time.Unix(0, t.lastActive.Load()).Add(idle))
+		}
+		n, err := t.Conn.Read(b)
+		if n > 0 {
+			t.touch()
+			t.down.Add(int64(n))
+			if t.tap.Load() {
+				t.feed(handshake.FromServer, b[:n])
+			}
+		}
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			if time.Since(time.Unix(0, t.lastActive.Load())) < t.srv.opts.IdleTimeout {
+				if n > 0 {
+					return n, nil
+				}
+				continue
+			}
+			t.setReason("idle timeout")
+		} else if err == io.EOF {
+			t.setReason("server closed")
+		} else if err != nil {
+			t.setReason("server error: " + err.Error())
+		}
+		return n, err
+	}
+}
+
+// Write carries client->server bytes.
+func (t *tunnel) Write(b []byte) (int, error) {
+	t.touch()
+	if t.tap.Load() {
+		t.feed(handshake.FromClient, b)
+	}
+	n, err := t.Conn.Write(b)
+	t.up.Add(int64(n))
+	if err != nil {
+		t.setReason("server write error: " + err.Error())
+	}
+	return n, err
+}
+
+// CloseWrite is called when the client finished sending: pass the half-close on.
+func (t *tunnel) CloseWrite() error {
+	t.setReason("client closed")
+	if t.tcp != nil {
+		return t.tcp.CloseWrite()
+	}
+	return nil
+}
+
+// CloseRead is called when the server->client copy ended.
+func (t *tunnel) CloseRead() error {
+	if t.tcp != nil {
+		return t.tcp.CloseRead()
+	}
+	return nil
+}
+
+// Close ends the tunnel and writes its last events: handshakes the
+// connection died in the middle of, then "connection closed".
+func (t *tunnel) Close() error {
+	err := t.Conn.Close()
+	t.closeOnce.Do(func() {
+		t.setReason("closed")
+		t.mu.Lock()
+		hs := t.parser.Close()
+		t.logHandshakes(hs)
+		t.mu.Unlock()
+		t.srv.logClosed(t)
+		t.srv.tunnelDone(t)
+	})
+	return err
+}
+
+func (t *tunnel) feed(from handshake.Direction, b []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	more := t.parser.Feed(from, b)
+	t.logHandshakes(t.parser.Drain())
+	if !more {
+		t.tap.Store(false)
+	}
+}
+
+// logHandshakes writes one event per handshake; t.mu held.
+func (t *tunnel) logHandshakes(hs []*handshake.Handshake) {
+	for _, h := range hs {
+		t.srv.logHandshake(t.meta, h)
+	}
+}
