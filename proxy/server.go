@@ -207,7 +207,8 @@ func (s *Server) tunnelDone(t *tunnel) {
 }
 
 func (s *Server) logHandshake(m event.Meta, h *handshake.Handshake) {
-	e := event.NewHandshake(m, h, rules.Diagnose(h, s.opts.Rules))
+	host, _, _ := net.SplitHostPort(m.Target)
+	e := event.NewHandshake(m, h, rules.DiagnoseWith(h, rules.Evidence{Host: host}, s.opts.Rules))
 	switch e.Level() {
 	case "error":
 		s.log.Error("handshake", zap.Inline(e))

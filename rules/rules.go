@@ -1,11 +1,13 @@
 // Package rules diagnoses client-certificate authentication from what the
 // handshake parser saw: findings with the evidence and the remedy, and a
-// verdict on whether IIS will answer 403.7 (or 403.13/16/17). It is pure:
-// no network, no logger, no clock but the one in Options.
+// verdict on whether IIS will answer 403.7 (or 403.13/16/17, or 500.0). It is
+// pure: no network, no logger, no files, no clock but the one in Options.
 package rules
 
 import (
 	"crypto/x509"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/certlens/certlens/handshake"
@@ -43,6 +45,9 @@ type Finding struct {
 	Summary  string   `json:"summary"`
 	Detail   string   `json:"detail"`
 	Remedy   string   `json:"remedy,omitempty"`
+	// Certain: the finding states what the wire (or decrypted bytes, or the
+	// HTTP answer) shows, not a prediction.
+	Certain bool `json:"-"`
 }
 
 // Report is the diagnosis of one handshake.
@@ -54,12 +59,47 @@ type Report struct {
 	Certain bool `json:"verdict_certain"`
 }
 
+// ExpectedCert is a certificate the user expects the client to send, with
+// the chain a browser would build from its store (leaf first).
+type ExpectedCert struct {
+	Name  string // where it came from, e.g. the file name
+	Chain []*x509.Certificate
+}
+
 // Options carry configuration and the clock.
 type Options struct {
 	IssuerListWarnBytes  int
 	IssuerListErrorBytes int
+	ExpectCerts          []ExpectedCert
+	// ClientCertHosts are host patterns (path.Match syntax, e.g. *.corp.example)
+	// the user says require a client certificate.
+	ClientCertHosts []string
 	// Now is the time validity is judged at; zero means time.Now().
 	Now time.Time
+}
+
+// Evidence is what a mode saw around a handshake, beyond its bytes.
+type Evidence struct {
+	// HTTP is the answer to the request the connection carried (intercept
+	// mode, probe), nil when unknown.
+	HTTP *HTTPOutcome
+	// KeylogSet: a key log was configured, yet this handshake stayed encrypted.
+	KeylogSet bool
+	// ResetAfterRequest: the server reset the connection after the client's
+	// first request without answering it (IIS on Server 2022 over TLS 1.3).
+	ResetAfterRequest bool
+	// Host names the server when the ClientHello carried no SNI (the CONNECT target's host).
+	Host string
+}
+
+// HTTPOutcome is the HTTP answer seen for a request.
+type HTTPOutcome struct {
+	Status int
+	// Substatus is IIS's, as named in the error page body ("403.7"), or "".
+	Substatus string
+	// Body is the start of the response body, for the rules to read
+	// (e.g. 0x80070032, "Cannot perform Post-Handshake Authentication").
+	Body string
 }
 
 // Defaults are the documented thresholds (FACTS.md: Windows' 16 KB list limit).
@@ -81,39 +121,56 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// input is what every rule reads: the handshake and its parsed client chain.
+// input is what every rule reads.
 type input struct {
 	h     *handshake.Handshake
 	chain []*x509.Certificate // the client's certificates that parsed, leaf first
+	ev    Evidence
 	opts  Options
 }
 
-// rule is one entry of the catalogue: a small pure function.
-type rule func(in *input) []Finding
+// host is the server's name as the user would write it in client_cert_hosts.
+func (in *input) host() string {
+	if in.h.ClientHello != nil && in.h.ClientHello.ServerName != "" {
+		return in.h.ClientHello.ServerName
+	}
+	return in.ev.Host
+}
 
-// catalogue runs in this order; findings keep it.
-var catalogue = []rule{
-	tls13Hidden,
-	renegotiation,
-	issuerListEmpty,
-	issuerListTooLarge,
-	clientCertNotSent,
-	clientCertValidity,
-	clientCertKeyUsage,
-	clientCertExtKeyUsage,
-	clientCertIssuerNotListed,
-	serverRejectedCert,
+// hostWantsCert reports whether the user listed this host in client_cert_hosts.
+func (in *input) hostWantsCert() bool {
+	host := strings.ToLower(in.host())
+	if host == "" {
+		return false
+	}
+	for _, p := range in.opts.ClientCertHosts {
+		if ok, _ := path.Match(strings.ToLower(p), host); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// readable: the handshake's messages were read, in clear or decrypted.
+func (in *input) readable() bool {
+	v := in.h.Visibility
+	return v == handshake.VisibilityClear || v == handshake.VisibilityDecrypted
 }
 
 // Diagnose runs every rule over one handshake and decides the verdict.
 func Diagnose(h *handshake.Handshake, opts Options) Report {
-	in := &input{h: h, opts: opts.withDefaults()}
+	return DiagnoseWith(h, Evidence{}, opts)
+}
+
+// DiagnoseWith is Diagnose with what the mode saw around the handshake.
+func DiagnoseWith(h *handshake.Handshake, ev Evidence, opts Options) Report {
+	in := &input{h: h, ev: ev, opts: opts.withDefaults()}
 	if h.ClientCertificate != nil {
 		in.chain = ParseChain(h.ClientCertificate.Chain)
 	}
 	r := Report{Findings: []Finding{}}
-	for _, rule := range catalogue {
-		r.Findings = append(r.Findings, rule(in)...)
+	for _, rule := range Catalogue {
+		r.Findings = append(r.Findings, rule.check(in, rule)...)
 	}
 	r.Verdict, r.Certain = verdict(in, r.Findings)
 	return r
@@ -131,30 +188,45 @@ func ParseChain(ders [][]byte) []*x509.Certificate {
 	return out
 }
 
-// substatusRank orders predictions: the most specific cause IIS checks wins.
-var substatusRank = map[string]int{"403.7": 1, "403.16": 2, "403.13": 3, "403.17": 4}
+// verdictRank orders predictions: what IIS checks last, given the earlier
+// checks passed, is the most specific cause; observed answers beat all.
+var verdictRank = map[string]int{"403.7": 1, "403.16": 2, "403.13": 3, "403.17": 4, "500.0": 5}
 
 func verdict(in *input, findings []Finding) (Verdict, bool) {
 	h := in.h
-	for _, a := range h.Alerts {
-		if a.Fatal() && h.End == handshake.EndAlert {
-			return VerdictHandshakeFailed, true
+	// An HTTP answer, or a finding that states one, is the outcome itself.
+	for _, f := range findings {
+		if f.Certain && f.Predicts != "" {
+			return Verdict(f.Predicts), true
 		}
 	}
-	switch {
-	case h.Visibility == handshake.VisibilityPartial || h.Unparsed:
-		return VerdictUnknown, false
-	case h.Visibility == handshake.VisibilityEncrypted || h.Visibility == handshake.VisibilityInferred:
-		return VerdictUnknown, false
+	if h.End == handshake.EndAlert {
+		for _, a := range h.Alerts {
+			if a.Fatal() && !a.Encrypted {
+				return VerdictHandshakeFailed, true
+			}
+		}
 	}
 	best := ""
 	for _, f := range findings {
-		if substatusRank[f.Predicts] > substatusRank[best] {
+		if verdictRank[f.Predicts] > verdictRank[best] {
 			best = f.Predicts
 		}
 	}
 	if best != "" {
-		return Verdict(best), false
+		certain := false
+		// An empty Certificate to a host the user says requires one is 403.7 for sure.
+		if best == "403.7" && in.hostWantsCert() && in.readable() && sentNothing(in) {
+			certain = true
+		}
+		return Verdict(best), certain
+	}
+	if !in.readable() || h.Unparsed {
+		return VerdictUnknown, false
 	}
 	return VerdictOK, h.End == handshake.EndFinished || h.End == handshake.EndApplicationData
+}
+
+func sentNothing(in *input) bool {
+	return in.h.ClientCertificate != nil && len(in.h.ClientCertificate.Chain) == 0
 }

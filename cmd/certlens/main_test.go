@@ -61,6 +61,10 @@ func TestBadConfigExitsTwoWithOneLine(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("lisen: 127.0.0.1:8080\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	notACert := filepath.Join(dir, "alice.pem")
+	if err := os.WriteFile(notACert, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		env  []string
@@ -71,6 +75,7 @@ func TestBadConfigExitsTwoWithOneLine(t *testing.T) {
 		{"bad address", nil, []string{"serve", "--listen", "localhost"}, "certlens: config: listen:"},
 		{"bad port list", []string{"CERTLENS_ALLOW_PORTS=443,abc"}, []string{"serve"}, `allow_ports: "abc" is not a port or range (from CERTLENS_ALLOW_PORTS)`},
 		{"unreadable expect-cert", nil, []string{"serve", "--expect-cert", "/nonexistent/alice.pem"}, "expect_certs:"},
+		{"expect-cert that is no certificate", nil, []string{"serve", "--expect-cert", notACert}, "config: expect_certs: " + notACert + ": neither PEM, DER nor a password-less PKCS#12 file"},
 		{"unknown key in file", nil, []string{"serve", "--config", bad}, "config: lisen: unknown key"},
 		{"unknown flag", nil, []string{"serve", "--lissen", "x"}, "unknown flag: --lissen"},
 	}

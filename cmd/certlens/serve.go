@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/signal"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -55,6 +57,10 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if cfg.Mode != config.ModeObserve {
 		return &config.Error{Key: "mode", Problem: fmt.Sprintf("%s mode is not available in this version yet; use observe", cfg.Mode)}
 	}
+	expect, err := loadExpectCerts(cfg.ExpectCerts)
+	if err != nil {
+		return err
+	}
 	log, closeLog, err := logging.New(logging.Options{Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File})
 	if err != nil {
 		return err
@@ -78,6 +84,8 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		Rules: rules.Options{
 			IssuerListWarnBytes:  cfg.Rules.IssuerListWarnBytes,
 			IssuerListErrorBytes: cfg.Rules.IssuerListErrorBytes,
+			ExpectCerts:          expect,
+			ClientCertHosts:      cfg.Rules.ClientCertHosts,
 		},
 	}, log)
 
@@ -103,4 +111,22 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	log.Info("stopped", zap.Time("at", time.Now()))
 	return nil
+}
+
+// loadExpectCerts reads the --expect-cert files. A file certlens cannot use
+// is a configuration error, reported before anything starts.
+func loadExpectCerts(paths []string) ([]rules.ExpectedCert, error) {
+	var out []rules.ExpectedCert
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, &config.Error{Key: "expect_certs", Problem: err.Error()}
+		}
+		chain, err := rules.ParseCertFile(data)
+		if err != nil {
+			return nil, &config.Error{Key: "expect_certs", Problem: fmt.Sprintf("%s: %v", p, err)}
+		}
+		out = append(out, rules.ExpectedCert{Name: filepath.Base(p), Chain: chain})
+	}
+	return out, nil
 }

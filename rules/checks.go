@@ -1,0 +1,310 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/certlens/certlens/handshake"
+)
+
+func tls13Hidden(in *input, r *Rule) []Finding {
+	h := in.h
+	if h.Version != handshake.VersionTLS13 || h.Visibility != handshake.VisibilityEncrypted {
+		return nil
+	}
+	suite := ""
+	if h.ServerHello != nil {
+		suite = " (" + h.ServerHello.CipherSuite.String() + ")"
+	}
+	return []Finding{r.finding(SeverityInfo, "",
+		"TLS 1.3: the certificate request and the client's certificate are encrypted",
+		fmt.Sprintf("ServerHello selected TLS 1.3%s; after it the server sent protected records of %v bytes and the client %v, whose contents a passive observer cannot read.",
+			suite, h.ServerRecords, h.ClientRecords))}
+}
+
+func keylogSecretMissing(in *input, r *Rule) []Finding {
+	if !in.ev.KeylogSet || in.h.Visibility != handshake.VisibilityEncrypted {
+		return nil
+	}
+	return []Finding{r.finding(SeverityWarning, "",
+		"The key log has no secret for this handshake",
+		"A key log is configured, but no line in it matches this connection's client_random, so the handshake stayed encrypted.")}
+}
+
+func renegotiated(in *input) bool { return in.h.Phase == handshake.PhaseRenegotiation }
+
+func certRequestByRenegotiation(in *input, r *Rule) []Finding {
+	if !renegotiated(in) || negotiatedALPN(in) == "h2" {
+		return nil
+	}
+	detail := "Handshake records followed application data: the server asked for a new handshake after reading the request, " +
+		"as IIS does when a folder or site requires client certificates and the binding does not negotiate them."
+	if in.h.Visibility == handshake.VisibilityEncrypted {
+		detail += fmt.Sprintf(" Its records are encrypted under the first handshake's keys (server %v bytes, client %v bytes); "+
+			"a key log (--decrypt-keylog) or intercept mode shows the issuer list and the certificate.", in.h.ServerRecords, in.h.ClientRecords)
+	}
+	return []Finding{r.finding(SeverityWarning, "", "The client certificate is requested by TLS renegotiation, after the request", detail)}
+}
+
+func renegotiationOverHTTP2(in *input, r *Rule) []Finding {
+	if !renegotiated(in) || negotiatedALPN(in) != "h2" {
+		return nil
+	}
+	return []Finding{r.finding(SeverityError, "",
+		"Renegotiation on an HTTP/2 connection: forbidden, the client certificate cannot be requested this way",
+		"ALPN negotiated h2 and a handshake followed application data on the same connection; HTTP/2 clients answer with an error (HTTP_1_1_REQUIRED) or drop the connection.")}
+}
+
+// negotiatedALPN is the ALPN of the connection.
+func negotiatedALPN(in *input) string {
+	if in.h.ServerHello != nil {
+		return in.h.ServerHello.ALPN
+	}
+	return ""
+}
+
+func tls13LateClientCert(in *input, r *Rule) []Finding {
+	h := in.h
+	if h.Version != handshake.VersionTLS13 || h.ClientHello == nil || h.ClientHello.PostHandshakeAuth {
+		return nil
+	}
+	// Only a handshake read in full can show that no certificate was asked for.
+	if !in.readable() || h.CertRequest != nil {
+		return nil
+	}
+	var why string
+	predicts, certain := "500.0", false
+	switch hr := in.ev.HTTP; {
+	case hr != nil && hr.Status == 500 && strings.Contains(strings.ToLower(hr.Body), "0x80070032"):
+		why, certain = "the server answered HTTP 500 with 0x80070032 (ERROR_NOT_SUPPORTED), as IIS on Windows 11 24H2 and Server 2025 do", true
+	case hr != nil && hr.Status == 403 && strings.Contains(hr.Body, "Post-Handshake Authentication"):
+		why, predicts, certain = "the server answered 403 \"Cannot perform Post-Handshake Authentication\" (Apache)", "403.7", true
+	case in.ev.ResetAfterRequest:
+		why = "the server reset the connection after the request without answering, as IIS on Server 2022 and Windows 11 before 24H2 do"
+	case in.hostWantsCert():
+		why = fmt.Sprintf("%s is in rules.client_cert_hosts", in.host())
+	default:
+		return nil
+	}
+	f := r.finding(SeverityError, predicts,
+		"TLS 1.3 without a certificate request: the server cannot ask for the client certificate later",
+		fmt.Sprintf("The TLS 1.3 handshake carried no CertificateRequest, the client did not offer post_handshake_auth "+
+			"(browsers never do), and %s. IIS asks for client certificates after the request, which TLS 1.3 cannot do for these clients.", why))
+	f.Certain = certain
+	return []Finding{f}
+}
+
+// iisSubstatuses are the client-certificate substatuses http-403-observed reports.
+var iisSubstatuses = map[string]bool{"403.7": true, "403.13": true, "403.16": true, "403.17": true}
+
+func http403Observed(in *input, r *Rule) []Finding {
+	hr := in.ev.HTTP
+	if hr == nil || hr.Status != 403 || !iisSubstatuses[hr.Substatus] {
+		return nil
+	}
+	f := r.finding(SeverityError, hr.Substatus,
+		fmt.Sprintf("The server answered HTTP %s", hr.Substatus),
+		fmt.Sprintf("HTTP status 403 with an error page naming substatus %s.", hr.Substatus))
+	f.Certain = true
+	return []Finding{f}
+}
+
+func issuerListEmpty(in *input, r *Rule) []Finding {
+	cr := in.h.CertRequest
+	if cr == nil || len(cr.Issuers) > 0 || cr.IssuerBytes > 0 || (cr.TLS13 && !cr.HasAuthorities) {
+		return nil
+	}
+	return []Finding{r.finding(SeverityInfo, "",
+		"The server's certificate request names no CA: the client may send any certificate",
+		"certificate_authorities is empty (0 bytes).")}
+}
+
+func issuerListTooLarge(in *input, r *Rule) []Finding {
+	cr := in.h.CertRequest
+	if cr == nil || cr.IssuerBytes < in.opts.IssuerListWarnBytes {
+		return nil
+	}
+	detail := fmt.Sprintf("%d CA names, %d bytes of certificate_authorities, carried in %d TLS records (warning from %d, error over %d bytes).",
+		len(cr.Issuers), cr.IssuerBytes, cr.Records, in.opts.IssuerListWarnBytes, in.opts.IssuerListErrorBytes)
+	if cr.IssuerBytes > in.opts.IssuerListErrorBytes {
+		return []Finding{r.finding(SeverityError, "403.7",
+			fmt.Sprintf("The issuer list is %d bytes, over Windows' 16 KB limit: clients may fail to connect or get a cut list", cr.IssuerBytes), detail)}
+	}
+	return []Finding{r.finding(SeverityWarning, "",
+		fmt.Sprintf("The issuer list is %d bytes, close to Windows' 16 KB limit", cr.IssuerBytes), detail)}
+}
+
+// issuerSummary names the first few listed DNs for a detail line.
+func issuerSummary(cr *handshake.CertificateRequest) string {
+	n := len(cr.Issuers)
+	if n == 0 {
+		return "an empty issuer list"
+	}
+	names := make([]string, 0, 3)
+	for _, dn := range cr.Issuers[:min(n, 3)] {
+		names = append(names, dn.String())
+	}
+	s := fmt.Sprintf("%d CA names (%s", n, strings.Join(names, "; "))
+	if n > 3 {
+		s += "; ..."
+	}
+	return s + ")"
+}
+
+func clientCertNotSent(in *input, r *Rule) []Finding {
+	h := in.h
+	if h.CertRequest == nil || !sentNothing(in) {
+		return nil
+	}
+	return []Finding{r.finding(SeverityError, "403.7",
+		"The server asked for a client certificate and the client sent none",
+		fmt.Sprintf("The client's Certificate message is empty, in answer to a CertificateRequest with %s. "+
+			"IIS answers 403.7 if the site requires client certificates (if it only accepts them, the request goes on without one).",
+			issuerSummary(h.CertRequest)))}
+}
+
+func expectedCertNotSelectable(in *input, r *Rule) []Finding {
+	cr := in.h.CertRequest
+	if cr == nil || in.h.ClientCertificate == nil || len(in.opts.ExpectCerts) == 0 {
+		return nil
+	}
+	var out []Finding
+	for _, exp := range in.opts.ExpectCerts {
+		if len(exp.Chain) == 0 || sentCert(in, exp) {
+			continue
+		}
+		leaf := exp.Chain[0]
+		reasons := WouldOffer(exp.Chain, cr, in.h.Version, in.opts.Now)
+		if len(reasons) == 0 {
+			out = append(out, r.finding(SeverityWarning, "403.7",
+				fmt.Sprintf("%s (%s) would be offered for this request, yet the client did not send it", leaf.Subject, exp.Name),
+				"Its chain reaches a listed CA and its Key Usage, EKU, validity and key type fit the request. The cause is on the client: "+
+					"the certificate is not in the user's personal store, its private key is missing or not usable (a key stored as "+
+					"AT_KEYEXCHANGE instead of AT_SIGNATURE), or the user picked another one."))
+			continue
+		}
+		texts := make([]string, len(reasons))
+		for i, rs := range reasons {
+			texts[i] = rs.Text
+		}
+		out = append(out, r.finding(SeverityError, "403.7",
+			fmt.Sprintf("%s (%s) is not offered by a browser for this request: %d reason(s)", leaf.Subject, exp.Name, len(reasons)),
+			strings.Join(texts, " ")))
+	}
+	return out
+}
+
+// sentCert reports whether the client sent the expected certificate.
+func sentCert(in *input, exp ExpectedCert) bool {
+	for _, c := range in.chain {
+		if c.Equal(exp.Chain[0]) {
+			return true
+		}
+	}
+	return false
+}
+
+func clientCertIssuerNotListed(in *input, r *Rule) []Finding {
+	cr := in.h.CertRequest
+	if cr == nil || len(cr.Issuers) == 0 || len(in.chain) == 0 || ChainMatches(in.chain, cr.Issuers) {
+		return nil
+	}
+	detail := fmt.Sprintf("%s was issued by %s; no DN of the chain sent is among the %d issuers the server listed.",
+		in.chain[0].Subject, in.chain[0].Issuer, len(cr.Issuers))
+	if near := nearMiss(in.chain, cr.Issuers); near != "" {
+		detail += " " + near
+	}
+	return []Finding{r.finding(SeverityWarning, "403.16",
+		"The client sent a certificate whose chain names none of the CAs the server listed", detail)}
+}
+
+func clientCertKeyUsage(in *input, r *Rule) []Finding {
+	c := leaf(in)
+	if c == nil {
+		return nil
+	}
+	if reason, ok := keyUsageReason(c); !ok {
+		return []Finding{r.finding(SeverityError, "403.16", "The client certificate's Key Usage lacks digitalSignature", reason)}
+	}
+	return nil
+}
+
+func clientCertExtKeyUsage(in *input, r *Rule) []Finding {
+	c := leaf(in)
+	if c == nil {
+		return nil
+	}
+	if reason, ok := extKeyUsageReason(c); !ok {
+		return []Finding{r.finding(SeverityError, "403.16", "The client certificate's Extended Key Usage lacks clientAuth", reason)}
+	}
+	return nil
+}
+
+func clientCertExpired(in *input, r *Rule) []Finding {
+	c := leaf(in)
+	if c == nil || !in.opts.Now.After(c.NotAfter) {
+		return nil
+	}
+	return []Finding{r.finding(SeverityError, "403.17", "The client certificate has expired",
+		fmt.Sprintf("%s expired %s (not_after).", c.Subject, c.NotAfter.UTC().Format(timeLayout)))}
+}
+
+func clientCertNotYetValid(in *input, r *Rule) []Finding {
+	c := leaf(in)
+	if c == nil || !in.opts.Now.Before(c.NotBefore) {
+		return nil
+	}
+	return []Finding{r.finding(SeverityError, "403.17", "The client certificate is not valid yet",
+		fmt.Sprintf("%s is valid from %s (not_before).", c.Subject, c.NotBefore.UTC().Format(timeLayout)))}
+}
+
+func clientCertKeyTypeNotAccepted(in *input, r *Rule) []Finding {
+	c := leaf(in)
+	cr := in.h.CertRequest
+	if c == nil || cr == nil {
+		return nil
+	}
+	if reason, ok := keyTypeReason(c, cr, in.h.Version); !ok {
+		return []Finding{r.finding(SeverityError, "403.16", "The client certificate's key type is not what the server asked for", reason)}
+	}
+	return nil
+}
+
+// alertSubstatus maps what a server's alert most likely means on IIS.
+var alertSubstatus = map[handshake.AlertDescription]string{
+	handshake.AlertCertificateRequired:    "403.7",
+	handshake.AlertHandshakeFailure:       "403.7",
+	handshake.AlertBadCertificate:         "403.16",
+	handshake.AlertUnsupportedCertificate: "403.16",
+	handshake.AlertUnknownCA:              "403.16",
+	handshake.AlertCertificateUnknown:     "403.16",
+	handshake.AlertAccessDenied:           "403.16",
+	handshake.AlertDecryptError:           "403.16",
+	handshake.AlertCertificateExpired:     "403.17",
+	handshake.AlertCertificateRevoked:     "403.13",
+}
+
+func serverRejectedCert(in *input, r *Rule) []Finding {
+	h := in.h
+	if h.CertRequest == nil && h.Version != handshake.VersionTLS13 {
+		return nil
+	}
+	for _, a := range h.Alerts {
+		if a.From != handshake.FromServer || a.Level != handshake.AlertFatal {
+			continue
+		}
+		sub, ok := alertSubstatus[a.Description]
+		if !ok {
+			continue
+		}
+		sent := "no certificate"
+		if len(in.chain) > 0 {
+			sent = in.chain[0].Subject.String()
+		}
+		return []Finding{r.finding(SeverityError, "",
+			fmt.Sprintf("The server ended the handshake with a %s alert after the client sent %s", a.Description, sent),
+			fmt.Sprintf("Fatal alert %s (%d) from the server. Where IIS accepts the handshake and answers in HTTP instead, the same cause is its %s.",
+				a.Description, uint8(a.Description), sub))}
+	}
+	return nil
+}

@@ -1,0 +1,334 @@
+package rules
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/internal/pkitest"
+)
+
+var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// fixture holds a small PKI: a root, an intermediate under it, and a foreign root.
+type fixture struct {
+	root, inter, foreign *pkitest.Cert
+}
+
+func newFixture(t *testing.T) *fixture {
+	root := pkitest.NewCA(t, "certlens rules root")
+	return &fixture{root: root, inter: root.NewIntermediate(t, "certlens rules issuing CA"), foreign: pkitest.NewCA(t, "certlens foreign root")}
+}
+
+func dns(cas ...*pkitest.Cert) []handshake.DN {
+	out := []handshake.DN{}
+	for _, c := range cas {
+		out = append(out, handshake.DN{Raw: c.Cert.RawSubject})
+	}
+	return out
+}
+
+func request(issuers []handshake.DN) *handshake.CertificateRequest {
+	n := 0
+	for _, dn := range issuers {
+		n += 2 + len(dn.Raw)
+	}
+	return &handshake.CertificateRequest{
+		CertTypes:        []handshake.CertificateType{1, 64},
+		SignatureSchemes: []handshake.SignatureScheme{0x0403, 0x0804, 0x0401},
+		Issuers:          issuers, IssuerBytes: n, Records: 1, HasAuthorities: true,
+	}
+}
+
+// tls12 is a clear, finished TLS 1.2 handshake; sent nil means no Certificate message.
+func tls12(cr *handshake.CertificateRequest, sent *pkitest.Cert) *handshake.Handshake {
+	h := &handshake.Handshake{Phase: handshake.PhaseInitial, Visibility: handshake.VisibilityClear, End: handshake.EndFinished,
+		Version: handshake.VersionTLS12, ClientHello: &handshake.ClientHello{ServerName: "iis.example.test"},
+		ServerHello: &handshake.ServerHello{Version: handshake.VersionTLS12, CipherSuite: 0xc02b}, CertRequest: cr,
+		ClientFinished: true, ServerFinished: true}
+	if cr != nil {
+		h.ClientCertificate = &handshake.CertificateMsg{Chain: [][]byte{}}
+		if sent != nil {
+			for _, c := range sent.Chain() {
+				if c.Parent != nil {
+					h.ClientCertificate.Chain = append(h.ClientCertificate.Chain, c.DER)
+				}
+			}
+		}
+	}
+	return h
+}
+
+func ids(r Report) []string {
+	out := []string{}
+	for _, f := range r.Findings {
+		out = append(out, f.ID)
+	}
+	return out
+}
+
+func TestRules(t *testing.T) {
+	f := newFixture(t)
+	good := f.inter.NewClient(t, "alice")
+	mk := func(opts ...pkitest.Option) *pkitest.Cert { return f.inter.NewClient(t, "bob", opts...) }
+	rsaCert := mk(pkitest.WithKeyType(pkitest.RSA2048))
+	ecdsaOnly := request(dns(f.root))
+	ecdsaOnly.CertTypes = []handshake.CertificateType{64}
+	ecdsaOnly.SignatureSchemes = []handshake.SignatureScheme{0x0403}
+	big := dns(f.root)
+	for range 100 {
+		big = append(big, handshake.DN{Raw: make([]byte, 170)})
+	}
+	warnSize := dns(f.root)
+	for range 100 {
+		warnSize = append(warnSize, handshake.DN{Raw: make([]byte, 130)})
+	}
+	reneg := tls12(nil, nil)
+	reneg.Phase, reneg.Visibility, reneg.ServerHello = handshake.PhaseRenegotiation, handshake.VisibilityEncrypted, nil
+	renegH2 := tls12(nil, nil)
+	renegH2.Phase = handshake.PhaseRenegotiation
+	renegH2.ServerHello.ALPN = "h2"
+	tls13 := &handshake.Handshake{Phase: handshake.PhaseInitial, Visibility: handshake.VisibilityEncrypted, End: handshake.EndFinished,
+		Version: handshake.VersionTLS13, ClientHello: &handshake.ClientHello{ServerName: "iis.example.test"},
+		ServerHello: &handshake.ServerHello{Version: handshake.VersionTLS13, CipherSuite: 0x1301}}
+	tls13clear := *tls13
+	tls13clear.Visibility = handshake.VisibilityDecrypted
+	tls13pha := tls13clear
+	tls13pha.ClientHello = &handshake.ClientHello{ServerName: "iis.example.test", PostHandshakeAuth: true}
+	rejected := tls12(request(dns(f.root)), nil)
+	rejected.End, rejected.Alerts = handshake.EndAlert, []handshake.Alert{{From: handshake.FromServer, Level: handshake.AlertFatal, Description: handshake.AlertHandshakeFailure}}
+	closeNotify := tls12(request(dns(f.root)), good)
+	closeNotify.Alerts = []handshake.Alert{{From: handshake.FromServer, Level: handshake.AlertWarning, Description: handshake.AlertCloseNotify}}
+
+	cases := []struct {
+		name    string
+		h       *handshake.Handshake
+		ev      Evidence
+		opts    Options
+		fires   string // the rule id that must fire ("" for none of interest)
+		absent  string // a rule id that must not fire
+		verdict Verdict
+		certain bool
+	}{
+		{name: "good certificate, list names the root", h: tls12(request(dns(f.root)), good), absent: "client-cert-issuer-not-listed", verdict: VerdictOK, certain: true},
+		{name: "list names only the intermediate", h: tls12(request(dns(f.inter)), good), absent: "client-cert-issuer-not-listed", verdict: VerdictOK, certain: true},
+		{name: "list names neither", h: tls12(request(dns(f.foreign)), good), fires: "client-cert-issuer-not-listed", verdict: "403.16"},
+		{name: "empty certificate", h: tls12(request(dns(f.root)), nil), fires: "client-cert-not-sent", verdict: "403.7"},
+		{name: "empty certificate to a host that requires one", h: tls12(request(dns(f.root)), nil), opts: Options{ClientCertHosts: []string{"*.example.test"}},
+			fires: "client-cert-not-sent", verdict: "403.7", certain: true},
+		{name: "no request, nothing sent", h: tls12(nil, nil), absent: "client-cert-not-sent", verdict: VerdictOK, certain: true},
+		{name: "empty issuer list", h: tls12(request(nil), good), fires: "issuer-list-empty", verdict: VerdictOK, certain: true},
+		{name: "non-empty list is not empty", h: tls12(request(dns(f.root)), good), absent: "issuer-list-empty", verdict: VerdictOK, certain: true},
+		{name: "list over 16 KiB", h: tls12(request(big), good), fires: "issuer-list-too-large", verdict: "403.7"},
+		{name: "list at 13 KiB only warns", h: tls12(request(warnSize), good), fires: "issuer-list-too-large", verdict: VerdictOK, certain: true},
+		{name: "list under the warning", h: tls12(request(dns(f.root, f.foreign)), good), absent: "issuer-list-too-large", verdict: VerdictOK, certain: true},
+		{name: "KU without digitalSignature", h: tls12(request(dns(f.root)), mk(pkitest.WithKeyUsage(x509.KeyUsageKeyEncipherment))), fires: "client-cert-key-usage", verdict: "403.16"},
+		{name: "KU absent is fine", h: tls12(request(dns(f.root)), mk(pkitest.WithKeyUsage(0))), absent: "client-cert-key-usage", verdict: VerdictOK, certain: true},
+		{name: "EKU without clientAuth", h: tls12(request(dns(f.root)), mk(pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))), fires: "client-cert-ext-key-usage", verdict: "403.16"},
+		{name: "EKU absent is fine", h: tls12(request(dns(f.root)), mk(pkitest.WithNoExtKeyUsage())), absent: "client-cert-ext-key-usage", verdict: VerdictOK, certain: true},
+		{name: "expired", h: tls12(request(dns(f.root)), mk(pkitest.WithValidity(now.AddDate(-2, 0, 0), now.AddDate(-1, 0, 0)))), opts: Options{Now: now},
+			fires: "client-cert-expired", verdict: "403.17"},
+		{name: "not yet valid", h: tls12(request(dns(f.root)), mk(pkitest.WithValidity(now.AddDate(0, 0, 1), now.AddDate(1, 0, 0)))), opts: Options{Now: now},
+			fires: "client-cert-not-yet-valid", verdict: "403.17"},
+		{name: "valid now", h: tls12(request(dns(f.root)), mk(pkitest.WithValidity(now.AddDate(0, 0, -1), now.AddDate(1, 0, 0)))), opts: Options{Now: now},
+			absent: "client-cert-expired", verdict: VerdictOK, certain: true},
+		{name: "RSA key against an ECDSA-only request", h: tls12(ecdsaOnly, rsaCert), fires: "client-cert-key-type-not-accepted", verdict: "403.16"},
+		{name: "ECDSA key against an ECDSA-only request", h: tls12(ecdsaOnly, good), absent: "client-cert-key-type-not-accepted", verdict: VerdictOK, certain: true},
+		{name: "server alert after an empty certificate", h: rejected, fires: "server-rejected-cert", verdict: VerdictHandshakeFailed, certain: true},
+		{name: "close_notify is no rejection", h: closeNotify, absent: "server-rejected-cert", verdict: VerdictOK, certain: true},
+		{name: "renegotiation", h: reneg, fires: "cert-request-by-renegotiation", absent: "renegotiation-over-http2", verdict: VerdictUnknown},
+		{name: "renegotiation over h2", h: renegH2, fires: "renegotiation-over-http2", absent: "cert-request-by-renegotiation", verdict: VerdictOK, certain: true},
+		{name: "initial handshake is no renegotiation", h: tls12(request(dns(f.root)), good), absent: "cert-request-by-renegotiation", verdict: VerdictOK, certain: true},
+		{name: "TLS 1.3 without keys", h: tls13, fires: "tls13-hidden-handshake", verdict: VerdictUnknown},
+		{name: "TLS 1.2 is not hidden", h: tls12(nil, nil), absent: "tls13-hidden-handshake", verdict: VerdictOK, certain: true},
+		{name: "key log set but no secret", h: tls13, ev: Evidence{KeylogSet: true}, fires: "keylog-secret-missing", verdict: VerdictUnknown},
+		{name: "no key log, no complaint", h: tls13, absent: "keylog-secret-missing", verdict: VerdictUnknown},
+		{name: "TLS 1.3 then IIS 500 0x80070032", h: &tls13clear, ev: Evidence{HTTP: &HTTPOutcome{Status: 500, Body: "HTTP Error 500.0 ... Error Code 0x80070032"}},
+			fires: "tls13-late-client-cert", verdict: "500.0", certain: true},
+		{name: "TLS 1.3 then a reset after the request", h: &tls13clear, ev: Evidence{ResetAfterRequest: true}, fires: "tls13-late-client-cert", verdict: "500.0"},
+		{name: "TLS 1.3 then Apache's post-handshake 403", h: &tls13clear, ev: Evidence{HTTP: &HTTPOutcome{Status: 403, Body: "Cannot perform Post-Handshake Authentication"}},
+			fires: "tls13-late-client-cert", verdict: "403.7", certain: true},
+		{name: "TLS 1.3 to a listed host", h: &tls13clear, opts: Options{ClientCertHosts: []string{"iis.example.test"}}, fires: "tls13-late-client-cert", verdict: "500.0"},
+		{name: "TLS 1.3 with post-handshake auth offered", h: &tls13pha, ev: Evidence{ResetAfterRequest: true}, absent: "tls13-late-client-cert", verdict: VerdictOK, certain: true},
+		{name: "TLS 1.3, nothing wanted", h: &tls13clear, absent: "tls13-late-client-cert", verdict: VerdictOK, certain: true},
+		{name: "HTTP 403.16 observed", h: tls12(request(dns(f.root)), good), ev: Evidence{HTTP: &HTTPOutcome{Status: 403, Substatus: "403.16"}},
+			fires: "http-403-observed", verdict: "403.16", certain: true},
+		{name: "HTTP 200 observed", h: tls12(request(dns(f.root)), good), ev: Evidence{HTTP: &HTTPOutcome{Status: 200}}, absent: "http-403-observed", verdict: VerdictOK, certain: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := DiagnoseWith(tc.h, tc.ev, tc.opts)
+			got := ids(r)
+			if tc.fires != "" && !slices.Contains(got, tc.fires) {
+				t.Errorf("%s did not fire; findings %v", tc.fires, got)
+			}
+			if tc.absent != "" && slices.Contains(got, tc.absent) {
+				t.Errorf("%s fired; findings %v", tc.absent, got)
+			}
+			if r.Verdict != tc.verdict || r.Certain != tc.certain {
+				t.Errorf("verdict %s certain %v, want %s %v; findings %v", r.Verdict, r.Certain, tc.verdict, tc.certain, got)
+			}
+			for _, f := range r.Findings {
+				if f.Summary == "" || f.Detail == "" || f.Remedy == "" || f.Severity == "" {
+					t.Errorf("finding %s lacks summary, detail, remedy or severity: %+v", f.ID, f)
+				}
+			}
+		})
+	}
+}
+
+func TestWouldOffer(t *testing.T) {
+	f := newFixture(t)
+	chain := func(c *pkitest.Cert) []*x509.Certificate {
+		var out []*x509.Certificate
+		for _, x := range c.Chain() {
+			out = append(out, x.Cert)
+		}
+		return out
+	}
+	good := f.inter.NewClient(t, "alice")
+	everythingWrong := f.inter.NewClient(t, "mallory", pkitest.WithKeyType(pkitest.RSA2048),
+		pkitest.WithKeyUsage(x509.KeyUsageKeyEncipherment), pkitest.WithExtKeyUsage(x509.ExtKeyUsageEmailProtection),
+		pkitest.WithValidity(now.AddDate(-2, 0, 0), now.AddDate(-1, 0, 0)))
+	ecdsaOnly := request(dns(f.foreign))
+	ecdsaOnly.CertTypes, ecdsaOnly.SignatureSchemes = []handshake.CertificateType{64}, []handshake.SignatureScheme{0x0403}
+
+	cases := []struct {
+		name  string
+		chain []*x509.Certificate
+		cr    *handshake.CertificateRequest
+		want  []string
+	}{
+		{"list names the root", chain(good), request(dns(f.root)), nil},
+		{"list names only the intermediate", chain(good), request(dns(f.inter)), nil},
+		{"list names neither", chain(good), request(dns(f.foreign)), []string{"issuer-not-listed"}},
+		{"empty list accepts any", chain(good), request(nil), nil},
+		{"every reason at once", chain(everythingWrong), ecdsaOnly, []string{"issuer-not-listed", "key-usage", "ext-key-usage", "expired", "key-type"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, r := range WouldOffer(tc.chain, tc.cr, handshake.VersionTLS12, now) {
+				got = append(got, r.Code)
+				if r.Text == "" {
+					t.Errorf("reason %s without text", r.Code)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("reasons %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNearMissExplained(t *testing.T) {
+	f := newFixture(t)
+	leaf := f.inter.NewClient(t, "alice")
+	chain := []*x509.Certificate{leaf.Cert, f.inter.Cert, f.root.Cert}
+
+	// The same name as the root, with UTF8String where Go wrote PrintableString.
+	var rdn pkix.RDNSequence
+	if _, err := asn1.Unmarshal(f.root.Cert.RawSubject, &rdn); err != nil {
+		t.Fatal(err)
+	}
+	reencoded, err := asn1.Marshal(reencodeUTF8(rdn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameCNOtherO, _ := asn1.Marshal(pkix.Name{CommonName: "certlens rules root", Organization: []string{"Other Org"}}.ToRDNSequence())
+
+	for _, tc := range []struct {
+		name string
+		dn   []byte
+		want string
+	}{
+		{"different string encoding", reencoded, "encoded differently (string types"},
+		{"same CN, different O", sameCNOtherO, "same CN but differs elsewhere"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := WouldOffer(chain, request([]handshake.DN{{Raw: tc.dn}}), handshake.VersionTLS12, now)
+			if len(rs) != 1 || !strings.Contains(rs[0].Text, tc.want) {
+				t.Errorf("reasons %+v, want one containing %q", rs, tc.want)
+			}
+		})
+	}
+}
+
+// reencodeUTF8 rewrites every string attribute as a UTF8String.
+func reencodeUTF8(rdn pkix.RDNSequence) []asn1.RawValue {
+	var sets []asn1.RawValue
+	for _, set := range rdn {
+		var atvs []byte
+		for _, atv := range set {
+			v, _ := asn1.MarshalWithParams(atv.Value, "utf8")
+			b, _ := asn1.Marshal(struct {
+				Type  asn1.ObjectIdentifier
+				Value asn1.RawValue
+			}{atv.Type, asn1.RawValue{FullBytes: v}})
+			atvs = append(atvs, b...)
+		}
+		sets = append(sets, asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: atvs})
+	}
+	return sets
+}
+
+func TestExpectedCertNotSelectable(t *testing.T) {
+	f := newFixture(t)
+	expected := f.inter.NewClient(t, "alice", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))
+	other := f.inter.NewClient(t, "bob")
+	exp := ExpectedCert{Name: "alice.pem", Chain: []*x509.Certificate{expected.Cert, f.inter.Cert, f.root.Cert}}
+	opts := Options{ExpectCerts: []ExpectedCert{exp}, Now: now}
+
+	r := Diagnose(tls12(request(dns(f.foreign)), nil), opts)
+	var got *Finding
+	for i := range r.Findings {
+		if r.Findings[i].ID == "expected-cert-not-selectable" {
+			got = &r.Findings[i]
+		}
+	}
+	if got == nil {
+		t.Fatalf("expected-cert-not-selectable did not fire: %v", ids(r))
+	}
+	for _, want := range []string{"alice.pem", "2 reason(s)", "reaches none of the 1 CA names", "without Client Authentication"} {
+		if !strings.Contains(got.Summary+" "+got.Detail, want) {
+			t.Errorf("finding lacks %q: %s / %s", want, got.Summary, got.Detail)
+		}
+	}
+	// Sent as expected: nothing to explain.
+	if r := Diagnose(tls12(request(dns(f.root)), expected), opts); slices.Contains(ids(r), "expected-cert-not-selectable") {
+		t.Errorf("fired although the expected certificate was sent")
+	}
+	// Selectable but another was sent: a client-side cause, said as such.
+	okExp := ExpectedCert{Name: "bob.pem", Chain: []*x509.Certificate{other.Cert, f.inter.Cert}}
+	r = Diagnose(tls12(request(dns(f.root)), nil), Options{ExpectCerts: []ExpectedCert{okExp}, Now: now})
+	for _, fd := range r.Findings {
+		if fd.ID == "expected-cert-not-selectable" && !strings.Contains(fd.Detail, "AT_KEYEXCHANGE") {
+			t.Errorf("selectable certificate not explained as a client-side cause: %s", fd.Detail)
+		}
+	}
+}
+
+func TestCatalogueMatchesDesign(t *testing.T) {
+	// DESIGN.md's rule ids are a contract.
+	want := []string{"client-cert-not-sent", "issuer-list-empty", "issuer-list-too-large", "client-cert-issuer-not-listed",
+		"client-cert-key-usage", "client-cert-ext-key-usage", "client-cert-expired", "client-cert-not-yet-valid",
+		"client-cert-key-type-not-accepted", "cert-request-by-renegotiation", "renegotiation-over-http2", "tls13-hidden-handshake",
+		"server-rejected-cert", "expected-cert-not-selectable", "http-403-observed", "tls13-late-client-cert", "keylog-secret-missing"}
+	var got []string
+	for _, r := range Catalogue {
+		got = append(got, r.ID)
+		if r.Trigger == "" || r.Remedy == "" || r.Severity == "" {
+			t.Errorf("rule %s lacks trigger, remedy or severity", r.ID)
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("catalogue %v\nwant %v", got, want)
+	}
+}
