@@ -1,0 +1,99 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/rules"
+)
+
+// zapFields encodes v through zap's JSON encoder and returns the object
+// without zap's own keys.
+func zapFields(t *testing.T, msg string, v zapcore.ObjectMarshaler) map[string]any {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{MessageKey: "msg"})
+	log := zap.New(zapcore.NewCore(enc, zapcore.AddSync(&buf), zapcore.DebugLevel))
+	log.Info(msg, zap.Inline(v))
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "msg")
+	return m
+}
+
+func jsonFields(t *testing.T, v any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestZapMatchesJSON holds the hand-written zap encodings to the struct tags:
+// analyze --json and the proxy's log must print the same event.
+func TestZapMatchesJSON(t *testing.T) {
+	ca := pkitest.NewCA(t, "certlens event CA")
+	leaf := ca.NewClient(t, "alice")
+	h := &handshake.Handshake{
+		Index: 1, Phase: handshake.PhaseRenegotiation, Visibility: handshake.VisibilityClear, End: handshake.EndAlert,
+		Version:     handshake.VersionTLS12,
+		ClientHello: &handshake.ClientHello{ServerName: "iis.example.test", ALPN: []string{"http/1.1"}},
+		ServerHello: &handshake.ServerHello{CipherSuite: 0xc02b, ALPN: "http/1.1"},
+		CertRequest: &handshake.CertificateRequest{CertTypes: []handshake.CertificateType{64}, SignatureSchemes: []handshake.SignatureScheme{0x0403},
+			Issuers: []handshake.DN{{Raw: ca.Cert.RawSubject}}, IssuerBytes: 2 + len(ca.Cert.RawSubject), Records: 2},
+		ClientCertificate: &handshake.CertificateMsg{Chain: [][]byte{leaf.DER}},
+		Alerts:            []handshake.Alert{{From: handshake.FromServer, Level: handshake.AlertFatal, Description: handshake.AlertUnknownCA}, {From: handshake.FromClient, Encrypted: true}},
+		Errors:            []string{"example error"},
+	}
+	r := rules.Diagnose(h, rules.Options{})
+	if len(r.Findings) == 0 {
+		t.Fatal("want findings to compare")
+	}
+	cases := []struct {
+		name string
+		v    zapcore.ObjectMarshaler
+	}{
+		{"full handshake", NewHandshake(Meta{ConnID: "a-1", Mode: "observe", ClientAddr: "127.0.0.1:1", Target: "iis.example.test:443"}, h, r)},
+		{"bare handshake", NewHandshake(Meta{ConnID: "a-2", Mode: "observe"}, &handshake.Handshake{Visibility: handshake.VisibilityPartial, End: handshake.EndEOF, Phase: handshake.PhaseInitial}, rules.Report{Findings: []rules.Finding{}, Verdict: "unknown"})},
+		{"closed", &Closed{ConnID: "a-1", Mode: "observe", BytesUp: 10, BytesDown: 20, DurationMS: 1.5, Reason: "client closed", Handshakes: 2, TLSVersion: "TLS 1.2", Errors: []string{"x"}}},
+		{"closed, not TLS", &Closed{ConnID: "a-3", Mode: "observe", Reason: "server closed", NotTLS: "not TLS: starts with \"SSH-2\""}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			z, j := zapFields(t, "x", tc.v), jsonFields(t, tc.v)
+			zb, _ := json.Marshal(z)
+			jb, _ := json.Marshal(j)
+			if !bytes.Equal(zb, jb) {
+				t.Errorf("zap and JSON encodings differ:\nzap:  %s\njson: %s", zb, jb)
+			}
+		})
+	}
+}
+
+func TestLevel(t *testing.T) {
+	for _, tc := range []struct {
+		verdict string
+		certain bool
+		want    string
+	}{
+		{"ok", true, "info"}, {"unknown", false, "info"}, {"403.7", false, "warn"}, {"403.7", true, "error"}, {"handshake_failed", true, "error"},
+	} {
+		e := &Handshake{Verdict: tc.verdict, VerdictCertain: tc.certain}
+		if got := e.Level(); got != tc.want {
+			t.Errorf("verdict %s certain %v: level %s, want %s", tc.verdict, tc.certain, got, tc.want)
+		}
+	}
+}
