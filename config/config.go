@@ -24,6 +24,7 @@ type Config struct {
 	Decrypt     Decrypt  // decrypt.*
 	Rules       Rules    // rules.*
 	Tunnel      Tunnel   // tunnel.*
+	Sidecar     Sidecar  // sidecar.*
 
 	ShutdownTimeout time.Duration // shutdown_timeout
 
@@ -58,6 +59,20 @@ type Tunnel struct {
 	IdleTimeout        time.Duration // tunnel.idle_timeout
 	DialTimeout        time.Duration // tunnel.dial_timeout
 	WatchRenegotiation bool          // tunnel.watch_renegotiation
+}
+
+// Sidecar tunes sidecar mode.
+type Sidecar struct {
+	// Routes pick the upstream by SNI, first match wins; Upstream is the default.
+	Routes               []Route // sidecar.routes: "SNI_PATTERN=HOST:PORT"
+	ProxyProtocol        bool    // sidecar.proxy_protocol
+	ProxyProtocolVersion int     // sidecar.proxy_protocol_version: 1 or 2
+}
+
+// Route sends connections whose SNI matches Pattern (path.Match syntax,
+// e.g. *.example.com) to Upstream.
+type Route struct {
+	Pattern, Upstream string
 }
 
 // Modes are the values of the mode key.
@@ -96,6 +111,9 @@ var keys = []key{
 	{name: "tunnel.idle_timeout", def: "5m", flag: "idle-timeout"},
 	{name: "tunnel.dial_timeout", def: "10s"},
 	{name: "tunnel.watch_renegotiation", def: true},
+	{name: "sidecar.routes", def: []string{}},
+	{name: "sidecar.proxy_protocol", def: false},
+	{name: "sidecar.proxy_protocol_version", def: 2},
 	{name: "shutdown_timeout", def: "10s"},
 }
 

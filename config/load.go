@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -305,8 +306,37 @@ func (l *loader) decode() *Config {
 			DialTimeout:        l.duration("tunnel.dial_timeout"),
 			WatchRenegotiation: l.bool("tunnel.watch_renegotiation"),
 		},
+		Sidecar: Sidecar{
+			Routes:               l.routes("sidecar.routes"),
+			ProxyProtocol:        l.bool("sidecar.proxy_protocol"),
+			ProxyProtocolVersion: l.int("sidecar.proxy_protocol_version"),
+		},
 		ShutdownTimeout: l.duration("shutdown_timeout"),
 	}
+}
+
+// routes reads "SNI_PATTERN=HOST:PORT" items: one string per route keeps
+// the list the same in YAML, in a comma separated variable and on a flag.
+func (l *loader) routes(key string) []Route {
+	var out []Route
+	for _, item := range l.list(key) {
+		pattern, upstream, ok := strings.Cut(item, "=")
+		pattern, upstream = strings.TrimSpace(pattern), strings.TrimSpace(upstream)
+		if !ok || pattern == "" {
+			l.fail(key, fmt.Sprintf("%q is not SNI_PATTERN=HOST:PORT", item))
+			return nil
+		}
+		if _, err := path.Match(pattern, ""); err != nil {
+			l.fail(key, fmt.Sprintf("%q: bad pattern: %v", pattern, err))
+			return nil
+		}
+		if p := hostPortProblem(upstream, true); p != "" {
+			l.fail(key, fmt.Sprintf("%q: %s", item, p))
+			return nil
+		}
+		out = append(out, Route{Pattern: pattern, Upstream: upstream})
+	}
+	return out
 }
 
 // scalar renders a single YAML, env or flag value as text; ok is false for

@@ -88,6 +88,7 @@ func wantDefaults(t *testing.T) *Config {
 			DialTimeout:        10 * time.Second,
 			WatchRenegotiation: true,
 		},
+		Sidecar:         Sidecar{ProxyProtocolVersion: 2},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }

@@ -45,6 +45,12 @@ func (c *Config) validate(userSet func(key string) bool) *Error {
 			return bad("upstream", "%s", p)
 		}
 	}
+	if v := c.Sidecar.ProxyProtocolVersion; v != 1 && v != 2 {
+		return bad("sidecar.proxy_protocol_version", "%d is not a PROXY protocol version; use 1 or 2", v)
+	}
+	if len(c.Sidecar.Routes) > 0 && c.Mode != ModeSidecar {
+		return bad("sidecar.routes", "only used in sidecar mode (mode is %s)", c.Mode)
+	}
 	switch c.Log.Format {
 	case "json", "console":
 	default:

@@ -67,12 +67,24 @@ func FuzzParser(f *testing.F) {
 					t.Fatalf("buffers grew past their caps: body %d msg %d", cap(s.body), len(s.msg))
 				}
 			}
-			if len(p.open) > 4 {
+			if len(p.open) > maxOpen {
 				t.Fatalf("%d handshakes open at once", len(p.open))
 			}
 			hs = append(hs, p.Drain()...)
 		}
 		hs = append(hs, p.Close()...)
+		// Every handshake started is handed out exactly once (in the order
+		// outcomes became known, not necessarily by index).
+		seen := make([]bool, p.started)
+		for _, h := range hs {
+			if h.Index < 0 || h.Index >= p.started || seen[h.Index] {
+				t.Fatalf("handshake %d handed out twice or never started (%d started)", h.Index, p.started)
+			}
+			seen[h.Index] = true
+		}
+		if len(hs) != p.started {
+			t.Fatalf("%d handshakes started, %d handed out", p.started, len(hs))
+		}
 		for _, h := range hs {
 			if h.End == "" || h.Visibility == "" {
 				t.Fatalf("handshake %d handed out without end/visibility", h.Index)
@@ -87,6 +99,9 @@ func FuzzParser(f *testing.F) {
 
 func FuzzParseClientHello(f *testing.F) {
 	f.Add(clientHello("a.test", 0x0304, 0x0303)[4:])
+	for _, body := range transcriptMessages(f, FromClient, TypeClientHello) {
+		f.Add(body)
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if m, err := ParseClientHello(body); err == nil && m == nil {
 			t.Fatal("nil message without error")
@@ -97,6 +112,9 @@ func FuzzParseClientHello(f *testing.F) {
 func FuzzParseServerHello(f *testing.F) {
 	f.Add(serverHello(0x0304)[4:])
 	f.Add(serverHello(0x0303)[4:])
+	for _, body := range transcriptMessages(f, FromServer, TypeServerHello) {
+		f.Add(body)
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if m, err := ParseServerHello(body); err == nil && m == nil {
 			t.Fatal("nil message without error")
@@ -107,6 +125,12 @@ func FuzzParseServerHello(f *testing.F) {
 func FuzzParseCertificate(f *testing.F) {
 	f.Add(certificate12([]byte("leaf"), []byte("ca"))[4:], false)
 	f.Add([]byte{0, 0, 0, 0}, true)
+	for _, body := range transcriptMessages(f, FromServer, TypeCertificate) {
+		f.Add(body, false)
+	}
+	for _, body := range transcriptMessages(f, FromClient, TypeCertificate) {
+		f.Add(body, false)
+	}
 	f.Fuzz(func(t *testing.T, body []byte, tls13 bool) {
 		m, err := ParseCertificate(body, tls13)
 		if err == nil && (m == nil || m.Chain == nil) {
@@ -118,6 +142,9 @@ func FuzzParseCertificate(f *testing.F) {
 func FuzzParseCertificateRequest(f *testing.F) {
 	f.Add(certRequest12(dnDER(1), dnDER(2))[4:], false, true)
 	f.Add([]byte{0, 0, 8, 0, 47, 0, 4, 0, 2, 0x30, 0}, true, true)
+	for _, body := range transcriptMessages(f, FromServer, TypeCertificateRequest) {
+		f.Add(body, false, true)
+	}
 	f.Fuzz(func(t *testing.T, body []byte, tls13, sigAlgs bool) {
 		m, err := ParseCertificateRequest(body, tls13, sigAlgs)
 		if err == nil && m == nil {
@@ -136,7 +163,55 @@ func FuzzParseCertificateRequest(f *testing.F) {
 	})
 }
 
-// transcriptConns loads the recorded real-peer transcripts as seeds, when present.
+// transcriptConns loads the recorded real-peer transcripts as seeds, so that
+// fuzzing starts from handshakes real stacks produced.
 func transcriptConns(tb testing.TB) []*conn {
-	return nil
+	tb.Helper()
+	var out []*conn
+	for _, rec := range loadTranscripts(tb) {
+		out = append(out, rec.conn)
+	}
+	return out
+}
+
+// transcriptMessages returns the bodies of the clear handshake messages of
+// type typ that the recorded transcripts carry from one side: everything a
+// side sends in handshake records before its first other record (its
+// ChangeCipherSpec), reassembled across records. Duplicates are dropped.
+func transcriptMessages(tb testing.TB, from Direction, typ MessageType) [][]byte {
+	tb.Helper()
+	var out [][]byte
+	seen := map[string]bool{}
+	for _, c := range transcriptConns(tb) {
+		var stream []byte
+		for _, ch := range *c {
+			if ch.from == from {
+				stream = append(stream, ch.data...)
+			}
+		}
+		var hs []byte // the clear handshake bytes, record headers removed
+		for len(stream) >= recordHeaderLen {
+			n := int(stream[3])<<8 | int(stream[4])
+			if ContentType(stream[0]) != ContentHandshake || len(stream) < recordHeaderLen+n {
+				break
+			}
+			hs = append(hs, stream[recordHeaderLen:recordHeaderLen+n]...)
+			stream = stream[recordHeaderLen+n:]
+		}
+		for len(hs) >= 4 {
+			n := int(hs[1])<<16 | int(hs[2])<<8 | int(hs[3])
+			if len(hs) < 4+n {
+				break
+			}
+			if body := hs[4 : 4+n]; MessageType(hs[0]) == typ && !seen[string(body)] {
+				seen[string(body)] = true
+				out = append(out, body)
+			}
+			hs = hs[4+n:]
+		}
+	}
+	if len(out) == 0 {
+		tb.Fatalf("no %s %s in the transcripts", from, typ)
+	}
+	return out
 }

@@ -66,9 +66,19 @@ type Handshake struct {
 	ClientRecords []int    `json:"client_encrypted_records,omitempty"`
 	ServerRecords []int    `json:"server_encrypted_records,omitempty"`
 	Errors        []string `json:"errors,omitempty"`
+	// Inferred is what a TLS 1.3 handshake seen without keys did, read from
+	// its record sizes (Visibility inferred); nil when nothing could be.
+	Inferred *Inference `json:"inferred,omitempty"`
 	// Unparsed: a parse error stopped reading this handshake; what is here is
 	// true but incomplete.
 	Unparsed bool `json:"unparsed,omitempty"`
+
+	// CertRequestEnd and ClientCertEnd are the stream offsets (bytes from the
+	// start of the server's, resp. the client's stream) just past the
+	// CertificateRequest and the client Certificate: capture readers map them
+	// to the frames Wireshark shows the messages in. 0 when not seen in clear.
+	CertRequestEnd int64 `json:"-"`
+	ClientCertEnd  int64 `json:"-"`
 
 	complete bool
 	// hrrPending: a HelloRetryRequest was seen; the next ClientHello belongs here.

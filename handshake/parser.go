@@ -15,6 +15,10 @@ const (
 	// DefaultMaxMessage bounds one reassembled handshake message. The largest
 	// legitimate CertificateRequest is ~64 KiB; long chains stay well below.
 	DefaultMaxMessage = 256 << 10
+	// maxOpen bounds the handshakes open at once. A real connection has one
+	// (two at most, around a renegotiation); only a peer that keeps starting
+	// handshakes without finishing any reaches the limit.
+	maxOpen = 4
 )
 
 // ErrNotTLS marks a stream that does not start with a TLS record.
@@ -66,6 +70,7 @@ type stream struct {
 	msg      []byte // a handshake message spanning records, header included
 	msgSkip  int    // bytes left of an oversize message being dropped
 	msgStart int    // record number where the pending message began
+	msgEnd   int64  // stream offset just past the message being decoded
 	records  int    // records read
 
 	started   bool // the first record header was read
@@ -136,7 +141,22 @@ func (p *Parser) Close() []*Handshake {
 	defer p.mu.Unlock()
 	// A connection that closed after the client spoke but before the server
 	// answered still had a handshake: report it, don't lose it.
-	for _, h := range p.open {
+	// finish removes h from p.open: ranging over p.open here skipped every
+	// other handshake when several were open, and those were never reported.
+	for i := range p.streams {
+		// A stream shorter than one record header ("ping") is judged on
+		// what there is; deciding earlier would depend on how reads cut it.
+		if s := &p.streams[i]; !s.started && !s.stopped && s.hdrN > 0 {
+			s.started = true
+			why := describeNotTLS(s.hdr[:s.hdrN])
+			if plausibleFirstByte(s.dir, s.hdr[0]) {
+				why = fmt.Sprintf("%v: the stream ended after %d bytes (%x), before a whole record header", ErrNotTLS, s.hdrN, s.hdr[:s.hdrN])
+			}
+			p.notTLS(s, why)
+		}
+	}
+	for len(p.open) > 0 {
+		h := p.open[0]
 		h.Visibility = VisibilityPartial
 		p.finish(h, EndEOF)
 	}
@@ -186,7 +206,10 @@ func (s *stream) release() {
 }
 
 func (p *Parser) feed(s *stream, b []byte) {
-	for len(b) > 0 && !s.stopped {
+	// Stop at the record that made the parser done, not at the end of the
+	// chunk: what is counted (records, alerts) must not depend on how the
+	// caller's reads happened to cut the stream.
+	for len(b) > 0 && !s.stopped && !p.done {
 		if s.hdrN < recordHeaderLen {
 			n := copy(s.hdr[s.hdrN:], b)
 			s.hdrN += n
@@ -215,6 +238,12 @@ func (p *Parser) feed(s *stream, b []byte) {
 			b = b[n:]
 			continue
 		default:
+			if cap(s.body)-len(s.body) < n {
+				// Grow to the record's length at once: append's own growth
+				// would overshoot maxCiphertext, the bound this buffer keeps
+				// (an 18 KiB record fed in small pieces ended at 21 KiB).
+				s.body = append(make([]byte, 0, s.recLen), s.body...)
+			}
 			s.body = append(s.body, b[:n]...)
 		}
 		s.need -= n
@@ -262,12 +291,19 @@ func (p *Parser) header(s *stream) bool {
 // record handles one complete record; it resets the header state.
 func (p *Parser) record(s *stream, body []byte) {
 	s.hdrN = 0
-	typ, length := s.typ, s.recLen
-	if !s.keep {
-		p.protectedRecord(s, typ, length)
-		return
+	if s.keep {
+		p.clearRecord(s, body)
+	} else {
+		p.protectedRecord(s, s.typ, s.recLen)
 	}
-	switch typ {
+	// Done is decided per record, so that feed stops right after the record
+	// that ended the parser's interest whatever the chunk sizes.
+	p.updateDone()
+}
+
+// clearRecord handles a record whose body was kept.
+func (p *Parser) clearRecord(s *stream, body []byte) {
+	switch s.typ {
 	case ContentHandshake:
 		p.handshakeData(s, body)
 	case ContentChangeCipherSpec:
@@ -447,6 +483,7 @@ func (p *Parser) handshakeData(s *stream, data []byte) {
 				}
 				if len(data) >= 4+length {
 					// The common case: a whole message in one record, parsed in place.
+					s.msgEnd = s.offset - int64(len(data)-4-length)
 					p.message(s, MessageType(data[0]), data[4:4+length], 1)
 					data = data[4+length:]
 					continue
@@ -472,6 +509,7 @@ func (p *Parser) handshakeData(s *stream, data []byte) {
 		s.msg = append(s.msg, data[:n]...)
 		data = data[n:]
 		if len(s.msg) == 4+length {
+			s.msgEnd = s.offset - int64(len(data))
 			p.message(s, MessageType(s.msg[0]), s.msg[4:], s.records-s.msgStart+1)
 			s.msg = s.msg[:0]
 		}
@@ -571,6 +609,7 @@ func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, r
 		}
 		if s.dir == FromClient {
 			h.ClientCertificate = m
+			h.ClientCertEnd = s.msgEnd
 		} else {
 			h.ServerCertificate = m
 		}
@@ -579,6 +618,7 @@ func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, r
 		if m != nil {
 			m.Records = records
 			h.CertRequest = m
+			h.CertRequestEnd = s.msgEnd
 		}
 		return err
 	case typ == TypeServerHelloDone && s.dir == FromServer:
@@ -614,6 +654,15 @@ func (p *Parser) begin(s *stream, phase Phase) *Handshake {
 	}
 	if idx < p.started {
 		return nil // already reported: late bytes of a handshake whose outcome was known
+	}
+	if len(p.open) >= maxOpen {
+		// A peer repeating hellos (or restarting encrypted handshakes the
+		// other side never finishes) must not grow p.open without bound:
+		// the oldest open handshake is handed out as unparsed instead.
+		old := p.open[0]
+		old.addError(fmt.Sprintf("handshake %d started before this one ended (%d open)", idx, len(p.open)))
+		old.Unparsed = true
+		p.finish(old, EndError)
 	}
 	h := &Handshake{Index: idx, Phase: phase, Messages: []string{}}
 	if phase == PhaseRenegotiation {
@@ -722,6 +771,19 @@ func (p *Parser) notTLS(s *stream, why string) {
 	}
 	h.addError("server answered with something that is not TLS: " + why)
 	p.finish(h, EndServerNotTLS)
+}
+
+// plausibleFirstByte reports whether a stream may start with b: a TLS
+// record's content type (a client always starts with a handshake), or an
+// SSLv2-compatible hello's length byte, which header() then names.
+func plausibleFirstByte(from Direction, b byte) bool {
+	if b&0x80 != 0 {
+		return true
+	}
+	if from == FromClient {
+		return ContentType(b) == ContentHandshake
+	}
+	return ContentType(b) >= ContentChangeCipherSpec && ContentType(b) <= ContentHeartbeat
 }
 
 // describeNotTLS names what a non-TLS stream looks like from its first bytes.

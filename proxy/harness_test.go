@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os/exec"
 	"strings"
@@ -75,6 +76,13 @@ func (e *events) wait(t testing.TB, msg string, n int) []map[string]any {
 // startProxy runs an observe-mode Server on a free loopback port.
 func startProxy(t testing.TB, opts Options) (string, *events) {
 	t.Helper()
+	addr, _, ev := startServer(t, opts)
+	return addr, ev
+}
+
+// startServer is startProxy that also returns the Server.
+func startServer(t testing.TB, opts Options) (string, *Server, *events) {
+	t.Helper()
 	ev := &events{}
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	log := zap.New(zapcore.NewCore(enc, ev, zapcore.DebugLevel))
@@ -99,17 +107,22 @@ func startProxy(t testing.TB, opts Options) (string, *events) {
 			t.Logf("proxy log:\n%s", ev.buf.String())
 		}
 	})
-	return ln.Addr().String(), ev
+	return ln.Addr().String(), s, ev
 }
 
 // curl runs curl through the proxy and returns its stdout, stderr and error.
 func curl(t testing.TB, proxyAddr string, args ...string) (string, string, error) {
 	t.Helper()
+	return runCurl(t, append([]string{"-sS", "--noproxy", "", "-x", "http://" + proxyAddr}, args...)...)
+}
+
+// runCurl runs curl with a clean environment: no proxy variables, no ~/.curlrc.
+func runCurl(t testing.TB, args ...string) (string, string, error) {
+	t.Helper()
 	bin := peertest.Require(t, "curl")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	all := append([]string{"-sS", "--noproxy", "", "-x", "http://" + proxyAddr}, args...)
-	cmd := exec.CommandContext(ctx, bin, all...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -128,4 +141,74 @@ func field(m map[string]any, path ...string) any {
 		v = mm[p]
 	}
 	return v
+}
+
+// forTarget returns the events with msg for connections to target, in the
+// order they were logged.
+func (e *events) forTarget(t testing.TB, msg, target string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, m := range e.all(t, msg) {
+		if m["target"] == target {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// settle waits until at least n handshake events exist for target and every
+// connection that logged one has also logged "connection closed", so that
+// no late event changes what a test counts; it returns target's handshake
+// events. Clients that open several connections (Chromium) need this.
+func (e *events) settle(t testing.TB, target string, n int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		hs := e.forTarget(t, "handshake", target)
+		closed := map[any]bool{}
+		for _, c := range e.forTarget(t, "connection closed", target) {
+			closed[c["conn_id"]] = true
+		}
+		open := 0
+		for _, h := range hs {
+			if !closed[h["conn_id"]] {
+				open++
+			}
+		}
+		if len(hs) >= n && open == 0 {
+			return hs
+		}
+		if time.Now().After(deadline) {
+			e.mu.Lock()
+			t.Fatalf("waited for %d handshake events for %s with their connections closed; have %d, %d open; log:\n%s", n, target, len(hs), open, e.buf.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// findingIDs lists the ids of an event's findings.
+func findingIDs(m map[string]any) []string {
+	var ids []string
+	list, _ := m["findings"].([]any)
+	for _, f := range list {
+		if f, ok := f.(map[string]any); ok {
+			ids = append(ids, fmt.Sprint(f["id"]))
+		}
+	}
+	return ids
+}
+
+// loopbackOnly is the upstream dialer of proxies that real browsers use in
+// tests: Chromium fetches things of its own in the background through the
+// proxy, and no test may send traffic off this machine.
+func loopbackOnly(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("test proxy dials loopback addresses only, not %s", addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
 }

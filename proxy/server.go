@@ -26,7 +26,7 @@ import (
 
 // Options configure a Server; cmd/certlens fills them from config.Config.
 type Options struct {
-	Mode string // "observe"
+	Mode string // "observe" or "sidecar"
 	// AllowPort says whether CONNECT may reach a port; nil allows none.
 	AllowPort func(port int) bool
 	// AllowPortsText is shown in refusals ("443,4443,8443").
@@ -35,8 +35,16 @@ type Options struct {
 	DialTimeout        time.Duration
 	WatchRenegotiation bool
 	Rules              rules.Options
+	Sidecar            SidecarOptions
 	// Dial replaces the upstream dialer (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Reloadable is what a config reload may change while tunnels run.
+type Reloadable struct {
+	AllowPort      func(port int) bool
+	AllowPortsText string
+	Rules          rules.Options
 }
 
 // Server is the forward proxy.
@@ -47,6 +55,11 @@ type Server struct {
 	http  *http.Server
 	idPfx string
 	seq   atomic.Uint64
+
+	metrics *metrics
+	dyn     atomic.Pointer[Reloadable]
+	serving atomic.Bool
+	sidecar net.Listener
 
 	mu       sync.Mutex
 	tunnels  map[*tunnel]struct{}
@@ -62,7 +75,8 @@ func New(opts Options, log *zap.Logger) *Server {
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = 10 * time.Second
 	}
-	s := &Server{opts: opts, log: log, tunnels: map[*tunnel]struct{}{}}
+	s := &Server{opts: opts, log: log, tunnels: map[*tunnel]struct{}{}, metrics: newMetrics()}
+	s.dyn.Store(&Reloadable{AllowPort: opts.AllowPort, AllowPortsText: opts.AllowPortsText, Rules: opts.Rules})
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	s.idPfx = hex.EncodeToString(b[:])
@@ -86,8 +100,18 @@ func New(opts Options, log *zap.Logger) *Server {
 	return s
 }
 
-// Serve accepts proxy clients on ln until Shutdown.
+// Reload swaps in what a config reload may change; tunnels already open
+// keep relaying, their next events use the new rules.
+func (s *Server) Reload(r Reloadable) { s.dyn.Store(&r) }
+
+// Serve accepts clients on ln until Shutdown: proxy clients, or in sidecar
+// mode the server's clients themselves.
 func (s *Server) Serve(ln net.Listener) error {
+	s.serving.Store(true)
+	defer s.serving.Store(false)
+	if s.opts.Mode == "sidecar" {
+		return s.serveSidecar(ln)
+	}
 	s.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("mode", s.opts.Mode),
 		zap.String("allow_ports", s.opts.AllowPortsText))
 	err := s.http.Serve(ln)
@@ -102,6 +126,9 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	s.mu.Lock()
+	if s.sidecar != nil {
+		_ = s.sidecar.Close()
+	}
 	s.stopping = true
 	n := len(s.tunnels)
 	if n > 0 && s.drained == nil {
@@ -137,12 +164,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil || perr != nil || host == "" {
 			s.log.Warn("connect refused", zap.String("client_addr", r.RemoteAddr), zap.String("target", r.Host),
 				zap.String("reason", "CONNECT target is not host:port"))
+			s.metrics.refused.WithLabelValues("bad_target").Inc()
 			w.Header().Set("Connection", "close")
 			http.Error(w, fmt.Sprintf("certlens: CONNECT target %q is not host:port", r.Host), http.StatusBadRequest)
 			return
 		}
-		if s.opts.AllowPort == nil || !s.opts.AllowPort(port) {
-			reason := fmt.Sprintf("port %d is not in allow_ports (%s)", port, s.opts.AllowPortsText)
+		if dyn := s.dyn.Load(); dyn.AllowPort == nil || !dyn.AllowPort(port) {
+			reason := fmt.Sprintf("port %d is not in allow_ports (%s)", port, dyn.AllowPortsText)
+			s.metrics.refused.WithLabelValues("port").Inc()
 			s.log.Warn("connect refused", zap.String("client_addr", r.RemoteAddr), zap.String("target", r.Host), zap.String("reason", reason))
 			// A refused CONNECT ends the proxy connection: a client that
 			// does not read the status would otherwise send TLS into HTTP.
@@ -189,14 +218,22 @@ func (s *Server) connectDial(r *http.Request, network, addr string) (net.Conn, e
 		}))
 		return nil, err
 	}
-	t := s.newTunnel(c, meta)
-	s.mu.Lock()
-	s.tunnels[t] = struct{}{}
-	s.mu.Unlock()
+	t := s.newTunnel(meta)
+	t.attach(c)
+	s.track(t)
 	return t, nil
 }
 
+func (s *Server) track(t *tunnel) {
+	s.mu.Lock()
+	s.tunnels[t] = struct{}{}
+	s.mu.Unlock()
+	s.metrics.active.Inc()
+	s.metrics.connections.Inc()
+}
+
 func (s *Server) tunnelDone(t *tunnel) {
+	s.metrics.active.Dec()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.tunnels, t)
@@ -206,9 +243,18 @@ func (s *Server) tunnelDone(t *tunnel) {
 	}
 }
 
-func (s *Server) logHandshake(m event.Meta, h *handshake.Handshake) {
+func (s *Server) logHandshake(t *tunnel, h *handshake.Handshake) {
+	m := t.meta
 	host, _, _ := net.SplitHostPort(m.Target)
-	e := event.NewHandshake(m, h, rules.DiagnoseWith(h, rules.Evidence{Host: host}, s.opts.Rules))
+	e := event.NewHandshake(m, h, rules.DiagnoseWith(h, rules.Evidence{Host: host}, s.dyn.Load().Rules))
+	issuerBytes := 0
+	if h.CertRequest != nil {
+		issuerBytes = h.CertRequest.IssuerBytes
+	}
+	s.metrics.observe(e, issuerBytes, h.CertRequest != nil, h.Unparsed || len(h.Errors) > 0)
+	if h.Index == 0 {
+		s.metrics.hsDuration.Observe(time.Since(t.start).Seconds())
+	}
 	switch e.Level() {
 	case "error":
 		s.log.Error("handshake", zap.Inline(e))
@@ -221,6 +267,9 @@ func (s *Server) logHandshake(m event.Meta, h *handshake.Handshake) {
 
 func (s *Server) logClosed(t *tunnel) {
 	obs := t.parser.Observation()
+	if len(obs.Errors) > 0 {
+		s.metrics.parseErrors.Inc()
+	}
 	reason := "closed"
 	if r := t.reason.Load(); r != nil {
 		reason = *r

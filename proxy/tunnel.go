@@ -36,18 +36,22 @@ type tunnel struct {
 	closeOnce  sync.Once
 }
 
-func (s *Server) newTunnel(c net.Conn, meta event.Meta) *tunnel {
+func (s *Server) newTunnel(meta event.Meta) *tunnel {
 	t := &tunnel{
-		Conn:   c,
 		srv:    s,
 		meta:   meta,
 		parser: handshake.NewParser(handshake.Options{StopAfterHandshake: !s.opts.WatchRenegotiation}),
 		start:  time.Now(),
 	}
-	t.tcp, _ = c.(*net.TCPConn)
 	t.tap.Store(true)
 	t.touch()
 	return t
+}
+
+// attach gives the tunnel its upstream connection.
+func (t *tunnel) attach(c net.Conn) {
+	t.Conn = c
+	t.tcp, _ = c.(*net.TCPConn)
 }
 
 func (t *tunnel) touch() { t.lastActive.Store(time.Now().UnixNano()) }
@@ -67,6 +71,7 @@ func (t *tunnel) Read(b []byte) (int, error) {
 		if n > 0 {
 			t.touch()
 			t.down.Add(int64(n))
+			t.srv.metrics.bytesDown.Add(float64(n))
 			if t.tap.Load() {
 				t.feed(handshake.FromServer, b[:n])
 			}
@@ -96,6 +101,7 @@ func (t *tunnel) Write(b []byte) (int, error) {
 	}
 	n, err := t.Conn.Write(b)
 	t.up.Add(int64(n))
+	t.srv.metrics.bytesUp.Add(float64(n))
 	if err != nil {
 		t.setReason("server write error: " + err.Error())
 	}
@@ -122,7 +128,10 @@ func (t *tunnel) CloseRead() error {
 // Close ends the tunnel and writes its last events: handshakes the
 // connection died in the middle of, then "connection closed".
 func (t *tunnel) Close() error {
-	err := t.Conn.Close()
+	var err error
+	if t.Conn != nil {
+		err = t.Conn.Close()
+	}
 	t.closeOnce.Do(func() {
 		t.setReason("closed")
 		t.mu.Lock()
@@ -148,6 +157,6 @@ func (t *tunnel) feed(from handshake.Direction, b []byte) {
 // logHandshakes writes one event per handshake; t.mu held.
 func (t *tunnel) logHandshakes(hs []*handshake.Handshake) {
 	for _, h := range hs {
-		t.srv.logHandshake(t.meta, h)
+		t.srv.logHandshake(t, h)
 	}
 }

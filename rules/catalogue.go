@@ -129,6 +129,14 @@ var Catalogue = []*Rule{
 		check:   clientCertKeyTypeNotAccepted,
 	},
 	{
+		ID: "client-abandoned-after-request", Severity: "info",
+		Trigger: "The client never answered the CertificateRequest: no Certificate, no Finished, the connection ended. Browsers do this " +
+			"while the user (or a policy) picks a certificate, then repeat the request on a new connection.",
+		Remedy: "Look at the next handshake to the same target: it carries the browser's answer. If there is none, the user " +
+			"cancelled the certificate prompt or the browser found no certificate to offer and gave up.",
+		check: clientAbandonedAfterRequest,
+	},
+	{
 		ID: "server-rejected-cert", Severity: "error",
 		Trigger: "The server ended the handshake with a fatal alert about the certificate (certificate_required, handshake_failure, " +
 			"bad_certificate, unknown_ca, certificate_expired, certificate_revoked, access_denied, ...).",

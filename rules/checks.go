@@ -68,8 +68,13 @@ func tls13LateClientCert(in *input, r *Rule) []Finding {
 	if h.Version != handshake.VersionTLS13 || h.ClientHello == nil || h.ClientHello.PostHandshakeAuth {
 		return nil
 	}
-	// Only a handshake read in full can show that no certificate was asked for.
-	if !in.readable() || h.CertRequest != nil {
+	// Only a handshake read in full, or inferred from its record sizes, can
+	// show that no certificate was asked for.
+	noRequest := in.readable() && h.CertRequest == nil
+	if inf := h.Inferred; inf != nil && inf.CertRequested == handshake.No {
+		noRequest = true
+	}
+	if !noRequest {
 		return nil
 	}
 	var why string
@@ -153,6 +158,12 @@ func issuerSummary(cr *handshake.CertificateRequest) string {
 
 func clientCertNotSent(in *input, r *Rule) []Finding {
 	h := in.h
+	if inf := h.Inferred; inf != nil && inf.CertRequested == handshake.Yes && inf.CertSent == handshake.No {
+		return []Finding{r.finding(SeverityError, "403.7",
+			"The server asked for a client certificate and the client sent none (inferred from TLS 1.3 record sizes)",
+			"Inferred, not certain: "+inf.Evidence+". IIS answers 403.7 if the site requires client certificates; "+
+				"a key log (--decrypt-keylog) shows the issuer list and makes this certain.")}
+	}
 	if h.CertRequest == nil || !sentNothing(in) {
 		return nil
 	}
@@ -286,7 +297,7 @@ var alertSubstatus = map[handshake.AlertDescription]string{
 
 func serverRejectedCert(in *input, r *Rule) []Finding {
 	h := in.h
-	if h.CertRequest == nil && h.Version != handshake.VersionTLS13 {
+	if (h.CertRequest == nil && h.Version != handshake.VersionTLS13) || clientNeverAnswered(in) {
 		return nil
 	}
 	for _, a := range h.Alerts {
@@ -307,4 +318,27 @@ func serverRejectedCert(in *input, r *Rule) []Finding {
 				a.Description, uint8(a.Description), sub))}
 	}
 	return nil
+}
+
+// clientNeverAnswered: a CertificateRequest was read in clear, and the
+// client sent nothing after it before the connection or handshake ended.
+func clientNeverAnswered(in *input) bool {
+	h := in.h
+	return h.CertRequest != nil && h.ClientCertificate == nil && !h.ClientFinished &&
+		(h.End == handshake.EndEOF || h.End == handshake.EndAlert)
+}
+
+func clientAbandonedAfterRequest(in *input, r *Rule) []Finding {
+	if !clientNeverAnswered(in) {
+		return nil
+	}
+	detail := fmt.Sprintf("The server asked with %s; the client sent no Certificate and no Finished before the handshake ended (%s).",
+		issuerSummary(in.h.CertRequest), in.h.End)
+	for _, a := range in.h.Alerts {
+		if a.From == handshake.FromServer {
+			detail += fmt.Sprintf(" The server's %s alert answers the client's hang-up, not a certificate.", a.DescriptionName())
+			break
+		}
+	}
+	return []Finding{r.finding(SeverityInfo, "", "The client left without answering the certificate request", detail)}
 }

@@ -200,12 +200,22 @@ func verdict(in *input, findings []Finding) (Verdict, bool) {
 			return Verdict(f.Predicts), true
 		}
 	}
+	// A browser that hangs up to pick a certificate retries elsewhere: the
+	// server's alert to its EOF (OpenSSL's decode_error) is no verdict.
+	if clientNeverAnswered(in) {
+		return VerdictUnknown, false
+	}
 	if h.End == handshake.EndAlert {
 		for _, a := range h.Alerts {
 			if a.Fatal() && !a.Encrypted {
 				return VerdictHandshakeFailed, true
 			}
 		}
+	}
+	// A TLS 1.3 server that refuses the handshake does so with an encrypted
+	// alert; its size is all there is to see.
+	if inf := h.Inferred; inf != nil && h.Visibility == handshake.VisibilityInferred && inf.ServerAlert {
+		return VerdictHandshakeFailed, false
 	}
 	best := ""
 	for _, f := range findings {
@@ -220,6 +230,9 @@ func verdict(in *input, findings []Finding) (Verdict, bool) {
 			certain = true
 		}
 		return Verdict(best), certain
+	}
+	if inf := h.Inferred; inf != nil && h.Visibility == handshake.VisibilityInferred && (inf.CertSent == handshake.Yes || inf.CertRequested == handshake.No) {
+		return VerdictOK, false
 	}
 	if !in.readable() || h.Unparsed {
 		return VerdictUnknown, false

@@ -102,9 +102,21 @@ func TestRules(t *testing.T) {
 	tls13pha.ClientHello = &handshake.ClientHello{ServerName: "iis.example.test", PostHandshakeAuth: true}
 	rejected := tls12(request(dns(f.root)), nil)
 	rejected.End, rejected.Alerts = handshake.EndAlert, []handshake.Alert{{From: handshake.FromServer, Level: handshake.AlertFatal, Description: handshake.AlertHandshakeFailure}}
+	abandoned := tls12(request(dns(f.root)), nil)
+	abandoned.ClientCertificate, abandoned.ClientFinished, abandoned.ServerFinished = nil, false, false
+	abandoned.End, abandoned.Alerts = handshake.EndAlert, []handshake.Alert{{From: handshake.FromServer, Level: handshake.AlertFatal, Description: 50}}
 	closeNotify := tls12(request(dns(f.root)), good)
 	closeNotify.Alerts = []handshake.Alert{{From: handshake.FromServer, Level: handshake.AlertWarning, Description: handshake.AlertCloseNotify}}
 
+	inferred := func(inf handshake.Inference) *handshake.Handshake {
+		h := *tls13
+		h.Visibility, h.Inferred = handshake.VisibilityInferred, &inf
+		return &h
+	}
+	notSent := inferred(handshake.InferTLS13(0x1301, []int{23, 254, 900, 97, 53, 200}, []int{25, 53}))
+	sent := inferred(handshake.InferTLS13(0x1301, []int{23, 254, 900, 97, 53, 200}, []int{1200, 97, 53}))
+	refused := inferred(handshake.InferTLS13(0x1301, []int{23, 254, 900, 97, 53, 19}, []int{25, 53}))
+	noReq := inferred(handshake.InferTLS13(0x1301, []int{23, 900, 97, 53, 200}, []int{53}))
 	cases := []struct {
 		name    string
 		h       *handshake.Handshake
@@ -156,6 +168,13 @@ func TestRules(t *testing.T) {
 		{name: "TLS 1.3 to a listed host", h: &tls13clear, opts: Options{ClientCertHosts: []string{"iis.example.test"}}, fires: "tls13-late-client-cert", verdict: "500.0"},
 		{name: "TLS 1.3 with post-handshake auth offered", h: &tls13pha, ev: Evidence{ResetAfterRequest: true}, absent: "tls13-late-client-cert", verdict: VerdictOK, certain: true},
 		{name: "TLS 1.3, nothing wanted", h: &tls13clear, absent: "tls13-late-client-cert", verdict: VerdictOK, certain: true},
+		{name: "TLS 1.3 inferred: requested, not sent", h: notSent, fires: "client-cert-not-sent", absent: "tls13-hidden-handshake", verdict: "403.7"},
+		{name: "TLS 1.3 inferred: requested and sent", h: sent, absent: "client-cert-not-sent", verdict: VerdictOK},
+		{name: "TLS 1.3 inferred: refused with an alert", h: refused, fires: "client-cert-not-sent", verdict: VerdictHandshakeFailed},
+		{name: "TLS 1.3 inferred: no request, host wants one", h: noReq, opts: Options{ClientCertHosts: []string{"iis.example.test"}}, fires: "tls13-late-client-cert", verdict: "500.0"},
+		{name: "TLS 1.3 inferred: no request, nothing wanted", h: noReq, absent: "tls13-late-client-cert", verdict: VerdictOK},
+		{name: "client hangs up after the request (Chromium picking)", h: abandoned, fires: "client-abandoned-after-request", absent: "server-rejected-cert", verdict: VerdictUnknown},
+		{name: "client answered, server refused", h: rejected, absent: "client-abandoned-after-request", verdict: VerdictHandshakeFailed, certain: true},
 		{name: "HTTP 403.16 observed", h: tls12(request(dns(f.root)), good), ev: Evidence{HTTP: &HTTPOutcome{Status: 403, Substatus: "403.16"}},
 			fires: "http-403-observed", verdict: "403.16", certain: true},
 		{name: "HTTP 200 observed", h: tls12(request(dns(f.root)), good), ev: Evidence{HTTP: &HTTPOutcome{Status: 200}}, absent: "http-403-observed", verdict: VerdictOK, certain: true},
@@ -318,7 +337,7 @@ func TestCatalogueMatchesDesign(t *testing.T) {
 	want := []string{"client-cert-not-sent", "issuer-list-empty", "issuer-list-too-large", "client-cert-issuer-not-listed",
 		"client-cert-key-usage", "client-cert-ext-key-usage", "client-cert-expired", "client-cert-not-yet-valid",
 		"client-cert-key-type-not-accepted", "cert-request-by-renegotiation", "renegotiation-over-http2", "tls13-hidden-handshake",
-		"server-rejected-cert", "expected-cert-not-selectable", "http-403-observed", "tls13-late-client-cert", "keylog-secret-missing"}
+		"server-rejected-cert", "expected-cert-not-selectable", "client-abandoned-after-request", "http-403-observed", "tls13-late-client-cert", "keylog-secret-missing"}
 	var got []string
 	for _, r := range Catalogue {
 		got = append(got, r.ID)

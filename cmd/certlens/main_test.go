@@ -118,49 +118,8 @@ func TestServeEndToEnd(t *testing.T) {
 	listen := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
 	logFile := filepath.Join(dir, "events.jsonl")
 
-	cmd := exec.Command(binary, "serve", "--listen", listen, "--admin-listen=", "--allow-ports", port, "--log-file", logFile)
-	cmd.Dir = t.TempDir()
-	cmd.Env = []string{"HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir()}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	lines := make(chan map[string]any, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var m map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-				t.Errorf("stdout line is not JSON: %s", sc.Bytes())
-				continue
-			}
-			lines <- m
-		}
-		close(lines)
-	}()
-	next := func(msg string) map[string]any {
-		t.Helper()
-		timeout := time.After(15 * time.Second)
-		for {
-			select {
-			case m, ok := <-lines:
-				if !ok {
-					t.Fatalf("certlens exited before %q; stderr: %s", msg, stderr.String())
-				}
-				if m["msg"] == msg {
-					return m
-				}
-			case <-timeout:
-				t.Fatalf("no %q event; stderr: %s", msg, stderr.String())
-			}
-		}
-	}
+	sp := startServe(t, "serve", "--listen", listen, "--admin-listen=", "--allow-ports", port, "--log-file", logFile)
+	cmd, next, stderr := sp.cmd, sp.next, sp.stderr
 	if l := next("listening"); l["addr"] != listen {
 		t.Errorf("listening on %v", l["addr"])
 	}
@@ -217,5 +176,62 @@ func TestConsoleFormat(t *testing.T) {
 	first := strings.SplitN(out.String(), "\n", 2)[0]
 	if strings.HasPrefix(first, "{") || !strings.Contains(first, "listening") || !strings.Contains(first, "INFO") {
 		t.Errorf("console output %q", first)
+	}
+}
+
+// serveProc is a running `certlens serve` whose stdout events are read as they come.
+type serveProc struct {
+	cmd    *exec.Cmd
+	stderr *strings.Builder
+	lines  chan map[string]any
+	t      *testing.T
+}
+
+func startServe(t *testing.T, args ...string) *serveProc {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{"HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir()}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &serveProc{cmd: cmd, stderr: &strings.Builder{}, lines: make(chan map[string]any, 100), t: t}
+	cmd.Stderr = sp.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Errorf("stdout line is not JSON: %s", sc.Bytes())
+				continue
+			}
+			sp.lines <- m
+		}
+		close(sp.lines)
+	}()
+	return sp
+}
+
+// next returns the next event with msg, skipping others.
+func (sp *serveProc) next(msg string) map[string]any {
+	sp.t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case m, ok := <-sp.lines:
+			if !ok {
+				sp.t.Fatalf("certlens exited before %q; stderr: %s", msg, sp.stderr.String())
+			}
+			if m["msg"] == msg {
+				return m
+			}
+		case <-timeout:
+			sp.t.Fatalf("no %q event; stderr: %s", msg, sp.stderr.String())
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
 	"github.com/certlens/certlens/config"
@@ -23,22 +24,33 @@ func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the diagnostic proxy and log one event per TLS handshake",
-		Long: `Run certlens as an HTTP forward proxy (observe mode, the default).
+		Long: `Run certlens as an HTTP forward proxy (observe mode, the default), or as a
+sidecar in front of one server (--mode sidecar --upstream HOST:PORT).
 
-Set the browser's proxy to the listen address (Windows: Settings > Network >
-Proxy > Manual, 127.0.0.1:8080; Chromium: --proxy-server=127.0.0.1:8080;
+Observe: set the browser's proxy to the listen address (Windows: Settings >
+Network > Proxy > Manual, 127.0.0.1:8080; Chromium: --proxy-server=127.0.0.1:8080;
 curl: -x http://127.0.0.1:8080). HTTPS goes through CONNECT tunnels that
 certlens relays byte for byte while it reads the TLS handshake, and for each
 handshake it writes a "handshake" event with the server's certificate request,
 the client certificate sent and a verdict; each tunnel ends with a
 "connection closed" event.
 
+Sidecar: clients connect to the listen address as if it were the server;
+certlens relays each connection to --upstream (or a sidecar.routes upstream
+chosen by SNI), with the same events. Nothing to configure in any browser.
+
+The admin server (--admin-listen, default 127.0.0.1:9090) serves /healthz,
+/readyz and Prometheus /metrics.
+
 Settings come, in rising precedence, from defaults, a config file
 (--config, ./certlens.yaml or $XDG_CONFIG_HOME/certlens/certlens.yaml; see
-certlens.example.yaml), CERTLENS_* environment variables, and flags.`,
+certlens.example.yaml), CERTLENS_* environment variables, and flags. When
+the file changes (or on SIGHUP) the rules, expect-certs, allow_ports and the
+log level are reloaded; a bad file is rejected and the running config kept.`,
 		Example: `  certlens serve
   certlens serve --log-format console
   certlens serve --log-file handshakes.jsonl --allow-ports 443,8443,10000-20000
+  certlens serve --mode sidecar --listen 0.0.0.0:8443 --upstream web:443
   tail -f handshakes.jsonl | jq 'select(.msg=="handshake" and .verdict!="ok")'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,22 +58,23 @@ certlens.example.yaml), CERTLENS_* environment variables, and flags.`,
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfg)
+			return serve(cmd.Context(), cmd.Flags(), cfg)
 		},
 	}
 	config.AddServeFlags(cmd.Flags())
 	return cmd
 }
 
-func serve(ctx context.Context, cfg *config.Config) error {
-	if cfg.Mode != config.ModeObserve {
-		return &config.Error{Key: "mode", Problem: fmt.Sprintf("%s mode is not available in this version yet; use observe", cfg.Mode)}
+func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error {
+	if cfg.Mode == config.ModeIntercept {
+		return &config.Error{Key: "mode", Problem: "intercept mode is not available in this version yet; use observe or sidecar"}
 	}
 	expect, err := loadExpectCerts(cfg.ExpectCerts)
 	if err != nil {
 		return err
 	}
-	log, closeLog, err := logging.New(logging.Options{Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File})
+	level := zap.NewAtomicLevel()
+	log, closeLog, err := logging.New(logging.Options{Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File, Atomic: &level})
 	if err != nil {
 		return err
 	}
@@ -74,26 +87,30 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set another address with --listen)", cfg.Listen, err)
 	}
-	srv := proxy.New(proxy.Options{
-		Mode:               cfg.Mode,
-		AllowPort:          cfg.AllowPorts.Contains,
-		AllowPortsText:     cfg.AllowPorts.String(),
-		IdleTimeout:        cfg.Tunnel.IdleTimeout,
-		DialTimeout:        cfg.Tunnel.DialTimeout,
-		WatchRenegotiation: cfg.Tunnel.WatchRenegotiation,
-		Rules: rules.Options{
-			IssuerListWarnBytes:  cfg.Rules.IssuerListWarnBytes,
-			IssuerListErrorBytes: cfg.Rules.IssuerListErrorBytes,
-			ExpectCerts:          expect,
-			ClientCertHosts:      cfg.Rules.ClientCertHosts,
-		},
-	}, log)
+	var adminLn net.Listener
+	if cfg.AdminListen != "" {
+		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("admin server: listen on %s: %w (set another address with --admin-listen, or turn it off with --admin-listen=)", cfg.AdminListen, err)
+		}
+	}
+	srv := proxy.New(proxyOptions(cfg, expect), log)
 
 	ctx, stop := signal.NotifyContext(ctx, shutdownSignals...)
 	defer stop()
+	if adminLn != nil {
+		log.Info("admin server listening", zap.String("addr", adminLn.Addr().String()))
+		go func() {
+			if err := srv.ServeAdmin(ctx, adminLn); err != nil {
+				log.Error("admin server stopped", zap.Error(err))
+			}
+		}()
+	}
+	r := &reloader{flags: flags, cfg: cfg, srv: srv, log: log, level: level}
+	go r.run(ctx)
+
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-
 	select {
 	case err := <-done:
 		return err
@@ -111,6 +128,42 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	log.Info("stopped", zap.Time("at", time.Now()))
 	return nil
+}
+
+func proxyOptions(cfg *config.Config, expect []rules.ExpectedCert) proxy.Options {
+	dyn := reloadable(cfg, expect)
+	routes := make([]proxy.Route, len(cfg.Sidecar.Routes))
+	for i, r := range cfg.Sidecar.Routes {
+		routes[i] = proxy.Route{Pattern: r.Pattern, Upstream: r.Upstream}
+	}
+	side := proxy.SidecarOptions{Upstream: cfg.Upstream, Routes: routes}
+	if cfg.Sidecar.ProxyProtocol {
+		side.ProxyProtocol = cfg.Sidecar.ProxyProtocolVersion
+	}
+	return proxy.Options{
+		Mode:               cfg.Mode,
+		AllowPort:          dyn.AllowPort,
+		AllowPortsText:     dyn.AllowPortsText,
+		IdleTimeout:        cfg.Tunnel.IdleTimeout,
+		DialTimeout:        cfg.Tunnel.DialTimeout,
+		WatchRenegotiation: cfg.Tunnel.WatchRenegotiation,
+		Rules:              dyn.Rules,
+		Sidecar:            side,
+	}
+}
+
+// reloadable is the part of the config a reload may change.
+func reloadable(cfg *config.Config, expect []rules.ExpectedCert) proxy.Reloadable {
+	return proxy.Reloadable{
+		AllowPort:      cfg.AllowPorts.Contains,
+		AllowPortsText: cfg.AllowPorts.String(),
+		Rules: rules.Options{
+			IssuerListWarnBytes:  cfg.Rules.IssuerListWarnBytes,
+			IssuerListErrorBytes: cfg.Rules.IssuerListErrorBytes,
+			ExpectCerts:          expect,
+			ClientCertHosts:      cfg.Rules.ClientCertHosts,
+		},
+	}
 }
 
 // loadExpectCerts reads the --expect-cert files. A file certlens cannot use

@@ -18,11 +18,17 @@ type Options struct {
 	Level  string // debug, info, warn, error
 	File   string // appended to as JSON lines, created 0600; "" for none
 	Stdout io.Writer
+	// Atomic, when set, is the level the logger obeys, set from Level: keep
+	// it to change the level later (a config reload).
+	Atomic *zap.AtomicLevel
 }
 
 // New returns the logger and a function that flushes and closes it.
 func New(o Options) (*zap.Logger, func(), error) {
-	var level zapcore.Level
+	level := zap.NewAtomicLevel()
+	if o.Atomic != nil {
+		level = *o.Atomic
+	}
 	if err := level.UnmarshalText([]byte(o.Level)); err != nil {
 		return nil, nil, fmt.Errorf("log.level: %w", err)
 	}

@@ -1,9 +1,11 @@
 package peertest
 
 import (
+	"errors"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,4 +107,93 @@ func OpenSSLServer(tb testing.TB, cfg OpenSSLServerConfig) (addr string, p *Proc
 		tb.Fatalf("peertest: openssl s_server on %s did not start:\n%s", addr, p.tail(tailBytes))
 	}
 	return addr, p
+}
+
+// OpenSSLClientConfig describes one `openssl s_client` connection.
+type OpenSSLClientConfig struct {
+	// Connect is the server's HOST:PORT. Required.
+	Connect string
+	// Proxy is the HOST:PORT of an HTTP proxy to tunnel through (-proxy,
+	// which sends CONNECT); "" connects directly.
+	Proxy string
+	// Cert is the client certificate, sent with its intermediates when the
+	// server asks for one; nil sends none.
+	Cert *pkitest.Cert
+	// ServerCAs verify the server's certificate; the connection fails if
+	// it does not verify. Empty: the server is not verified.
+	ServerCAs []*pkitest.Cert
+	// ServerName is the SNI; "" sends none.
+	ServerName string
+	// TLS12 and TLS13 pin the protocol version.
+	TLS12, TLS13 bool
+	// Request is written once connected; "" means "GET / HTTP/1.0\r\n\r\n".
+	// The client then reads until the server closes.
+	Request string
+	// Extra arguments, appended last.
+	Extra []string
+	// Timeout bounds the run; 0 means 30 seconds.
+	Timeout time.Duration
+}
+
+// OpenSSLClient runs `openssl s_client` to completion and returns its
+// output (the handshake summary, the server's answer and any error stack)
+// and its exit error: non-nil when the handshake or the verification
+// failed, so that tests can assert on either outcome.
+func OpenSSLClient(tb testing.TB, cfg OpenSSLClientConfig) (string, error) {
+	tb.Helper()
+	bin := Require(tb, "openssl")
+	if cfg.Connect == "" {
+		tb.Fatal("peertest: OpenSSLClientConfig.Connect is empty")
+	}
+	dir := tb.TempDir()
+	args := []string{"s_client", "-connect", cfg.Connect,
+		// -ign_eof: the end of the request on stdin must not close the
+		// connection before the server has answered.
+		"-ign_eof", "-no-CApath", "-no-CAstore"}
+	if cfg.Proxy != "" {
+		args = append(args, "-proxy", cfg.Proxy)
+	}
+	if cfg.Cert != nil {
+		certPath, keyPath := cfg.Cert.WriteFiles(tb, dir, "client")
+		args = append(args, "-cert", certPath, "-key", keyPath)
+		if chain := cfg.Cert.Chain(); len(chain) > 2 {
+			// As for s_server: only the first certificate of -cert counts.
+			chainPath := filepath.Join(dir, "client-chain.pem")
+			pkitest.WritePEM(tb, chainPath, chain[1:len(chain)-1]...)
+			args = append(args, "-cert_chain", chainPath)
+		}
+	}
+	if len(cfg.ServerCAs) > 0 {
+		caPath := filepath.Join(dir, "server-cas.pem")
+		pkitest.WritePEM(tb, caPath, cfg.ServerCAs...)
+		args = append(args, "-CAfile", caPath, "-verify_return_error")
+	} else {
+		args = append(args, "-no-CAfile")
+	}
+	if cfg.ServerName != "" {
+		args = append(args, "-servername", cfg.ServerName)
+	} else {
+		args = append(args, "-noservername")
+	}
+	if cfg.TLS12 {
+		args = append(args, "-tls1_2")
+	}
+	if cfg.TLS13 {
+		args = append(args, "-tls1_3")
+	}
+	args = append(args, cfg.Extra...)
+	req := cfg.Request
+	if req == "" {
+		req = "GET / HTTP/1.0\r\n\r\n"
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	p := Start(tb, bin, args, WithDir(dir), WithStdin(strings.NewReader(req)))
+	err := p.Wait(timeout)
+	if errors.Is(err, ErrTimeout) {
+		tb.Fatalf("peertest: openssl s_client to %s: %v\n%s", cfg.Connect, err, p.tail(tailBytes))
+	}
+	return p.Output(), err
 }

@@ -1,6 +1,7 @@
-// Package peertest starts real TLS peers (openssl today; nginx, apache,
-// curl, chromium helpers belong here too) for integration tests, on free
-// loopback ports with files in the test's temp dir. A missing peer skips
+// Package peertest starts real TLS peers (openssl s_server and s_client,
+// nginx, Apache, headless Chromium) and loopback captures (tshark) for
+// integration tests, on free loopback ports with files in the test's temp
+// dir. A missing peer skips
 // the test with the package to install, unless CERTLENS_REQUIRE_PEERS=1
 // (set in CI) turns that into a failure so a broken image cannot pass
 // silently.
@@ -27,8 +28,10 @@ const RequireEnv = "CERTLENS_REQUIRE_PEERS"
 var debianPackage = map[string]string{
 	"apache2ctl": "apache2",
 	"apachectl":  "apache2",
+	"certutil":   "libnss3-tools",
 	"editcap":    "wireshark-common",
 	"mergecap":   "wireshark-common",
+	"pk12util":   "libnss3-tools",
 }
 
 // Require returns the path of binary name on PATH. When it is missing the
@@ -43,12 +46,19 @@ func Require(tb testing.TB, name string) string {
 	if pkg == "" {
 		pkg = name
 	}
-	msg := fmt.Sprintf("%s not installed: apt-get install %s", name, pkg)
+	missingPeer(tb, name, pkg)
+	return ""
+}
+
+// missingPeer skips the test because what is not installed, or fails it
+// when CERTLENS_REQUIRE_PEERS=1.
+func missingPeer(tb testing.TB, what, pkg string) {
+	tb.Helper()
+	msg := fmt.Sprintf("%s not installed: apt-get install %s", what, pkg)
 	if os.Getenv(RequireEnv) == "1" {
 		tb.Fatalf("%s (%s=1 requires every peer)", msg, RequireEnv)
 	}
 	tb.Skip(msg)
-	return ""
 }
 
 // FreePort returns a TCP port that was free on 127.0.0.1 a moment ago. Peers
@@ -70,9 +80,8 @@ func WaitTCP(tb testing.TB, addr string, timeout time.Duration) {
 	tb.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		err := probe(addr)
 		if err == nil {
-			c.Close()
 			return
 		}
 		if time.Now().After(deadline) {
@@ -80,6 +89,15 @@ func WaitTCP(tb testing.TB, addr string, timeout time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// probe opens and closes one TCP connection to addr.
+func probe(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // versionArgs is how each binary prints its version; the first line of the
@@ -96,17 +114,29 @@ var versionArgs = map[string][]string{
 func Version(tb testing.TB, binary string) string {
 	tb.Helper()
 	path := binary
-	if !strings.ContainsRune(binary, os.PathSeparator) {
+	switch {
+	case binary == "chromium":
+		// Debian's /usr/bin/chromium is a shell wrapper whose own noise can
+		// come first; ask the browser itself.
+		path = chromiumBinary(tb)
+	case !strings.ContainsRune(binary, os.PathSeparator):
 		path = Require(tb, binary)
 	}
 	args, ok := versionArgs[filepath.Base(path)]
 	if !ok {
 		args = []string{"--version"}
 	}
-	// nginx prints its version on stderr.
-	out, err := exec.Command(path, args...).CombinedOutput()
+	cmd := exec.Command(path, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		tb.Fatalf("peertest: %s %s: %v\n%s", path, strings.Join(args, " "), err, out)
+		tb.Fatalf("peertest: %s %s: %v\n%s%s", path, strings.Join(args, " "), err, out, stderr.Bytes())
+	}
+	// nginx prints its version on stderr only; tshark prints it on stdout
+	// and, as root, a warning on stderr.
+	if len(bytes.TrimSpace(out)) == 0 {
+		out = stderr.Bytes()
 	}
 	line, _, _ := strings.Cut(string(bytes.TrimSpace(out)), "\n")
 	return strings.TrimSpace(line)

@@ -37,6 +37,7 @@ type startConfig struct {
 	env       []string
 	stdin     io.Reader
 	stdinPipe bool
+	stdout    io.Writer
 }
 
 // StartOption configures Start.
@@ -57,6 +58,11 @@ func WithStdin(r io.Reader) StartOption { return func(c *startConfig) { c.stdin 
 // WithStdinPipe keeps standard input open as Process.Stdin, for peers that
 // quit at end of file or take commands while running.
 func WithStdinPipe() StartOption { return func(c *startConfig) { c.stdinPipe = true } }
+
+// WithStdout sends standard output to w instead of the output buffer, for
+// peers whose stdout is a result (chromium --dump-dom) rather than a log;
+// stderr still goes to the buffer and the failure tail.
+func WithStdout(w io.Writer) StartOption { return func(c *startConfig) { c.stdout = w } }
 
 // Start runs name (a binary on PATH, skipped via Require when missing, or a
 // path) with args. The process gets its own process group so that stopping
@@ -79,6 +85,9 @@ func Start(tb testing.TB, name string, args []string, opts ...StartOption) *Proc
 	p := &Process{Name: filepath.Base(path), Cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout = &p.out
 	cmd.Stderr = &p.out
+	if cfg.stdout != nil {
+		cmd.Stdout = cfg.stdout
+	}
 	switch {
 	case cfg.stdinPipe:
 		w, err := cmd.StdinPipe()
@@ -151,6 +160,23 @@ func (p *Process) WaitOutput(substr string, timeout time.Duration) bool {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Interrupt sends SIGINT to the process alone, not its group, and waits up
+// to timeout for it to exit; then it stops the group. A capture (tshark)
+// needs this: interrupted, tshark tells its dumpcap child to stop and
+// flushes the file, whereas a signal to the whole group can kill dumpcap
+// before the last packets are written.
+func (p *Process) Interrupt(timeout time.Duration) error {
+	if p.Exited() {
+		return p.err
+	}
+	if err := p.Cmd.Process.Signal(os.Interrupt); err != nil {
+		// No SIGINT on this platform (Windows): nothing to flush gracefully.
+		p.stop()
+		return p.err
+	}
+	return p.Wait(timeout)
 }
 
 // stop asks the process group to terminate, then kills it if it lingers.

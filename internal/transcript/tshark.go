@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/certlens/certlens/internal/peertest"
@@ -17,6 +19,9 @@ type DNamesSummary struct {
 	// Frame is the frame Wireshark shows the CertificateRequest in (the last
 	// one of its reassembly).
 	Frame int
+	// Stream is Wireshark's tcp.stream, Port the frame's TCP source port:
+	// the server's, which tells the servers of one capture apart.
+	Stream, Port int
 	// DNamesLen is tls.handshake.dnames_len: the certificate_authorities
 	// vector length (sum of 2+len(DN)).
 	DNamesLen int
@@ -82,9 +87,13 @@ func parseTsharkDNames(out []byte) ([]DNamesSummary, error) {
 	}
 	var sums []DNamesSummary
 	for _, p := range packets {
-		frame := 0
+		frame, stream, port := 0, 0, 0
 		if f, ok := p.Source.Layers["frame"].(map[string]any); ok {
 			frame, _ = strconv.Atoi(str(f["frame.number"]))
+		}
+		if t, ok := p.Source.Layers["tcp"].(map[string]any); ok {
+			stream, _ = strconv.Atoi(str(t["tcp.stream"]))
+			port, _ = strconv.Atoi(str(t["tcp.srcport"]))
 		}
 		var walkErr error
 		walk(p.Source.Layers, func(m map[string]any) {
@@ -96,7 +105,7 @@ func parseTsharkDNames(out []byte) ([]DNamesSummary, error) {
 				walkErr = fmt.Errorf("frame %d: %w", frame, err)
 				return
 			}
-			s.Frame = frame
+			s.Frame, s.Stream, s.Port = frame, stream, port
 			sums = append(sums, s)
 		})
 		if walkErr != nil {
@@ -177,4 +186,79 @@ func list(v any) []any {
 func str(v any) string {
 	s, _ := v.(string)
 	return s
+}
+
+// ClientCertSummary is Wireshark's view of the Certificate message a client
+// sent in answer to a CertificateRequest, for cross-checking
+// client_cert.sent.
+type ClientCertSummary struct {
+	Frame, Stream int
+	// Port is the server's port (the frame's TCP destination port).
+	Port int
+	// CertificatesLen is tls.handshake.certificates_length: 0 is the empty
+	// Certificate, the wire evidence that no certificate was sent.
+	CertificatesLen int
+}
+
+// Sent reports whether the message carried a certificate.
+func (s ClientCertSummary) Sent() bool { return s.CertificatesLen > 0 }
+
+// TsharkClientCerts returns, in capture order, every client Certificate
+// message tshark decodes in the capture at pcapPath: a Certificate sent, in
+// a TCP stream where a CertificateRequest came first, towards the port that
+// sent the request. Encrypted handshakes (TLS 1.3, renegotiation) show
+// neither and are absent.
+func TsharkClientCerts(tb testing.TB, pcapPath string) []ClientCertSummary {
+	tb.Helper()
+	bin := peertest.Require(tb, "tshark")
+	args := []string{"-o", "gui.max_tree_depth:5000", "-r", pcapPath,
+		"-Y", "tls.handshake.type == 11 || tls.handshake.type == 13",
+		"-T", "fields", "-E", "separator=/t", "-E", "occurrence=a",
+		"-e", "frame.number", "-e", "tcp.stream", "-e", "tcp.srcport", "-e", "tcp.dstport",
+		"-e", "tls.handshake.type", "-e", "tls.handshake.certificates_length"}
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		tb.Fatalf("tshark %v: %v", args, err)
+	}
+	sums, err := parseTsharkClientCerts(string(out))
+	if err != nil {
+		tb.Fatalf("tshark fields for %s: %v", pcapPath, err)
+	}
+	return sums
+}
+
+func parseTsharkClientCerts(out string) ([]ClientCertSummary, error) {
+	serverPort := map[int]int{} // tcp.stream -> the port that sent a CertificateRequest
+	var sums []ClientCertSummary
+	for line := range strings.Lines(out) {
+		f := strings.Split(strings.TrimRight(line, "\r\n"), "\t")
+		if len(f) != 6 {
+			return nil, fmt.Errorf("line %q: %d fields, want 6", line, len(f))
+		}
+		var n [4]int
+		for i := range n {
+			v, err := strconv.Atoi(f[i])
+			if err != nil {
+				return nil, fmt.Errorf("line %q: field %d: %w", line, i+1, err)
+			}
+			n[i] = v
+		}
+		frame, stream, src, dst := n[0], n[1], n[2], n[3]
+		types := strings.Split(f[4], ",")
+		if slices.Contains(types, "13") {
+			serverPort[stream] = src
+		}
+		if !slices.Contains(types, "11") || serverPort[stream] != dst || f[5] == "" {
+			continue
+		}
+		// A client sends one Certificate per flight; its length is the
+		// last value when the frame holds more than one record.
+		lens := strings.Split(f[5], ",")
+		l, err := strconv.Atoi(lens[len(lens)-1])
+		if err != nil {
+			return nil, fmt.Errorf("frame %d: certificates_length %q: %w", frame, f[5], err)
+		}
+		sums = append(sums, ClientCertSummary{Frame: frame, Stream: stream, Port: dst, CertificatesLen: l})
+	}
+	return sums, nil
 }

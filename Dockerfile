@@ -1,0 +1,22 @@
+# certlens: a static binary in an image with nothing else but CA certificates.
+# Build: docker build -t certlens .
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/certlens ./cmd/certlens \
+ && mkdir -p /out/data && chown 65532:65532 /out/data
+
+FROM scratch
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /out/certlens /certlens
+COPY --from=build --chown=65532:65532 /out/data /data
+USER 65532:65532
+ENV XDG_DATA_HOME=/data XDG_CONFIG_HOME=/data
+VOLUME ["/data"]
+EXPOSE 8080 8443 9090
+# The healthcheck uses the binary itself: the image has no shell or curl.
+HEALTHCHECK --interval=10s --timeout=3s CMD ["/certlens", "health", "http://127.0.0.1:9090/healthz"]
+ENTRYPOINT ["/certlens"]
+CMD ["serve", "--listen", "0.0.0.0:8080", "--admin-listen", "0.0.0.0:9090"]

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+
+	"github.com/certlens/certlens/config"
+	"github.com/certlens/certlens/proxy"
+)
+
+// reloader applies config changes that are safe while tunnels run: rules
+// thresholds, expect-certs, client_cert_hosts, allow_ports and the log
+// level. Everything else needs a restart, and says so.
+type reloader struct {
+	flags *pflag.FlagSet
+	cfg   *config.Config
+	srv   *proxy.Server
+	log   *zap.Logger
+	level zap.AtomicLevel
+}
+
+// run reloads on reloadSignals (SIGHUP) and when the config file changes.
+func (r *reloader) run(ctx context.Context) {
+	sig := make(chan os.Signal, 1)
+	if len(reloadSignals) > 0 {
+		signal.Notify(sig, reloadSignals...)
+		defer signal.Stop(sig)
+	}
+	var fileEvents <-chan fsnotify.Event
+	if r.cfg.ConfigFile != "" {
+		if w, err := fsnotify.NewWatcher(); err != nil {
+			r.log.Warn("config file not watched", zap.String("file", r.cfg.ConfigFile), zap.Error(err))
+		} else {
+			defer w.Close()
+			// Watch the directory: editors replace files rather than write them.
+			if err := w.Add(filepath.Dir(r.cfg.ConfigFile)); err != nil {
+				r.log.Warn("config file not watched", zap.String("file", r.cfg.ConfigFile), zap.Error(err))
+			}
+			fileEvents = w.Events
+		}
+	}
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+			r.reload("signal")
+		case ev := <-fileEvents:
+			if filepath.Clean(ev.Name) == filepath.Clean(r.cfg.ConfigFile) && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+				// One save is often several events: act once they settle.
+				debounce = time.After(200 * time.Millisecond)
+			}
+		case <-debounce:
+			debounce = nil
+			r.reload("file changed")
+		}
+	}
+}
+
+func (r *reloader) reload(why string) {
+	cfg, err := config.Load(r.flags)
+	if err != nil {
+		r.log.Warn("config reload rejected", zap.String("trigger", why), zap.String("error", err.Error()),
+			zap.String("kept", "the running configuration"))
+		return
+	}
+	expect, err := loadExpectCerts(cfg.ExpectCerts)
+	if err != nil {
+		r.log.Warn("config reload rejected", zap.String("trigger", why), zap.String("error", err.Error()),
+			zap.String("kept", "the running configuration"))
+		return
+	}
+	for key, changed := range map[string]bool{
+		"listen": cfg.Listen != r.cfg.Listen, "mode": cfg.Mode != r.cfg.Mode, "upstream": cfg.Upstream != r.cfg.Upstream,
+		"admin_listen": cfg.AdminListen != r.cfg.AdminListen, "log.format": cfg.Log.Format != r.cfg.Log.Format,
+		"log.file": cfg.Log.File != r.cfg.Log.File,
+	} {
+		if changed {
+			r.log.Warn("config reload: change needs a restart", zap.String("key", key))
+		}
+	}
+	r.srv.Reload(reloadable(cfg, expect))
+	_ = r.level.UnmarshalText([]byte(cfg.Log.Level))
+	r.log.Info("config reloaded", zap.String("trigger", why), zap.String("file", cfg.ConfigFile),
+		zap.String("allow_ports", cfg.AllowPorts.String()), zap.String("log_level", cfg.Log.Level))
+}

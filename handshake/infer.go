@@ -1,0 +1,134 @@
+package handshake
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Tri is a yes/no that may be unknown.
+type Tri int8
+
+const (
+	Unknown Tri = iota
+	Yes
+	No
+)
+
+func (t Tri) String() string {
+	switch t {
+	case Yes:
+		return "yes"
+	case No:
+		return "no"
+	}
+	return "unknown"
+}
+
+func (t Tri) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// Inference is what a TLS 1.3 handshake did, read from the sizes of its
+// encrypted records alone. It is never certain: Evidence says what was read.
+type Inference struct {
+	CertRequested Tri `json:"cert_requested"`
+	CertSent      Tri `json:"cert_sent"`
+	// CertRequestLen is the inferred CertificateRequest message length
+	// (header included), 0 when none or unknown; it bounds the issuer list.
+	CertRequestLen int `json:"cert_request_len,omitempty"`
+	// ServerAlert: the server's first record after the client's flight had
+	// the size of an alert, as when it refuses the (missing) certificate.
+	ServerAlert bool   `json:"server_alert,omitempty"`
+	Evidence    string `json:"evidence"`
+}
+
+// Known reports whether anything was inferred.
+func (i Inference) Known() bool { return i.CertRequested != Unknown || i.CertSent != Unknown }
+
+// TLS 1.3 record protection adds the real content type byte and a 16-byte
+// AEAD tag to every record (RFC 8446 5.2); no padding was seen from OpenSSL
+// or Chromium (FACTS.md). Other layouts infer nothing.
+const (
+	aeadOverhead  = 1 + 16
+	emptyCertMsg  = 4 + 1 + 3 // header, empty context, empty certificate_list
+	alertRecord   = 2 + aeadOverhead
+	maxCertRecord = 64 // a Certificate with a chain is never this small
+)
+
+// hashLen is the transcript hash length of a TLS 1.3 suite.
+func hashLen(suite CipherSuite) int {
+	if suite == 0x1302 { // TLS_AES_256_GCM_SHA384
+		return 48
+	}
+	return 32
+}
+
+// InferTLS13 reads a TLS 1.3 handshake from its protected record lengths:
+// the server's after its ServerHello (CCS excluded) and the client's flight.
+// It recognises only layouts seen from real stacks (FACTS.md): a server that
+// puts one message per record (OpenSSL), and a client that sends Finished,
+// an empty Certificate and Finished (one record or two), or a chain.
+func InferTLS13(suite CipherSuite, server, client []int) Inference {
+	h := hashLen(suite)
+	fin := 4 + h + aeadOverhead
+	inf := Inference{}
+	var ev []string
+
+	// Server: EncryptedExtensions, [CertificateRequest], Certificate,
+	// CertificateVerify, Finished, one record each.
+	f := indexOf(server, fin)
+	switch {
+	case f == 4:
+		inf.CertRequested = Yes
+		inf.CertRequestLen = server[1] - aeadOverhead
+		ev = append(ev, fmt.Sprintf("server records %v: EncryptedExtensions, CertificateRequest (%d bytes), Certificate, CertificateVerify, Finished (%d = 4+%d+17)",
+			server[:5], inf.CertRequestLen, fin, h))
+	case f == 3:
+		inf.CertRequested = No
+		ev = append(ev, fmt.Sprintf("server records %v: EncryptedExtensions, Certificate, CertificateVerify, Finished (%d = 4+%d+17), no record for a CertificateRequest", server[:4], fin, h))
+	case f == 1:
+		// PSK resumption: no certificates either way (RFC 8446 4.3.2).
+		inf.CertRequested = No
+		ev = append(ev, fmt.Sprintf("server records %v: EncryptedExtensions and Finished only (resumption)", server[:2]))
+	default:
+		ev = append(ev, fmt.Sprintf("server records %v fit no one-message-per-record layout with a %d-byte Finished", head(server, 6), fin))
+	}
+
+	// Client: its flight is the first records it protected.
+	switch {
+	case len(client) == 0:
+	case client[0] == fin:
+		inf.CertSent = No
+		if inf.CertRequested == Unknown {
+			// A client asked for a certificate must answer with a Certificate.
+			inf.CertRequested = No
+		}
+		ev = append(ev, fmt.Sprintf("client flight starts with a %d-byte record: Finished alone", fin))
+	case client[0] == emptyCertMsg+aeadOverhead && len(client) > 1 && client[1] == fin:
+		inf.CertSent, inf.CertRequested = No, Yes
+		ev = append(ev, fmt.Sprintf("client records %v: an empty Certificate (%d) then Finished (%d)", client[:2], emptyCertMsg+aeadOverhead, fin))
+	case client[0] == emptyCertMsg+4+h+aeadOverhead:
+		inf.CertSent, inf.CertRequested = No, Yes
+		ev = append(ev, fmt.Sprintf("client record of %d bytes: an empty Certificate and Finished together", client[0]))
+	case client[0] > fin+maxCertRecord:
+		inf.CertSent, inf.CertRequested = Yes, Yes
+		ev = append(ev, fmt.Sprintf("client flight starts with a %d-byte record: a certificate chain", client[0]))
+	default:
+		ev = append(ev, fmt.Sprintf("client records %v fit no known flight", head(client, 4)))
+	}
+	if f >= 0 && len(server) > f+1 && len(client) > 0 && server[f+1] == alertRecord {
+		inf.ServerAlert = true
+		ev = append(ev, fmt.Sprintf("the server's next record is %d bytes: an alert", alertRecord))
+	}
+	inf.Evidence = strings.Join(ev, "; ") + fmt.Sprintf(" (%s)", suite)
+	return inf
+}
+
+func indexOf(xs []int, v int) int {
+	for i, x := range xs {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+func head(xs []int, n int) []int { return xs[:min(len(xs), n)] }
