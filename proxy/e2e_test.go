@@ -19,6 +19,7 @@ import (
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
 	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/rules"
 )
 
 // e2e is one end-to-end test's PKI, proxy and events.
@@ -42,7 +43,10 @@ func newE2E(t *testing.T) *e2e {
 	k.client = k.clientCA.NewClient(t, "alice@e2e.test")
 	k.serverCAFile = filepath.Join(t.TempDir(), "server-ca.pem")
 	pkitest.WritePEM(t, k.serverCAFile, k.serverCA)
-	k.proxy, k.ev = startProxy(t, Options{WatchRenegotiation: true, Dial: loopbackOnly})
+	// --expect-cert alice: wherever she is not sent, the events must say why.
+	expected := rules.ExpectedCert{Name: "alice.pem", Chain: []*x509.Certificate{k.client.Cert, k.clientCA.Cert}}
+	k.proxy, k.ev = startProxy(t, Options{WatchRenegotiation: true, Dial: loopbackOnly,
+		Rules: rules.Options{ExpectCerts: []rules.ExpectedCert{expected}}})
 	return k
 }
 
@@ -288,7 +292,17 @@ func TestE2EOpenSSL(t *testing.T) {
 			t.Errorf("s_server's page does not say no certificate came:\n%s", dom)
 		}
 		for _, h := range answered(t, k.next(t, unrelated, 0)) {
-			expect(t, h, false, "403.7", "client-cert-not-sent")
+			expect(t, h, false, "403.7", "client-cert-not-sent", "expected-cert-not-selectable")
+			// The finding names the CA the list lacks: alice's issuer.
+			for _, f := range h["findings"].([]any) {
+				f := f.(map[string]any)
+				if f["id"] == "expected-cert-not-selectable" {
+					detail := fmt.Sprint(f["detail"])
+					if !strings.Contains(detail, "reaches none of the 2 CA names") || !strings.Contains(detail, "CN=certlens e2e client CA") {
+						t.Errorf("expected-cert-not-selectable does not name the missing CA: %s", detail)
+					}
+				}
+			}
 		}
 	})
 

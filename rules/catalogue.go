@@ -88,7 +88,7 @@ var Catalogue = []*Rule{
 	},
 	{
 		ID: "expected-cert-not-selectable", Severity: "warning or error", Predicts: "403.7",
-		Trigger: "With --expect-cert: the server asked, and the expected certificate was not sent; says every reason a browser would not offer it.",
+		Trigger: "With --expect-cert: the server asked and the client sent no certificate; says every reason a browser would not offer the expected one.",
 		Remedy:  "Fix each reason given: issue the certificate under a listed CA (or add its CA to the server's trusted store), with the right Key Usage, EKU and validity.",
 		check:   expectedCertNotSelectable,
 	},

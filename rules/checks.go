@@ -175,8 +175,10 @@ func clientCertNotSent(in *input, r *Rule) []Finding {
 }
 
 func expectedCertNotSelectable(in *input, r *Rule) []Finding {
+	// Only an empty answer needs explaining: a client that sent another
+	// certificate chose, and the other rules judge what it sent.
 	cr := in.h.CertRequest
-	if cr == nil || in.h.ClientCertificate == nil || len(in.opts.ExpectCerts) == 0 {
+	if cr == nil || !sentNothing(in) || len(in.opts.ExpectCerts) == 0 {
 		return nil
 	}
 	var out []Finding

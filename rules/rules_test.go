@@ -318,6 +318,10 @@ func TestExpectedCertNotSelectable(t *testing.T) {
 			t.Errorf("finding lacks %q: %s / %s", want, got.Summary, got.Detail)
 		}
 	}
+	// Another certificate sent: the client chose, nothing predicted from alice.
+	if r := Diagnose(tls12(request(dns(f.root)), other), opts); slices.Contains(ids(r), "expected-cert-not-selectable") || r.Verdict != VerdictOK {
+		t.Errorf("fired (or not ok) although another certificate was sent: %v %s", ids(r), r.Verdict)
+	}
 	// Sent as expected: nothing to explain.
 	if r := Diagnose(tls12(request(dns(f.root)), expected), opts); slices.Contains(ids(r), "expected-cert-not-selectable") {
 		t.Errorf("fired although the expected certificate was sent")
