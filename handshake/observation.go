@@ -40,6 +40,9 @@ type Handshake struct {
 	Visibility Visibility `json:"visibility"`
 	End        End        `json:"end"`
 	Version    Version    `json:"tls_version,omitempty"`
+	// ALPN is the application protocol in force: this handshake's
+	// ServerHello's, or for a renegotiation the connection's.
+	ALPN string `json:"alpn,omitempty"`
 
 	ClientHello       *ClientHello        `json:"client_hello,omitempty"`
 	ServerHello       *ServerHello        `json:"server_hello,omitempty"`

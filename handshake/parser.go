@@ -46,6 +46,7 @@ type Parser struct {
 	opts    Options
 	streams [2]stream
 	version Version // negotiated by the latest ServerHello
+	alpn    string  // ALPN protocol in force on the connection
 	tls13   bool
 	open    []*Handshake // started, outcome not yet known
 	ready   []*Handshake // outcome known, not yet drained
@@ -596,6 +597,7 @@ func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, r
 		}
 		h.Version = m.Version
 		p.version = m.Version
+		h.ALPN, p.alpn = m.ALPN, m.ALPN
 		if m.Version == VersionTLS13 {
 			// Everything after this ServerHello is protected, both ways.
 			p.tls13 = true
@@ -666,7 +668,9 @@ func (p *Parser) begin(s *stream, phase Phase) *Handshake {
 	}
 	h := &Handshake{Index: idx, Phase: phase, Messages: []string{}}
 	if phase == PhaseRenegotiation {
-		h.Version = p.version
+		// A renegotiation's ServerHello is encrypted: what it renegotiates
+		// runs on the connection as it was (RFC 9113 forbids it over h2).
+		h.Version, h.ALPN = p.version, p.alpn
 	}
 	p.started = idx + 1
 	p.open = append(p.open, h)

@@ -55,8 +55,11 @@ func renegotiationOverHTTP2(in *input, r *Rule) []Finding {
 		"ALPN negotiated h2 and a handshake followed application data on the same connection; HTTP/2 clients answer with an error (HTTP_1_1_REQUIRED) or drop the connection.")}
 }
 
-// negotiatedALPN is the ALPN of the connection.
+// negotiatedALPN is the ALPN in force on the connection.
 func negotiatedALPN(in *input) string {
+	if in.h.ALPN != "" {
+		return in.h.ALPN
+	}
 	if in.h.ServerHello != nil {
 		return in.h.ServerHello.ALPN
 	}
