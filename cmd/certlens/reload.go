@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -24,38 +25,75 @@ type reloader struct {
 	srv   *proxy.Server
 	log   *zap.Logger
 	level zap.AtomicLevel
+
+	sig     chan os.Signal
+	watcher *fsnotify.Watcher
+	stamp   string // the config file's size and time, when polled
 }
 
-// run reloads on reloadSignals (SIGHUP) and when the config file changes.
-func (r *reloader) run(ctx context.Context) {
-	sig := make(chan os.Signal, 1)
+// watch starts listening for reloadSignals (SIGHUP) and config file
+// changes before serve accepts anything, so no change is missed; run then
+// acts on them.
+func (r *reloader) watch() {
+	r.sig = make(chan os.Signal, 1)
 	if len(reloadSignals) > 0 {
-		signal.Notify(sig, reloadSignals...)
-		defer signal.Stop(sig)
+		signal.Notify(r.sig, reloadSignals...)
 	}
-	var fileEvents <-chan fsnotify.Event
-	if r.cfg.ConfigFile != "" {
-		if w, err := fsnotify.NewWatcher(); err != nil {
-			r.log.Warn("config file not watched", zap.String("file", r.cfg.ConfigFile), zap.Error(err))
-		} else {
-			defer w.Close()
-			// Watch the directory: editors replace files rather than write them.
-			if err := w.Add(filepath.Dir(r.cfg.ConfigFile)); err != nil {
-				r.log.Warn("config file not watched", zap.String("file", r.cfg.ConfigFile), zap.Error(err))
-			}
-			fileEvents = w.Events
+	if r.cfg.ConfigFile == "" {
+		return
+	}
+	r.stamp = fileStamp(r.cfg.ConfigFile)
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		// Watch the directory: editors replace files rather than write them.
+		if err = w.Add(filepath.Dir(r.cfg.ConfigFile)); err != nil {
+			_ = w.Close()
 		}
+	}
+	if err != nil {
+		// Out of inotify instances, or a file system without events: poll.
+		r.log.Info("config file polled, not watched", zap.String("file", r.cfg.ConfigFile), zap.Error(err))
+		return
+	}
+	r.watcher = w
+}
+
+// fileStamp is what polling compares: a changed size or time is a change.
+func fileStamp(name string) string {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return "missing"
+	}
+	return fi.ModTime().String() + "/" + strconv.FormatInt(fi.Size(), 10)
+}
+
+func (r *reloader) run(ctx context.Context) {
+	defer signal.Stop(r.sig)
+	var fileEvents <-chan fsnotify.Event
+	var poll <-chan time.Time
+	if r.watcher != nil {
+		defer r.watcher.Close()
+		fileEvents = r.watcher.Events
+	} else if r.cfg.ConfigFile != "" {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		poll = t.C
 	}
 	var debounce <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-sig:
+		case <-r.sig:
 			r.reload("signal")
 		case ev := <-fileEvents:
 			if filepath.Clean(ev.Name) == filepath.Clean(r.cfg.ConfigFile) && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
 				// One save is often several events: act once they settle.
+				debounce = time.After(200 * time.Millisecond)
+			}
+		case <-poll:
+			if st := fileStamp(r.cfg.ConfigFile); st != r.stamp {
+				r.stamp = st
 				debounce = time.After(200 * time.Millisecond)
 			}
 		case <-debounce:

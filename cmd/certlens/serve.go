@@ -107,6 +107,7 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 		}()
 	}
 	r := &reloader{flags: flags, cfg: cfg, srv: srv, log: log, level: level}
+	r.watch()
 	go r.run(ctx)
 
 	done := make(chan error, 1)
