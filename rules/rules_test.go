@@ -80,6 +80,9 @@ func TestRules(t *testing.T) {
 	ecdsaOnly := request(dns(f.root))
 	ecdsaOnly.CertTypes = []handshake.CertificateType{64}
 	ecdsaOnly.SignatureSchemes = []handshake.SignatureScheme{0x0403}
+	rsaOnly := request(dns(f.root))
+	rsaOnly.CertTypes = []handshake.CertificateType{1}
+	rsaOnly.SignatureSchemes = []handshake.SignatureScheme{0x0401, 0x0804}
 	big := dns(f.root)
 	for range 100 {
 		big = append(big, handshake.DN{Raw: make([]byte, 170)})
@@ -151,6 +154,8 @@ func TestRules(t *testing.T) {
 		{name: "valid now", h: tls12(request(dns(f.root)), mk(pkitest.WithValidity(now.AddDate(0, 0, -1), now.AddDate(1, 0, 0)))), opts: Options{Now: now},
 			absent: "client-cert-expired", verdict: VerdictOK, certain: true},
 		{name: "RSA key against an ECDSA-only request", h: tls12(ecdsaOnly, rsaCert), fires: "client-cert-key-type-not-accepted", verdict: "403.16"},
+		{name: "ECDSA key against an RSA-only request", h: tls12(rsaOnly, good), fires: "client-cert-key-type-not-accepted", verdict: "403.16"},
+		{name: "RSA key against an RSA-only request", h: tls12(rsaOnly, rsaCert), absent: "client-cert-key-type-not-accepted", verdict: VerdictOK, certain: true},
 		{name: "ECDSA key against an ECDSA-only request", h: tls12(ecdsaOnly, good), absent: "client-cert-key-type-not-accepted", verdict: VerdictOK, certain: true},
 		{name: "server alert after an empty certificate", h: rejected, fires: "server-rejected-cert", verdict: VerdictHandshakeFailed, certain: true},
 		{name: "close_notify is no rejection", h: closeNotify, absent: "server-rejected-cert", verdict: VerdictOK, certain: true},
