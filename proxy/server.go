@@ -244,9 +244,7 @@ func (s *Server) tunnelDone(t *tunnel) {
 }
 
 func (s *Server) logHandshake(t *tunnel, h *handshake.Handshake) {
-	m := t.meta
-	host, _, _ := net.SplitHostPort(m.Target)
-	e := event.NewHandshake(m, h, rules.DiagnoseWith(h, rules.Evidence{Host: host}, s.dyn.Load().Rules))
+	e := event.Diagnose(t.meta, h, rules.Evidence{}, s.dyn.Load().Rules)
 	issuerBytes := 0
 	if h.CertRequest != nil {
 		issuerBytes = h.CertRequest.IssuerBytes
@@ -274,12 +272,9 @@ func (s *Server) logClosed(t *tunnel) {
 	if r := t.reason.Load(); r != nil {
 		reason = *r
 	}
-	s.log.Info("connection closed", zap.Inline(&event.Closed{
-		ConnID: t.meta.ConnID, Mode: t.meta.Mode, ClientAddr: t.meta.ClientAddr, Target: t.meta.Target,
-		BytesUp: t.up.Load(), BytesDown: t.down.Load(), DurationMS: ms(time.Since(t.start)),
-		Reason: reason, Handshakes: obs.Handshakes, TLSVersion: obs.Version.String(), NotTLS: obs.NotTLS,
-		Errors: obs.Errors,
-	}))
+	c := event.NewClosed(t.meta, obs)
+	c.BytesUp, c.BytesDown, c.DurationMS, c.Reason = t.up.Load(), t.down.Load(), ms(time.Since(t.start)), reason
+	s.log.Info("connection closed", zap.Inline(c))
 }
 
 // logHTTP notes a plain-HTTP request briefly: method, host, path, status.

@@ -17,6 +17,12 @@ func main() {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "certlens:", err)
+	// A command that knows its status says so (analyze: 1 for problems
+	// found, 2 for unreadable input).
+	var coded exitError
+	if errors.As(err, &coded) {
+		os.Exit(coded.code)
+	}
 	var cfgErr *config.Error
 	var usage usageError
 	if errors.As(err, &cfgErr) || errors.As(err, &usage) {

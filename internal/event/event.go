@@ -48,6 +48,8 @@ type Handshake struct {
 	Verdict        string          `json:"verdict"`
 	VerdictCertain bool            `json:"verdict_certain"`
 	Errors         []string        `json:"errors,omitempty"`
+	// PCAP says where analyze found the handshake in the capture file.
+	PCAP *PCAPRef `json:"pcap,omitempty"`
 }
 
 // ClientHello carries the ClientHello facts the rules read.
@@ -127,7 +129,7 @@ func NewHandshake(m Meta, h *handshake.Handshake, r rules.Report) *Handshake {
 		c := &CertRequest{Phase: string(h.Phase), IssuerCount: len(cr.Issuers), IssuerBytes: cr.IssuerBytes,
 			Issuers: make([]string, len(cr.Issuers)), Records: cr.Records}
 		for i, dn := range cr.Issuers {
-			c.Issuers[i] = dn.String()
+			c.Issuers[i] = dnString(dn)
 		}
 		for _, t := range cr.CertTypes {
 			c.CertTypes = append(c.CertTypes, t.String())
@@ -194,4 +196,6 @@ type Closed struct {
 	TLSVersion string   `json:"tls_version,omitempty"`
 	NotTLS     string   `json:"not_tls,omitempty"`
 	Errors     []string `json:"errors,omitempty"`
+	// PCAP says which capture connection this was (analyze); no frames.
+	PCAP *PCAPRef `json:"pcap,omitempty"`
 }

@@ -70,6 +70,12 @@ func TestZapMatchesJSON(t *testing.T) {
 		{"bare handshake", NewHandshake(Meta{ConnID: "a-2", Mode: "observe"}, &handshake.Handshake{Visibility: handshake.VisibilityPartial, End: handshake.EndEOF, Phase: handshake.PhaseInitial}, rules.Report{Findings: []rules.Finding{}, Verdict: "unknown"})},
 		{"closed", &Closed{ConnID: "a-1", Mode: "observe", BytesUp: 10, BytesDown: 20, DurationMS: 1.5, Reason: "client closed", Handshakes: 2, TLSVersion: "TLS 1.2", Errors: []string{"x"}}},
 		{"closed, not TLS", &Closed{ConnID: "a-3", Mode: "observe", Reason: "server closed", NotTLS: "not TLS: starts with \"SSH-2\""}},
+		{"analyzed handshake with both frames", withPCAP(NewHandshake(Meta{ConnID: "c.pcap#3", Mode: "analyze", ClientAddr: "[::1]:50000", Target: "[::1]:443"}, h, r),
+			&PCAPRef{Stream: 3, Frames: &PCAPFrames{CertRequest: 12, ClientCert: 15}})},
+		{"analyzed handshake with the request's frame only", withPCAP(NewHandshake(Meta{ConnID: "c.pcap#4", Mode: "analyze"}, h, r),
+			&PCAPRef{Stream: 4, Frames: &PCAPFrames{CertRequest: 7}})},
+		{"analyzed handshake without frames", withPCAP(NewHandshake(Meta{ConnID: "c.pcap#0", Mode: "analyze"}, h, r), &PCAPRef{})},
+		{"analyzed connection", &Closed{ConnID: "c.pcap#3", Mode: "analyze", Reason: "client closed", Handshakes: 1, PCAP: &PCAPRef{Stream: 3}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,6 +86,30 @@ func TestZapMatchesJSON(t *testing.T) {
 				t.Errorf("zap and JSON encodings differ:\nzap:  %s\njson: %s", zb, jb)
 			}
 		})
+	}
+}
+
+func withPCAP(e *Handshake, p *PCAPRef) *Handshake {
+	e.PCAP = p
+	return e
+}
+
+// TestDiagnoseUsesTargetHost: the shared helper gives host-based rules the
+// target's host when the ClientHello names none, as the proxy always did.
+func TestDiagnoseUsesTargetHost(t *testing.T) {
+	h := &handshake.Handshake{
+		Phase: handshake.PhaseInitial, Visibility: handshake.VisibilityClear, End: handshake.EndFinished,
+		Version:     handshake.VersionTLS13,
+		ClientHello: &handshake.ClientHello{},
+		ServerHello: &handshake.ServerHello{Version: handshake.VersionTLS13},
+	}
+	opts := rules.Options{ClientCertHosts: []string{"10.0.0.9"}}
+	e := Diagnose(Meta{ConnID: "x", Mode: "analyze", Target: "10.0.0.9:443"}, h, rules.Evidence{}, opts)
+	if want := rules.DiagnoseWith(h, rules.Evidence{Host: "10.0.0.9"}, opts); e.Verdict != string(want.Verdict) || len(e.Findings) != len(want.Findings) {
+		t.Errorf("verdict %s with %d findings, want %s with %d", e.Verdict, len(e.Findings), want.Verdict, len(want.Findings))
+	}
+	if e.Verdict == string(rules.VerdictOK) {
+		t.Errorf("a TLS 1.3 handshake to a host listed in client_cert_hosts without a request is %s", e.Verdict)
 	}
 }
 
@@ -95,5 +125,27 @@ func TestLevel(t *testing.T) {
 		if got := e.Level(); got != tc.want {
 			t.Errorf("verdict %s certain %v: level %s, want %s", tc.verdict, tc.certain, got, tc.want)
 		}
+	}
+}
+
+// TestDNString: the memoized form is DN.String's, unparsable DNs included,
+// and the memo stays bounded.
+func TestDNString(t *testing.T) {
+	ca := pkitest.NewCA(t, "certlens memo CA")
+	for _, dn := range []handshake.DN{{Raw: ca.Cert.RawSubject}, {Raw: []byte{0x30, 0x03, 0x01}}} {
+		for range 2 {
+			if got, want := dnString(dn), dn.String(); got != want {
+				t.Errorf("dnString %q, DN.String %q", got, want)
+			}
+		}
+	}
+	for i := range maxDNNames + 10 {
+		dnString(handshake.DN{Raw: []byte{byte(i), byte(i >> 8), byte(i >> 16)}})
+	}
+	dnNames.Lock()
+	n := len(dnNames.m)
+	dnNames.Unlock()
+	if n > maxDNNames {
+		t.Errorf("%d memoized DNs, more than %d", n, maxDNNames)
 	}
 }

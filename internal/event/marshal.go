@@ -50,7 +50,12 @@ func (e *Handshake) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("verdict", e.Verdict)
 	enc.AddBool("verdict_certain", e.VerdictCertain)
 	if len(e.Errors) > 0 {
-		return enc.AddArray("errors", strs(e.Errors))
+		if err := enc.AddArray("errors", strs(e.Errors)); err != nil {
+			return err
+		}
+	}
+	if e.PCAP != nil {
+		return enc.AddObject("pcap", e.PCAP)
 	}
 	return nil
 }
@@ -133,7 +138,30 @@ func (c *Closed) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	addNonEmpty(enc, "tls_version", c.TLSVersion)
 	addNonEmpty(enc, "not_tls", c.NotTLS)
 	if len(c.Errors) > 0 {
-		return enc.AddArray("errors", strs(c.Errors))
+		if err := enc.AddArray("errors", strs(c.Errors)); err != nil {
+			return err
+		}
+	}
+	if c.PCAP != nil {
+		return enc.AddObject("pcap", c.PCAP)
+	}
+	return nil
+}
+
+func (p *PCAPRef) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddInt("stream", p.Stream)
+	if p.Frames != nil {
+		return enc.AddObject("frames", p.Frames)
+	}
+	return nil
+}
+
+func (f *PCAPFrames) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	if f.CertRequest > 0 {
+		enc.AddInt("cert_request", f.CertRequest)
+	}
+	if f.ClientCert > 0 {
+		enc.AddInt("client_cert", f.ClientCert)
 	}
 	return nil
 }

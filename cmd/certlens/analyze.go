@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/certlens/certlens/config"
+	"github.com/certlens/certlens/internal/capture"
+	"github.com/certlens/certlens/internal/event"
+	"github.com/certlens/certlens/internal/report"
+	"github.com/certlens/certlens/rules"
+)
+
+func newAnalyzeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "analyze FILE...",
+		Short: "Diagnose the TLS client-certificate handshakes in a packet capture (pcap, pcapng)",
+		Long: `Read packet captures and diagnose every TLS handshake in them, as certlens
+serve would have had it been in the path: the issuer list the server asked
+with (count and bytes against Windows' 16 KB limit), the client certificate
+sent, the alerts, and whether IIS answers 403.7 (or 403.13/403.16/403.17).
+
+FILE is a pcap (tcpdump) or pcapng (Wireshark, dumpcap) file, optionally
+gzip-compressed, or - for standard input. A Windows netsh trace or pktmon
+.etl file must be converted first (pktmon etl2pcap, or etl2pcapng). TLS is
+found by content on any port; TCP connections are numbered as Wireshark
+numbers them, and each event names the frames to look at
+(tcp.stream eq N, frame.number == F).
+
+The default output is a report for people; --json writes the events of
+certlens serve (one "handshake" line per handshake and one "connection
+closed" line per TCP connection), with a "pcap" field, for jq.
+
+Exit status: 0 when no handshake has a problem, 1 when one predicts a 403
+(or another failure) or has an error finding, 2 when an input cannot be read
+(the message names the file and the byte offset) or the command line or
+configuration is wrong.`,
+		Example: `  certlens analyze trace.pcapng
+  certlens analyze --json capture.pcap.gz | jq 'select(.msg=="handshake") | {target, verdict}'
+  certlens analyze --filter 'port 443 and host 10.0.0.5' --expect-cert alice.pem trace.pcapng
+  tcpdump -i any -w - 'tcp port 443' | certlens analyze -`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{errors.New("analyze needs at least one capture file (or - for standard input)")}
+			}
+			return nil
+		},
+		RunE: runAnalyze,
+	}
+	fs := cmd.Flags()
+	fs.Bool("json", false, "write the events as JSON lines (the DESIGN.md schema of certlens serve's log) instead of a report")
+	fs.String("filter", "", `analyze only matching connections: host ADDR, port N, net CIDR, sni NAME (or a bare 10.0.0.5, 443, 10.0.0.5:443, *.corp.example), joined with and, or, not, ( )`)
+	fs.String("config", "", `config file (YAML) for the rules.* keys; without it certlens reads ./certlens.yaml or $XDG_CONFIG_HOME/certlens/certlens.yaml if one exists [CERTLENS_CONFIG]`)
+	fs.StringArray("expect-cert", nil, "client certificate file (PEM, DER or PKCS#12) you expect the client to send; findings then say why it was not offered; repeat for several [expect_certs, CERTLENS_EXPECT_CERTS, comma separated]")
+	fs.StringArray("client-cert-host", nil, "host (or pattern) known to want a client certificate, so a TLS 1.3 connection to it that cannot get one is flagged; repeat for several [rules.client_cert_hosts, CERTLENS_RULES_CLIENT_CERT_HOSTS, comma separated]")
+	return cmd
+}
+
+// exitError carries the exit status a command chose: main exits with code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+func runAnalyze(cmd *cobra.Command, files []string) error {
+	cfg, err := config.Load(cmd.Flags())
+	if err != nil {
+		return err
+	}
+	expect, err := loadExpectCerts(cfg.ExpectCerts)
+	if err != nil {
+		return err
+	}
+	asJSON, _ := cmd.Flags().GetBool("json")
+	var filter *capture.Filter
+	if text, _ := cmd.Flags().GetString("filter"); text != "" {
+		if filter, err = capture.ParseFilter(text); err != nil {
+			return usageError{fmt.Errorf("--filter: %w", err)}
+		}
+	}
+	opts := capture.Options{
+		Rules: rules.Options{
+			IssuerListWarnBytes:  cfg.Rules.IssuerListWarnBytes,
+			IssuerListErrorBytes: cfg.Rules.IssuerListErrorBytes,
+			ExpectCerts:          expect,
+			ClientCertHosts:      cfg.Rules.ClientCertHosts,
+		},
+		WatchRenegotiation: cfg.Tunnel.WatchRenegotiation,
+		Filter:             filter,
+	}
+	out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
+	stderr := cmd.ErrOrStderr()
+	var sink analyzeSink
+	if asJSON {
+		sink = &jsonSink{w: out}
+	} else {
+		color := false
+		if f, ok := cmd.OutOrStdout().(*os.File); ok {
+			color = report.UseColor(f)
+		}
+		sink = &reportSink{opts: report.Options{Color: color, IssuerLimit: cfg.Rules.IssuerListErrorBytes}, out: out}
+	}
+	var inputErrs []error
+	problems := 0
+	for _, name := range files {
+		r, closeFile, err := openInput(name, cmd.InOrStdin())
+		if err != nil {
+			inputErrs = append(inputErrs, err)
+			if len(files) > 1 {
+				fmt.Fprintln(stderr, "certlens:", err)
+			}
+			continue
+		}
+		sink.fileStart(name)
+		o := opts
+		o.Name = name
+		st, err := capture.Analyze(r, o, func(ev capture.Event) {
+			if ev.Handshake != nil && report.Problem(ev.Handshake) {
+				problems++
+			}
+			sink.event(ev)
+		})
+		closeFile()
+		// What was read is reported even when the file is damaged further on.
+		sink.fileDone(name, st)
+		if err != nil {
+			inputErrs = append(inputErrs, err)
+			if len(files) > 1 {
+				// Say which file failed where its output ends; the command
+				// then returns a count.
+				_ = out.Flush()
+				fmt.Fprintln(stderr, "certlens:", err)
+			}
+		}
+		warnings(stderr, name, st)
+	}
+	if err := out.Flush(); err != nil {
+		return err
+	}
+	switch {
+	case len(inputErrs) == 1:
+		return exitError{2, inputErrs[0]}
+	case len(inputErrs) > 1:
+		return exitError{2, fmt.Errorf("%d of %d capture files could not be read to the end", len(inputErrs), len(files))}
+	case problems == 1:
+		return exitError{1, errors.New("1 handshake predicts a failure or has an error finding")}
+	case problems > 1:
+		return exitError{1, fmt.Errorf("%d handshakes predict a failure or have an error finding", problems)}
+	}
+	return nil
+}
+
+// openInput opens a capture file, "-" being standard input.
+func openInput(name string, stdin io.Reader) (io.Reader, func(), error) {
+	if name == "-" {
+		return stdin, func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// warnings says on stderr what the capture hid from the analysis.
+func warnings(w io.Writer, name string, st capture.Stats) {
+	if st.UnknownLink > 0 {
+		fmt.Fprintf(w, "certlens: %s: %d frames of link types certlens cannot decode (%s) were skipped\n", name, st.UnknownLink, strings.Join(st.UnknownLinkTypes, ", "))
+	}
+	if st.Fragments > 0 {
+		fmt.Fprintf(w, "certlens: %s: %d IP fragments were skipped (not reassembled)\n", name, st.Fragments)
+	}
+	if st.Truncated > 0 {
+		fmt.Fprintf(w, "certlens: %s: %d TCP segments were cut short by the capture's snap length; capture again with the full packet size (tcpdump -s 0)\n", name, st.Truncated)
+	}
+}
+
+type analyzeSink interface {
+	fileStart(name string)
+	event(capture.Event)
+	fileDone(name string, st capture.Stats)
+}
+
+// jsonSink writes each event as soon as it is known, as the proxy logs it:
+// level, ts (the capture time) and msg, then the event's fields.
+type jsonSink struct {
+	w   *bufio.Writer
+	err error
+}
+
+func (s *jsonSink) event(ev capture.Event) {
+	var v any
+	msg, level := "connection closed", "info"
+	if ev.Handshake != nil {
+		v, msg, level = ev.Handshake, "handshake", ev.Handshake.Level()
+	} else {
+		v = ev.Closed
+	}
+	b, err := json.Marshal(v)
+	if err != nil || s.err != nil {
+		s.err = errors.Join(s.err, err)
+		return
+	}
+	s.w.WriteString(`{"level":"` + level + `","ts":"` + ev.Time.UTC().Format("2006-01-02T15:04:05.999999999Z07:00") + `","msg":` + strconv.Quote(msg) + ",")
+	s.w.Write(b[1:])
+	s.w.WriteByte('\n')
+}
+
+func (s *jsonSink) fileStart(string)               {}
+func (s *jsonSink) fileDone(string, capture.Stats) {}
+
+// reportSink holds a connection's handshakes until it ends, then writes
+// its section of the report.
+type reportSink struct {
+	opts report.Options
+	w    *report.Writer // of the current file
+	out  *bufio.Writer
+	open map[int][]*event.Handshake
+}
+
+// maxHeld bounds the handshakes held for one connection's section: a
+// connection renegotiating endlessly must not grow memory without bound.
+const maxHeld = 64
+
+func (s *reportSink) fileStart(name string) {
+	s.w = report.New(s.out, s.opts)
+	s.open = map[int][]*event.Handshake{}
+	s.w.Heading(displayFile(name))
+}
+
+func displayFile(name string) string {
+	if name == "-" {
+		return "standard input"
+	}
+	return name
+}
+
+func (s *reportSink) event(ev capture.Event) {
+	if ev.Handshake != nil {
+		if hs := s.open[ev.Stream]; len(hs) < maxHeld {
+			s.open[ev.Stream] = append(hs, ev.Handshake)
+		}
+		return
+	}
+	hs := s.open[ev.Stream]
+	delete(s.open, ev.Stream)
+	if len(hs) == 0 && (ev.Closed.NotTLS != "" || ev.Closed.Handshakes == 0) {
+		// Not TLS, or no handshake: counted in the file's summary only.
+		return
+	}
+	s.w.Connection(report.Connection{Heading: "tcp.stream " + strconv.Itoa(ev.Stream), Handshakes: hs, Closed: ev.Closed})
+}
+
+func (s *reportSink) fileDone(name string, st capture.Stats) {
+	name = displayFile(name)
+	span := ""
+	if !st.First.IsZero() {
+		span = fmt.Sprintf(", %s to %s", st.First.UTC().Format("2006-01-02 15:04:05"), st.Last.UTC().Format("15:04:05 MST"))
+	}
+	fmt.Fprintf(s.out, "%s: %s%s; %s, %d analysed, %d with TLS\n",
+		name, plural(st.Frames, "frame"), span, plural(st.Streams, "TCP connection"), st.Connections, st.TLSConnections)
+	s.w.Summary()
+	fmt.Fprintln(s.out)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}

@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/certlens/certlens/internal/peertest"
+	"github.com/certlens/certlens/internal/pkitest"
+)
+
+const transcripts = "../../handshake/testdata/transcripts/"
+
+// runIn runs certlens with stdin, like run.
+func runIn(t *testing.T, stdin []byte, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append([]string{"HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir()}, env...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func abs(t *testing.T, rel string) string {
+	p, err := filepath.Abs(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestAnalyzeExitCodesAndOutput(t *testing.T) {
+	okPcap := abs(t, transcripts+"tls12-3ca-curl-cert.pcap")
+	badPcap := abs(t, transcripts+"tls12-3ca-curl-nocert.pcap")
+	data, err := os.ReadFile(badPcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	truncated := filepath.Join(dir, "cut.pcap")
+	if err := os.WriteFile(truncated, data[:len(data)-10], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(data)
+	zw.Close()
+	expect := filepath.Join(dir, "alice.pem")
+	pkitest.WritePEM(t, expect, pkitest.NewCA(t, "unlisted CA").NewClient(t, "alice"))
+
+	tests := []struct {
+		name      string
+		stdin     []byte
+		args      []string
+		code      int
+		stdout    []string // substrings
+		stderr    string
+		noStdout  bool
+		notStdout string
+	}{
+		{name: "a certificate sent: no problem", args: []string{"analyze", okPcap}, code: 0,
+			stdout: []string{"tcp.stream 0  127.0.0.1:40000 -> 127.0.0.1:443  (localhost)  TLS 1.2", "Certificate request (frame 6): 3 CA names, 339 bytes of the 16,384-byte limit",
+				"1  CN=certlens Client CA 1", "Client certificate (frame 8): sent", "Verdict: ok (certain)", "1 TCP connection, 1 analysed, 1 with TLS"}},
+		{name: "no certificate sent: 403.7 predicted, exit 1", args: []string{"analyze", badPcap}, code: 1,
+			stdout: []string{"none sent (empty Certificate message)", "client-cert-not-sent", "Remedy:", "Verdict: 403.7 (predicted)"},
+			stderr: "certlens: 1 handshake predicts a failure or has an error finding"},
+		{name: "truncated capture: exit 2 with the file and offset", args: []string{"analyze", truncated}, code: 2,
+			stderr: "certlens: " + truncated + ": byte "},
+		{name: "missing file: exit 2", args: []string{"analyze", filepath.Join(dir, "none.pcap")}, code: 2, stderr: "no such file"},
+		{name: "no file: exit 2", args: []string{"analyze"}, code: 2, stderr: "analyze needs at least one capture file", noStdout: true},
+		{name: "bad filter: exit 2", args: []string{"analyze", "--filter", "port http", okPcap}, code: 2, stderr: `--filter: port "http" is not a port number`, noStdout: true},
+		{name: "filter excluding everything", args: []string{"analyze", "--filter", "port 444", badPcap}, code: 0, stdout: []string{"No TLS handshake found.", "0 analysed"}},
+		{name: "gzip on standard input, as JSON", stdin: gz.Bytes(), args: []string{"analyze", "--json", "-"}, code: 1,
+			stdout: []string{`"msg":"handshake","conn_id":"stdin#0","mode":"analyze"`, `"pcap":{"stream":0,"frames":{"cert_request":6,"client_cert":8}}`, `"msg":"connection closed"`}},
+		{name: "expected certificate", args: []string{"analyze", "--json", "--expect-cert", expect, badPcap}, code: 1,
+			stdout: []string{`"id":"expected-cert-not-selectable"`}},
+		{name: "no colour through a pipe", args: []string{"analyze", badPcap}, code: 1, notStdout: "\x1b["},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := runIn(t, tt.stdin, nil, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr %q", code, tt.code, stderr)
+			}
+			for _, s := range tt.stdout {
+				if !strings.Contains(stdout, s) {
+					t.Errorf("stdout lacks %q:\n%s", s, stdout)
+				}
+			}
+			if tt.notStdout != "" && strings.Contains(stdout, tt.notStdout) {
+				t.Errorf("stdout has %q", tt.notStdout)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr %q lacks %q", stderr, tt.stderr)
+			}
+			if tt.noStdout && stdout != "" {
+				t.Errorf("stdout %q", stdout)
+			}
+		})
+	}
+}
+
+// TestAnalyzeJSONLines: every line is one event with the proxy's keys.
+func TestAnalyzeJSONLines(t *testing.T) {
+	stdout, _, code := runIn(t, nil, nil, "analyze", "--json", abs(t, transcripts+"tls12-renegotiation-sclient.pcap"), abs(t, transcripts+"tls13-3ca-curl-cert.pcap"))
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var msgs []string
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %s", line)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, m["ts"].(string)); err != nil || m["level"] != "info" {
+			t.Errorf("ts %v, level %v", m["ts"], m["level"])
+		}
+		pcap, _ := m["pcap"].(map[string]any)
+		if pcap == nil || pcap["stream"] != 0.0 {
+			t.Errorf("pcap %v", m["pcap"])
+		}
+		msgs = append(msgs, m["msg"].(string)+"/"+strconv.Quote(m["conn_id"].(string)))
+	}
+	want := []string{`handshake/"tls12-renegotiation-sclient.pcap#0"`, `handshake/"tls12-renegotiation-sclient.pcap#0"`,
+		`connection closed/"tls12-renegotiation-sclient.pcap#0"`, `handshake/"tls13-3ca-curl-cert.pcap#0"`, `connection closed/"tls13-3ca-curl-cert.pcap#0"`}
+	if strings.Join(msgs, " ") != strings.Join(want, " ") {
+		t.Errorf("events %v, want %v", msgs, want)
+	}
+}
+
+// serveEvents starts certlens serve, runs fn with its address, stops it
+// and returns the events it logged, by message.
+func serveEvents(t *testing.T, allowPorts string, fn func(proxy string)) []map[string]any {
+	t.Helper()
+	listen := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
+	cmd := exec.Command(binary, "serve", "--listen", listen, "--admin-listen=", "--allow-ports", allowPorts)
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{"HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir()}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines := make(chan map[string]any, 1000)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				lines <- m
+			}
+		}
+	}()
+	peertest.WaitTCP(t, listen, 10*time.Second)
+	fn(listen)
+	// Let the tunnels' last events out, then stop gracefully.
+	time.Sleep(500 * time.Millisecond)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	var evs []map[string]any
+	for m := range lines {
+		evs = append(evs, m)
+	}
+	_ = cmd.Wait()
+	return evs
+}
+
+// TestAnalyzeMatchesServe: the same traffic, through certlens serve and
+// captured with tshark, gives the same handshake events from serve's log
+// and from analyze --json on the capture (but for who logged them, when
+// and where: conn_id, mode, ts, pcap). The capture holds each TLS
+// connection twice: curl to the proxy, inside its CONNECT tunnel (the same
+// client_addr as serve's), and the proxy to the server.
+func TestAnalyzeMatchesServe(t *testing.T) {
+	for _, bin := range []string{"openssl", "curl", "tshark"} {
+		peertest.Require(t, bin)
+	}
+	serverCA := pkitest.NewCA(t, "certlens analyze-vs-serve server CA")
+	clientCA := pkitest.NewCA(t, "certlens analyze-vs-serve client CA")
+	dir := t.TempDir()
+	caPath := filepath.Join(dir, "server-ca.pem")
+	pkitest.WritePEM(t, caPath, serverCA)
+	certPath, keyPath := clientCA.NewClient(t, "alice").WriteFiles(t, dir, "client")
+	cas := append(pkitest.ManyCAs(t, 2), clientCA)
+	type target struct {
+		cfg      peertest.OpenSSLServerConfig
+		sendCert bool
+	}
+	targets := []target{
+		{peertest.OpenSSLServerConfig{ClientCAs: cas, Verify: 1, TLS12: true}, false},
+		{peertest.OpenSSLServerConfig{ClientCAs: cas, Verify: 1, TLS12: true}, true},
+		{peertest.OpenSSLServerConfig{ClientCAs: append(pkitest.ManyCAs(t, 260), clientCA), Verify: 1, TLS12: true}, true},
+		{peertest.OpenSSLServerConfig{ClientCAs: cas, Verify: 1, TLS13: true}, true},
+	}
+	var ports []int
+	var addrs []string
+	for _, tg := range targets {
+		cfg := tg.cfg
+		cfg.Cert, cfg.WWW = serverCA.NewServer(t, "127.0.0.1"), true
+		addr, _ := peertest.OpenSSLServer(t, cfg)
+		_, p, _ := strings.Cut(addr, ":")
+		n, _ := strconv.Atoi(p)
+		ports = append(ports, n)
+		addrs = append(addrs, addr)
+	}
+	allow := make([]string, len(ports))
+	for i, p := range ports {
+		allow[i] = strconv.Itoa(p)
+	}
+	var capturePath string
+	served := serveEvents(t, strings.Join(allow, ","), func(proxy string) {
+		_, pp, _ := strings.Cut(proxy, ":")
+		pn, _ := strconv.Atoi(pp)
+		c := peertest.CaptureLoopback(t, append(ports, pn)...)
+		for i, tg := range targets {
+			args := []string{"-sS", "--max-time", "20", "--noproxy", "", "-x", "http://" + proxy, "--cacert", caPath, "-o", os.DevNull}
+			if tg.sendCert {
+				args = append(args, "--cert", certPath, "--key", keyPath)
+			}
+			out, err := exec.Command(peertest.Require(t, "curl"), append(args, "https://"+addrs[i]+"/")...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("curl %s: %v\n%s", addrs[i], err, out)
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		capturePath = c.Stop()
+	})
+	stdout, stderr, _ := runIn(t, nil, nil, "analyze", "--json", capturePath)
+	analyzed := map[string][]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("analyze line is not JSON: %s (stderr %s)", line, stderr)
+		}
+		if m["msg"] == "handshake" {
+			if pcap, _ := m["pcap"].(map[string]any); pcap == nil {
+				t.Errorf("no pcap field: %s", line)
+			}
+			analyzed[m["target"].(string)] = append(analyzed[m["target"].(string)], m)
+		}
+	}
+	compared := 0
+	for _, s := range served {
+		if s["msg"] != "handshake" {
+			continue
+		}
+		as := analyzed[s["target"].(string)]
+		if len(as) != 2 {
+			t.Errorf("analyze has %d handshakes to %s, want 2 (in the tunnel and upstream)", len(as), s["target"])
+			continue
+		}
+		inTunnel := 0
+		for _, a := range as {
+			if a["client_addr"] == s["client_addr"] {
+				inTunnel++
+			}
+		}
+		if inTunnel != 1 {
+			t.Errorf("%d of the analyzed handshakes to %s come from serve's client %s, want 1", inTunnel, s["target"], s["client_addr"])
+		}
+		for _, m := range append([]map[string]any{s}, as...) {
+			for _, k := range []string{"ts", "conn_id", "mode", "client_addr", "pcap"} {
+				delete(m, k)
+			}
+		}
+		sb, _ := json.Marshal(s)
+		for _, a := range as {
+			if ab, _ := json.Marshal(a); !bytes.Equal(sb, ab) {
+				t.Errorf("to %s:\nserve   %s\nanalyze %s", s["target"], sb, ab)
+			}
+		}
+		compared++
+	}
+	if compared != len(targets) {
+		t.Errorf("compared %d handshakes, want %d", compared, len(targets))
+	}
+}

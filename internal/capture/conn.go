@@ -1,0 +1,583 @@
+package capture
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/reassembly"
+
+	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/internal/event"
+	"github.com/certlens/certlens/rules"
+)
+
+// maxNotes caps the notes a connection collects for its closed event.
+const maxNotes = 8
+
+// conn is one TCP connection (one tcp.stream): the reassembly's Stream for
+// it, the two framers and the handshake parser both directions feed.
+type conn struct {
+	a      *analyzer
+	entry  *entry
+	stream int
+	// ends are the two endpoints; side 0 sent the first packet seen.
+	ends [2]netip.AddrPort
+	// client is the side of the client: the one that sent the SYN (or
+	// answered the other's SYN+ACK), else the one that sent a ClientHello;
+	// -1 while unknown.
+	client int
+	sides  [2]side
+	parser *handshake.Parser
+	// fed counts the bytes fed to the parser per handshake.Direction: the
+	// parser's own stream offsets, which frames maps to frame numbers.
+	fed    [2]int64
+	frames [2]frameRing
+	frame  int // the frame whose data is being fed
+	first  time.Time
+	last   time.Time
+	// closedBy is the side of the first FIN or RST, reset whether it was a RST.
+	closedBy   int
+	reset      bool
+	finished   bool
+	countedTLS bool
+	fedAny     bool
+	truncated  int
+	sni        string
+	// connect is the target of the HTTP CONNECT that opened this
+	// connection, when it went through a proxy: what the tunnel carries is
+	// TLS to that target, as certlens serve itself would report it.
+	connect string
+	// gaps are notes on missing bytes that damaged the handshake in
+	// progress: the next handshake drained is marked partial with them.
+	gaps  []string
+	notes []string
+}
+
+// side is one direction of the connection, by sender.
+type side struct {
+	fr         framer
+	bytes      int64
+	lastFrame  int // the last frame that delivered bytes
+	seen       bool
+	knownStart bool // its SYN was seen: the stream starts at a record boundary
+	fin        bool
+	// start is the sequence number of the stream's first byte, consumed
+	// how many bytes of it the reassembly has passed on (or skipped): start
+	// + consumed is its next expected sequence number.
+	start    uint32
+	started  bool
+	consumed int64
+	// ahead are segments seen beyond the next expected byte (waiting in
+	// the reassembly), lowest first; fill is the length of a filler the
+	// analyzer just injected for bytes the capture lost.
+	ahead []seqRange
+	fill  int
+}
+
+type seqRange struct{ from, to uint32 }
+
+// maxAhead bounds the ranges remembered per side; only the lowest matter.
+const maxAhead = 64
+
+func (sd *side) next() uint32 { return sd.start + uint32(sd.consumed) }
+
+// after reports whether sequence number a comes after b, modulo 2^32.
+func after(a, b uint32) bool { return int32(a-b) > 0 }
+
+// noteAhead remembers a segment that arrived beyond the next expected byte.
+func (sd *side) noteAhead(seq uint32, n int) {
+	if !sd.started || n == 0 || !after(seq, sd.next()) {
+		return
+	}
+	r := seqRange{seq, seq + uint32(n)}
+	i := 0
+	for i < len(sd.ahead) && after(r.from, sd.ahead[i].from) {
+		i++
+	}
+	if len(sd.ahead) >= maxAhead && i >= len(sd.ahead) {
+		return
+	}
+	sd.ahead = append(sd.ahead, seqRange{})
+	copy(sd.ahead[i+1:], sd.ahead[i:])
+	sd.ahead[i] = r
+	if len(sd.ahead) > maxAhead {
+		sd.ahead = sd.ahead[:maxAhead]
+	}
+}
+
+// lost returns how many bytes from the next expected one the capture lost,
+// given that the peer acknowledged everything before ack: acknowledged
+// bytes reached the peer, so if they are not here the capture missed them.
+// It stops at the first segment waiting beyond the gap.
+func (sd *side) lost(ack uint32) int {
+	if !sd.started {
+		return 0
+	}
+	next := sd.next()
+	for len(sd.ahead) > 0 && !after(sd.ahead[0].to, next) {
+		sd.ahead = sd.ahead[1:]
+	}
+	end := ack
+	if len(sd.ahead) > 0 && after(end, sd.ahead[0].from) {
+		end = sd.ahead[0].from
+	}
+	if !after(end, next) {
+		return 0
+	}
+	return int(end - next)
+}
+
+func newConn(a *analyzer, e *entry, src, dst netip.AddrPort) *conn {
+	c := &conn{a: a, entry: e, stream: e.stream, ends: [2]netip.AddrPort{src, dst}, client: -1, closedBy: -1}
+	for i := range c.sides {
+		c.sides[i].fr.emit = func(records []byte) { c.feed(i, records) }
+	}
+	return c
+}
+
+func (c *conn) note(s string) {
+	if len(c.notes) < maxNotes {
+		c.notes = append(c.notes, s)
+	}
+}
+
+// sideOf maps the reassembly's direction (relative to the first packet it
+// saw, which is the first packet of this conn) to a side.
+func sideOf(dir reassembly.TCPFlowDirection) int {
+	if dir == reassembly.TCPDirClientToServer {
+		return 0
+	}
+	return 1
+}
+
+func (c *conn) role(s int) string {
+	switch {
+	case c.client < 0:
+		return c.ends[s].String()
+	case s == c.client:
+		return "client"
+	}
+	return "server"
+}
+
+// setClient fixes the roles, and tells a framer whose stream start was not
+// seen which hello it waits for.
+func (c *conn) setClient(s int) {
+	if c.client >= 0 {
+		return
+	}
+	c.client = s
+	for i := range c.sides {
+		if fr := &c.sides[i].fr; fr.wantHello != 0 {
+			fr.wantHello = helloServer
+			if i == s {
+				fr.wantHello = helloClient
+			}
+		}
+	}
+}
+
+// Accept implements reassembly.Stream. It sees every packet before the
+// reassembly does: roles, starts, FIN and RST are read here.
+func (c *conn) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, _ reassembly.AssemblerContext) bool {
+	if c.finished {
+		return false
+	}
+	s := sideOf(dir)
+	sd := &c.sides[s]
+	if c.first.IsZero() {
+		c.first = ci.Timestamp
+	}
+	if ci.Timestamp.After(c.last) {
+		c.last = ci.Timestamp
+	}
+	if !sd.seen {
+		sd.seen = true
+		switch {
+		case tcp.SYN && !tcp.ACK:
+			sd.knownStart = true
+			sd.start, sd.started = tcp.Seq+1, true
+			c.setClient(s)
+		case tcp.SYN:
+			sd.knownStart = true
+			sd.start, sd.started = tcp.Seq+1, true
+			c.setClient(1 - s)
+		case nextSeq < 0:
+			sd.start, sd.started = tcp.Seq, true
+			// The capture missed this side's SYN: start at this segment and
+			// look for a record boundary and a new handshake.
+			*start = true
+			sd.fr.state = stateScan
+			sd.fr.wantHello = helloClient | helloServer
+			if c.client >= 0 {
+				sd.fr.wantHello = helloServer
+				if s == c.client {
+					sd.fr.wantHello = helloClient
+				}
+			}
+		}
+	}
+	sd.noteAhead(tcp.Seq, len(tcp.Payload))
+	if tcp.RST {
+		if c.closedBy < 0 {
+			c.closedBy, c.reset = s, true
+		}
+		c.a.resets = append(c.a.resets, c)
+	}
+	if tcp.FIN && !sd.fin {
+		sd.fin = true
+		if c.closedBy < 0 {
+			c.closedBy = s
+		}
+	}
+	return true
+}
+
+// ReassembledSG implements reassembly.Stream: in-order bytes of one side,
+// possibly after a gap.
+func (c *conn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.AssemblerContext) {
+	if c.finished {
+		return
+	}
+	dir, _, _, skip := sg.Info()
+	s := sideOf(dir)
+	sd := &c.sides[s]
+	frame := c.a.frame
+	if pc, ok := ac.(*pktCtx); ok {
+		frame = pc.frame
+	}
+	n, _ := sg.Lengths()
+	sd.consumed += int64(max(skip, 0)) + int64(n)
+	data := sg.Fetch(n)
+	if fill := sd.fill; fill > 0 && fill <= n {
+		// The analyzer's filler for lost bytes: a gap, not data.
+		sd.fill = 0
+		resume := 0
+		if fill < n {
+			resume = frameOf(sg.CaptureInfo(fill))
+		}
+		if resume == 0 {
+			resume = frame
+		}
+		c.gap(s, int64(fill), resume)
+		data = data[fill:]
+		n -= fill
+	}
+	if skip > 0 {
+		// The first bytes after the gap may have waited out of order: name
+		// the frame they came in, not the one that released them.
+		resume := frameOf(sg.CaptureInfo(0))
+		if resume == 0 {
+			resume = frame
+		}
+		c.gap(s, int64(skip), resume)
+	}
+	if n == 0 {
+		return
+	}
+	if sd.bytes == 0 && sd.knownStart && s == c.client && bytes.HasPrefix(data, []byte("CONNECT ")) {
+		c.expectConnect(s)
+	}
+	sd.bytes += int64(n)
+	sd.lastFrame = frame
+	c.frame = frame
+	sd.fr.push(data)
+}
+
+// expectConnect reads the client's side as an HTTP CONNECT tunnel through a
+// proxy: heads first, then TLS, on both sides.
+func (c *conn) expectConnect(client int) {
+	cf, sf := &c.sides[client].fr, &c.sides[1-client].fr
+	cf.state, cf.headPrefix = stateHead, []byte("CONNECT ")
+	cf.onHead = func(head []byte) (int64, framerState) {
+		// CONNECT authority HTTP/1.1
+		if f := strings.Fields(string(head[:bytes.IndexByte(head, '\n')+1])); len(f) >= 2 {
+			c.connect = f[1]
+		}
+		return 0, stateAligned
+	}
+	sf.headPrefix = []byte("HTTP/")
+	sf.onHead = func(head []byte) (int64, framerState) {
+		status, length, chunked := parseResponseHead(head)
+		switch {
+		case status >= 200 && status < 300:
+			return 0, stateAligned // the tunnel is open: TLS follows
+		case chunked:
+			return 0, stateRaw
+		}
+		// A refusal (407 asking for proxy credentials): its body, then
+		// the answer to the client's next CONNECT.
+		return length, stateHead
+	}
+}
+
+// parseResponseHead reads an HTTP response head's status and body length.
+func parseResponseHead(head []byte) (status int, length int64, chunked bool) {
+	lines := strings.Split(string(head), "\r\n")
+	if f := strings.Fields(lines[0]); len(f) >= 2 {
+		status, _ = strconv.Atoi(f[1])
+	}
+	for _, l := range lines[1:] {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "content-length":
+			length, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			length = max(length, 0)
+		case "transfer-encoding":
+			chunked = strings.Contains(strings.ToLower(v), "chunked")
+		}
+	}
+	return status, length, chunked
+}
+
+// ReassemblyComplete implements reassembly.Stream: both sides ended (FIN,
+// or a flush of an idle or unfinished connection).
+func (c *conn) ReassemblyComplete(reassembly.AssemblerContext) bool {
+	c.finish("")
+	return true
+}
+
+// gap handles n bytes of side s that the capture lost.
+func (c *conn) gap(s int, n int64, frame int) {
+	sd := &c.sides[s]
+	from := sd.fr.offset
+	info := sd.fr.gap(n)
+	where := fmt.Sprintf("capture gap: %d bytes of the %s's stream missing from byte %d (after frame %d, resuming in frame %d)",
+		n, c.role(s), from, sd.lastFrame, frame)
+	// Before a side's first hello (a stream whose start was not captured)
+	// nothing is read from it, so a loss there costs nothing, unless the
+	// other side already started a handshake this one belongs to.
+	if info.harmless || c.parser == nil && sd.fr.wantHello != 0 {
+		c.note(where + "; no handshake data was lost")
+		return
+	}
+	c.note(where)
+	if len(c.gaps) < maxNotes {
+		c.gaps = append(c.gaps, where+": the records there were not read, so this handshake is incomplete")
+	}
+}
+
+// feed gives whole records of side s to the parser.
+func (c *conn) feed(s int, records []byte) {
+	if c.client < 0 {
+		// Roles unknown (no SYN seen): the first record fed is a hello,
+		// which says who is who.
+		if len(records) > recordHeaderLen && records[0] == contentHandshake && records[recordHeaderLen] == 2 {
+			c.setClient(1 - s)
+		} else {
+			c.setClient(s)
+		}
+	}
+	if c.parser == nil {
+		c.parser = handshake.NewParser(handshake.Options{StopAfterHandshake: !c.a.opts.WatchRenegotiation})
+	}
+	dir := handshake.FromServer
+	if s == c.client {
+		dir = handshake.FromClient
+	}
+	c.fedAny = true
+	if c.sides[s].fr.state != stateRaw {
+		// Remember which frame completed each handshake record, for the
+		// messages the events point at.
+		for rec := records; len(rec) >= recordHeaderLen && len(rec) >= recordLen(rec); rec = rec[recordLen(rec):] {
+			c.fed[dir] += int64(recordLen(rec))
+			if rec[0] == contentHandshake {
+				c.frames[dir].add(c.fed[dir], c.frame)
+			}
+		}
+	} else {
+		c.fed[dir] += int64(len(records))
+	}
+	more := c.parser.Feed(dir, records)
+	c.drain()
+	if !more {
+		c.sides[0].fr.stop()
+		c.sides[1].fr.stop()
+	}
+}
+
+func (c *conn) drain() {
+	for _, h := range c.parser.Drain() {
+		c.handshake(h)
+	}
+}
+
+// meta is who and where, as the proxy's events say it: the client's
+// address, and the server's as the target.
+func (c *conn) meta() event.Meta {
+	cl := c.client
+	if cl < 0 {
+		// Never resolved (not TLS, no SYN): the server is the side with
+		// the lower port, as services listen on low ports.
+		cl = 0
+		if c.ends[1].Port() > c.ends[0].Port() {
+			cl = 1
+		}
+	}
+	m := event.Meta{
+		ConnID: c.a.idPfx + strconv.Itoa(c.stream), Mode: Mode,
+		ClientAddr: c.ends[cl].String(), Target: c.ends[1-cl].String(),
+	}
+	if c.connect != "" {
+		m.Target = c.connect
+	}
+	return m
+}
+
+// handshake emits the event of one handshake.
+func (c *conn) handshake(h *handshake.Handshake) {
+	if h.ClientHello != nil && c.sni == "" {
+		c.sni = h.ClientHello.ServerName
+	}
+	if len(c.gaps) > 0 {
+		// The parser saw whole records only, but not all of them: what it
+		// read is true, the handshake is not complete.
+		hc := *h
+		hc.Visibility = handshake.VisibilityPartial
+		hc.Errors = append(slices.Clip(h.Errors), c.gaps...)
+		c.gaps = nil
+		h = &hc
+	}
+	opts := c.a.opts.Rules
+	opts.Now = c.a.now
+	if opts.Now.Year() < 2000 {
+		// Captures without real timestamps (synthetic ones, pcapng simple
+		// packet blocks) say nothing about when: judge validity now.
+		opts.Now = time.Time{}
+	}
+	e := event.Diagnose(c.meta(), h, rules.Evidence{}, opts)
+	ref := &event.PCAPRef{Stream: c.stream}
+	frames := event.PCAPFrames{
+		CertRequest: c.frames[handshake.FromServer].lookup(h.CertRequestEnd),
+		ClientCert:  c.frames[handshake.FromClient].lookup(h.ClientCertEnd),
+	}
+	if frames != (event.PCAPFrames{}) {
+		ref.Frames = &frames
+	}
+	e.PCAP = ref
+	c.a.deliver(c, Event{Time: c.a.now, Stream: c.stream, Handshake: e})
+}
+
+// finish ends the connection: handshakes still open end (partial), then
+// its closed event. reason "" derives it from the FIN or RST seen.
+func (c *conn) finish(reason string) {
+	if c.finished {
+		return
+	}
+	c.finished = true
+	if reason == "" {
+		reason = c.closeReason()
+	}
+	if c.entry.conn == c {
+		c.entry.conn = nil
+		c.entry.idle = reason == "idle timeout"
+		if c.client >= 0 {
+			c.entry.client = c.ends[c.client]
+		}
+	}
+	var obs handshake.Observation
+	if c.parser != nil {
+		for _, h := range c.parser.Close() {
+			c.handshake(h)
+		}
+		obs = c.parser.Observation()
+	}
+	ev := event.NewClosed(c.meta(), obs)
+	cl := c.client
+	if cl < 0 {
+		cl = 0
+	}
+	// A proxy's CONNECT and answer are not the tunnel's bytes.
+	ev.BytesUp = c.sides[cl].bytes - c.sides[cl].fr.tunnel
+	ev.BytesDown = c.sides[1-cl].bytes - c.sides[1-cl].fr.tunnel
+	ev.DurationMS = float64(c.last.Sub(c.first).Microseconds()) / 1000
+	ev.Reason = reason
+	ev.Errors = append(slices.Clip(obs.Errors), c.notes...)
+	for i := range c.sides {
+		if d := c.sides[i].fr.dropped; d > 0 && !c.sides[i].knownStart && c.entry.gen == 1 {
+			ev.Errors = append(ev.Errors, fmt.Sprintf("the capture starts after this connection began: %d bytes of the %s's stream before the first handshake were not read", d, c.role(i)))
+		}
+	}
+	if c.truncated > 0 {
+		ev.Errors = append(ev.Errors, fmt.Sprintf("%d segments were cut short by the capture's snap length: capture again with the full packet size (tcpdump -s 0)", c.truncated))
+	}
+	if !c.fedAny && ev.NotTLS == "" && (c.sides[0].bytes > 0 || c.sides[1].bytes > 0) {
+		ev.NotTLS = "no TLS record boundary found in the captured bytes"
+	}
+	ev.PCAP = &event.PCAPRef{Stream: c.stream}
+	if c.fedAny && ev.NotTLS == "" && !c.countedTLS {
+		c.countedTLS = true
+		c.a.stats.TLSConnections++
+	}
+	c.a.deliver(c, Event{Time: c.a.now, Stream: c.stream, Closed: ev})
+	c.parser = nil
+	c.sides[0].fr, c.sides[1].fr = framer{state: stateOff}, framer{state: stateOff}
+}
+
+func (c *conn) closeReason() string {
+	if c.closedBy >= 0 {
+		who := "client"
+		if c.client >= 0 && c.closedBy != c.client || c.client < 0 && c.closedBy == 1 {
+			who = "server"
+		}
+		if c.reset {
+			return who + " reset"
+		}
+		return who + " closed"
+	}
+	if c.a.closing != "" {
+		return c.a.closing
+	}
+	return "capture ended"
+}
+
+// frameRing remembers, for the last handshake records fed in one
+// direction, the parser offset just past each and the frame that completed
+// it. Handshakes end a few records after their messages, so a few dozen
+// entries are plenty; it is allocated on first use, so connections that
+// are not TLS cost nothing.
+type frameRing struct {
+	end   []int64
+	frame []int
+	n     int // entries written, ever
+}
+
+const frameRingSize = 32
+
+func (r *frameRing) add(end int64, frame int) {
+	if r.end == nil {
+		r.end, r.frame = make([]int64, frameRingSize), make([]int, frameRingSize)
+	}
+	i := r.n % frameRingSize
+	r.end[i], r.frame[i] = end, frame
+	r.n++
+}
+
+// lookup returns the frame of the record holding byte offset-1 (the last
+// byte of a message ending at offset), 0 if unknown.
+func (r *frameRing) lookup(offset int64) int {
+	if offset <= 0 || r.n == 0 {
+		return 0
+	}
+	lo := max(0, r.n-frameRingSize)
+	if lo > 0 && r.end[lo%frameRingSize] >= offset {
+		// The message may have ended in a record already forgotten.
+		return 0
+	}
+	for i := lo; i < r.n; i++ {
+		if r.end[i%frameRingSize] >= offset {
+			return r.frame[i%frameRingSize]
+		}
+	}
+	return 0
+}

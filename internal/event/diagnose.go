@@ -1,0 +1,30 @@
+package event
+
+import (
+	"net"
+
+	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/rules"
+)
+
+// Diagnose runs the rules over one handshake and builds its event, the same
+// way in every mode: the target's host is the evidence for host-based rules
+// (client_cert_hosts) when the ClientHello named no server. ev.Host, when
+// set, wins over the target.
+func Diagnose(m Meta, h *handshake.Handshake, ev rules.Evidence, opts rules.Options) *Handshake {
+	if ev.Host == "" {
+		ev.Host, _, _ = net.SplitHostPort(m.Target)
+	}
+	return NewHandshake(m, h, rules.DiagnoseWith(h, ev, opts))
+}
+
+// NewClosed builds the "connection closed" event from what the parser saw
+// of the whole connection; the caller adds what only it knows (bytes each
+// way, duration, why it ended).
+func NewClosed(m Meta, obs handshake.Observation) *Closed {
+	return &Closed{
+		ConnID: m.ConnID, Mode: m.Mode, ClientAddr: m.ClientAddr, Target: m.Target,
+		Handshakes: obs.Handshakes, TLSVersion: obs.Version.String(), NotTLS: obs.NotTLS,
+		Errors: obs.Errors,
+	}
+}

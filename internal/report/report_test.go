@@ -1,0 +1,121 @@
+package report
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/certlens/certlens/internal/event"
+	"github.com/certlens/certlens/rules"
+)
+
+func sample(issuerBytes int, verdict string) *event.Handshake {
+	return &event.Handshake{
+		ConnID: "x#3", Mode: "analyze", ClientAddr: "10.0.0.5:50000", Target: "10.0.0.9:443", SNI: "iis.example.test",
+		Index: 0, Phase: "initial", TLSVersion: "TLS 1.2", CipherSuite: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+		Visibility: "clear", End: "finished",
+		CertRequest: &event.CertRequest{Phase: "initial", IssuerCount: 2, IssuerBytes: issuerBytes, Records: 2,
+			Issuers: []string{"CN=Contoso Root CA", "CN=Fabrikam Issuing CA 02"}, CertTypes: []string{"rsa_sign"}},
+		ClientCert: &event.ClientCert{Sent: false},
+		Findings: []rules.Finding{{ID: "client-cert-not-sent", Severity: rules.SeverityError, Predicts: "403.7",
+			Summary: "The server asked for a client certificate and the client sent none",
+			Detail:  strings.Repeat("evidence ", 30), Remedy: "Install a certificate issued by a listed CA."}},
+		Verdict: verdict,
+		PCAP:    &event.PCAPRef{Stream: 3, Frames: &event.PCAPFrames{CertRequest: 12, ClientCert: 15}},
+	}
+}
+
+func TestConnection(t *testing.T) {
+	var b strings.Builder
+	w := New(&b, Options{})
+	err := w.Connection(Connection{Heading: "tcp.stream 3", Handshakes: []*event.Handshake{sample(20000, "403.7")},
+		Closed: &event.Closed{ClientAddr: "10.0.0.5:50000", Target: "10.0.0.9:443", Reason: "client closed", DurationMS: 12.5,
+			BytesUp: 1234, BytesDown: 56789, TLSVersion: "TLS 1.2", Errors: []string{"capture gap: 10 bytes"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"tcp.stream 3  10.0.0.5:50000 -> 10.0.0.9:443  (iis.example.test)  TLS 1.2\n",
+		"  Handshake 0 (initial, clear, completed)\n",
+		"    Certificate request (frame 12): 2 CA names, 20,000 bytes, 3,616 over the 16,384-byte limit, in 2\n      records\n",
+		"      1  CN=Contoso Root CA\n      2  CN=Fabrikam Issuing CA 02\n",
+		"    Client certificate (frame 15): none sent (empty Certificate message)\n",
+		"      ERROR   client-cert-not-sent: The server asked for a client certificate and the client sent\n              none [predicts 403.7]\n",
+		"              Remedy: Install a certificate issued by a listed CA.\n",
+		"    Verdict: 403.7 (predicted)\n",
+		"  Closed: client closed after 12.5 ms; 1,234 bytes from the client, 56,789 from the server\n",
+		"    Note: capture gap: 10 bytes\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if len(line) > 100 && !strings.Contains(line, "CN=") {
+			t.Errorf("line of %d columns: %q", len(line), line)
+		}
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Error("colour without Options.Color")
+	}
+}
+
+func TestColour(t *testing.T) {
+	var b strings.Builder
+	w := New(&b, Options{Color: true})
+	w.Connection(Connection{Heading: "tcp.stream 0", Handshakes: []*event.Handshake{sample(100, "403.7")}})
+	out := b.String()
+	if !strings.Contains(out, red+bold+"403.7"+reset) || !strings.Contains(out, bold+"tcp.stream 0"+reset) {
+		t.Errorf("no colour on the verdict or the heading:\n%q", out)
+	}
+	// Colour codes do not count towards the wrapping width.
+	if visibleLen(red+"ERROR"+reset) != 5 {
+		t.Error("visibleLen counts escape codes")
+	}
+}
+
+func TestUseColor(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if UseColor(f) {
+		t.Error("colour on a regular file")
+	}
+	t.Setenv("NO_COLOR", "1")
+	if UseColor(os.Stdout) {
+		t.Error("colour despite NO_COLOR")
+	}
+}
+
+func TestSummaryAndProblem(t *testing.T) {
+	var b strings.Builder
+	w := New(&b, Options{})
+	ok := sample(100, "ok")
+	ok.Findings = nil
+	unknown := sample(100, "unknown")
+	unknown.Findings = nil
+	for i, h := range []*event.Handshake{ok, sample(100, "403.7"), unknown, sample(100, "403.7")} {
+		w.Connection(Connection{Heading: "tcp.stream " + string(rune('0'+i)), Handshakes: []*event.Handshake{h}})
+	}
+	b.Reset()
+	w.Summary()
+	want := "4 handshakes:\n  403.7            2  (tcp.stream 1, tcp.stream 3)\n  ok               1  (tcp.stream 0)\n  unknown          1  (tcp.stream 2)\n"
+	if b.String() != want {
+		t.Errorf("summary:\n%s\nwant\n%s", b.String(), want)
+	}
+	if Problem(ok) || Problem(unknown) || !Problem(sample(100, "403.7")) {
+		t.Error("Problem misjudges verdicts")
+	}
+	warnOnly := sample(100, "unknown")
+	warnOnly.Findings[0].Severity = rules.SeverityWarning
+	if Problem(warnOnly) {
+		t.Error("a warning is not a problem")
+	}
+	errOnly := sample(100, "ok")
+	if !Problem(errOnly) {
+		t.Error("an error finding is a problem, whatever the verdict")
+	}
+}
