@@ -69,6 +69,10 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 	if cfg.Mode == config.ModeIntercept {
 		return &config.Error{Key: "mode", Problem: "intercept mode is not available in this version yet; use observe or sidecar"}
 	}
+	// Catch signals before anything listens: a Ctrl-C that arrives as soon
+	// as the port accepts must still stop certlens gracefully.
+	ctx, stop := signal.NotifyContext(ctx, shutdownSignals...)
+	defer stop()
 	expect, err := loadExpectCerts(cfg.ExpectCerts)
 	if err != nil {
 		return err
@@ -96,8 +100,6 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 	}
 	srv := proxy.New(proxyOptions(cfg, expect), log)
 
-	ctx, stop := signal.NotifyContext(ctx, shutdownSignals...)
-	defer stop()
 	if adminLn != nil {
 		log.Info("admin server listening", zap.String("addr", adminLn.Addr().String()))
 		go func() {

@@ -123,8 +123,10 @@ func NewHandshake(m Meta, h *handshake.Handshake, r rules.Report) *Handshake {
 	}
 	if sh := h.ServerHello; sh != nil && !sh.HelloRetry {
 		e.CipherSuite = sh.CipherSuite.String()
-		e.ALPN = sh.ALPN
 	}
+	// The handshake's ALPN is its ServerHello's, or for a renegotiation
+	// (whose ServerHello is encrypted) the connection's.
+	e.ALPN = h.ALPN
 	if cr := h.CertRequest; cr != nil {
 		c := &CertRequest{Phase: string(h.Phase), IssuerCount: len(cr.Issuers), IssuerBytes: cr.IssuerBytes,
 			Issuers: make([]string, len(cr.Issuers)), Records: cr.Records}
