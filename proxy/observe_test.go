@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
@@ -262,4 +263,47 @@ func TestConnectionDiesMidHandshake(t *testing.T) {
 		t.Errorf("visibility %v verdict %v end %v", e["visibility"], e["verdict"], e["end"])
 	}
 	ev.wait(t, "connection closed", 1)
+}
+
+func TestIdleTunnelIsClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	proxyAddr, ev := startProxy(t, Options{IdleTimeout: 300 * time.Millisecond})
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", ln.Addr(), ln.Addr())
+	// Traffic keeps the tunnel alive past the idle timeout...
+	for range 4 {
+		time.Sleep(150 * time.Millisecond)
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatalf("tunnel closed while in use: %v", err)
+		}
+	}
+	if n := len(ev.all(t, "connection closed")); n != 0 {
+		t.Fatalf("tunnel closed while in use")
+	}
+	// ...silence ends it, and the client sees the close.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.Copy(io.Discard, c)
+	if err != nil {
+		t.Fatalf("client side not closed after the idle timeout: %v", err)
+	}
+	if closed := ev.wait(t, "connection closed", 1)[0]; closed["reason"] != "idle timeout" {
+		t.Errorf("reason %v", closed["reason"])
+	}
 }
