@@ -173,19 +173,7 @@ func TestTunnelIsTransparent(t *testing.T) {
 }
 
 func TestNonTLSTunnelFlows(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, _ = io.Copy(c, c) // echo until the client half-closes
-	}()
+	addr := tcpServer(t, echo)
 	proxyAddr, ev := startProxy(t, Options{WatchRenegotiation: true})
 	c, err := net.Dial("tcp", proxyAddr)
 	if err != nil {
@@ -194,7 +182,7 @@ func TestNonTLSTunnelFlows(t *testing.T) {
 	defer c.Close()
 	// The CONNECT and the first tunnel bytes in one write: they must not be lost.
 	msg := "SSH-2.0-OpenSSH_9.2 hello through the tunnel\r\n"
-	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n%s", ln.Addr(), ln.Addr(), msg)
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n%s", addr, addr, msg)
 	buf := make([]byte, 0, 256)
 	tmp := make([]byte, 256)
 	for !strings.Contains(string(buf), msg) {
@@ -237,24 +225,12 @@ func TestConnectToDisallowedPort(t *testing.T) {
 }
 
 func TestConnectionDiesMidHandshake(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			// Read the ClientHello, then hang up without a word.
-			_, _ = c.Read(make([]byte, 4096))
-			_ = c.Close()
-		}
-	}()
+	addr := tcpServer(t, func(c net.Conn) {
+		// Read the ClientHello, then hang up without a word.
+		_, _ = c.Read(make([]byte, 4096))
+	})
 	proxyAddr, ev := startProxy(t, Options{WatchRenegotiation: true})
-	_, _, err = curl(t, proxyAddr, "-k", "https://"+ln.Addr().String()+"/")
+	_, _, err := curl(t, proxyAddr, "-k", "https://"+addr+"/")
 	if err == nil {
 		t.Fatal("curl succeeded against a server that hangs up")
 	}
@@ -266,27 +242,14 @@ func TestConnectionDiesMidHandshake(t *testing.T) {
 }
 
 func TestIdleTunnelIsClosed(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
+	addr := tcpServer(t, echo)
 	proxyAddr, ev := startProxy(t, Options{IdleTimeout: 300 * time.Millisecond})
 	c, err := net.Dial("tcp", proxyAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", ln.Addr(), ln.Addr())
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", addr, addr)
 	// Traffic keeps the tunnel alive past the idle timeout...
 	for range 4 {
 		time.Sleep(150 * time.Millisecond)
