@@ -212,10 +212,9 @@ func (s *Server) connectDial(r *http.Request, network, addr string) (net.Conn, e
 	start := time.Now()
 	c, err := s.dial(r.Context(), network, addr)
 	if err != nil {
-		s.log.Warn("connection closed", zap.Inline(&event.Closed{
-			ConnID: meta.ConnID, Mode: meta.Mode, ClientAddr: meta.ClientAddr, Target: meta.Target,
-			DurationMS: ms(time.Since(start)), Reason: "dial failed: " + err.Error(),
-		}))
+		c := event.NewClosed(meta, handshake.Observation{})
+		c.DurationMS, c.Reason = ms(time.Since(start)), "dial failed: "+err.Error()
+		s.log.Warn("connection closed", zap.Inline(c))
 		return nil, err
 	}
 	t := s.newTunnel(meta)

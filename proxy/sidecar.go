@@ -84,10 +84,9 @@ func (s *Server) handleSidecar(client net.Conn) {
 		t.mu.Lock()
 		t.logHandshakes(t.parser.Close())
 		t.mu.Unlock()
-		s.log.Warn("connection closed", zap.Inline(&event.Closed{
-			ConnID: t.meta.ConnID, Mode: t.meta.Mode, ClientAddr: t.meta.ClientAddr, Target: t.meta.Target,
-			BytesUp: int64(len(pending)), DurationMS: ms(time.Since(start)), Reason: "dial failed: " + err.Error(),
-		}))
+		c := event.NewClosed(t.meta, t.parser.Observation())
+		c.DurationMS, c.Reason = ms(time.Since(start)), "dial failed: "+err.Error()
+		s.log.Warn("connection closed", zap.Inline(c))
 		return
 	}
 	t.attach(up)

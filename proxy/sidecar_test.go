@@ -273,3 +273,22 @@ func metricValue(m *dto.Metric) float64 {
 	}
 	return -1
 }
+
+// TestSidecarUpstreamDown: a connection the upstream refuses still ends in
+// exactly one "connection closed" event, saying why.
+func TestSidecarUpstreamDown(t *testing.T) {
+	sidecar, _, ev := startSidecar(t, SidecarOptions{Upstream: "127.0.0.1:1"})
+	c, err := net.Dial("tcp", sidecar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("the sidecar did not close the client: %v", err)
+	}
+	closed := ev.wait(t, "connection closed", 1)
+	if len(closed) != 1 || closed[0]["mode"] != "sidecar" || !strings.HasPrefix(fmt.Sprint(closed[0]["reason"]), "dial failed: ") {
+		t.Errorf("closed %v", closed)
+	}
+}
