@@ -149,3 +149,15 @@ func TestDNString(t *testing.T) {
 		t.Errorf("%d memoized DNs, more than %d", n, maxDNNames)
 	}
 }
+
+// A renegotiation's ServerHello is encrypted: its event shows the ALPN the
+// parser carried over from the connection.
+func TestRenegotiationEventShowsConnectionALPN(t *testing.T) {
+	h := &handshake.Handshake{Index: 1, Phase: handshake.PhaseRenegotiation, Visibility: handshake.VisibilityEncrypted,
+		End: handshake.EndFinished, Version: handshake.VersionTLS12, ALPN: "h2"}
+	r := rules.Diagnose(h, rules.Options{})
+	e := NewHandshake(Meta{ConnID: "a-1", Mode: "observe"}, h, r)
+	if e.ALPN != "h2" || len(e.Findings) == 0 || e.Findings[0].ID != "renegotiation-over-http2" {
+		t.Errorf("alpn %q findings %+v", e.ALPN, e.Findings)
+	}
+}
