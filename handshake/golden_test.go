@@ -159,7 +159,28 @@ func checkNotes(t *testing.T, notes map[string]string, res goldenResult) {
 	}
 
 	switch {
-	case version == "TLS 1.3" || h.Phase == PhaseRenegotiation:
+	case version == "TLS 1.3":
+		// Only record sizes can be seen: what they imply must match what
+		// the recording measured, and nothing is claimed as read.
+		if h.Visibility != VisibilityInferred || h.CertRequest != nil || h.ClientCertificate != nil || h.Inferred == nil {
+			t.Fatalf("visibility %s, cert request %v, client certificate %v, inferred %v: want inferred, neither read",
+				h.Visibility, h.CertRequest, h.ClientCertificate, h.Inferred)
+		}
+		wantReq, wantSent := No, No
+		if notes["cert_request"] == "initial" {
+			wantReq = Yes
+		}
+		if notes["client_cert_sent"] == "true" {
+			wantSent = Yes
+		}
+		if inf := h.Inferred; inf.CertRequested != wantReq || inf.CertSent != wantSent {
+			t.Errorf("inferred requested %s sent %s, the recording says %s %s (%s)", inf.CertRequested, inf.CertSent, wantReq, wantSent, inf.Evidence)
+		}
+		// The inferred message length bounds the issuer list the recording measured.
+		if ib, _ := strconv.Atoi(notes["issuer_bytes"]); wantReq == Yes && h.Inferred.CertRequestLen < ib {
+			t.Errorf("inferred CertificateRequest of %d bytes cannot hold the %d-byte issuer list", h.Inferred.CertRequestLen, ib)
+		}
+	case h.Phase == PhaseRenegotiation:
 		// Only record sizes can be seen: no request, no certificate, no claim.
 		if h.Visibility != VisibilityEncrypted || h.CertRequest != nil || h.ClientCertificate != nil {
 			t.Errorf("visibility %s, cert request %v, client certificate %v: want encrypted and neither",
@@ -288,10 +309,10 @@ func TestTranscriptFacts(t *testing.T) {
 		{"tls12-norequest-curl", 1, PhaseInitial, VisibilityClear, EndFinished, none, none, none, none, 0},
 		{"tls12-renegotiation-sclient", 2, PhaseRenegotiation, VisibilityEncrypted, EndFinished, none, none, none, none, 0},
 		{"tls12-require-nocert", 1, PhaseInitial, VisibilityClear, EndAlert, 3, 339, 1, 0, AlertHandshakeFailure},
-		{"tls13-3ca-curl-cert", 1, PhaseInitial, VisibilityEncrypted, EndFinished, none, none, none, none, 0},
-		{"tls13-3ca-curl-nocert", 1, PhaseInitial, VisibilityEncrypted, EndFinished, none, none, none, none, 0},
-		{"tls13-3ca-sclient-nocert", 1, PhaseInitial, VisibilityEncrypted, EndFinished, none, none, none, none, 0},
-		{"tls13-norequest-curl", 1, PhaseInitial, VisibilityEncrypted, EndFinished, none, none, none, none, 0},
+		{"tls13-3ca-curl-cert", 1, PhaseInitial, VisibilityInferred, EndFinished, none, none, none, none, 0},
+		{"tls13-3ca-curl-nocert", 1, PhaseInitial, VisibilityInferred, EndFinished, none, none, none, none, 0},
+		{"tls13-3ca-sclient-nocert", 1, PhaseInitial, VisibilityInferred, EndFinished, none, none, none, none, 0},
+		{"tls13-norequest-curl", 1, PhaseInitial, VisibilityInferred, EndFinished, none, none, none, none, 0},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {

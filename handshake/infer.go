@@ -36,8 +36,11 @@ type Inference struct {
 	CertRequestLen int `json:"cert_request_len,omitempty"`
 	// ServerAlert: the server's first record after the client's flight had
 	// the size of an alert, as when it refuses the (missing) certificate.
-	ServerAlert bool   `json:"server_alert,omitempty"`
-	Evidence    string `json:"evidence"`
+	ServerAlert bool `json:"server_alert,omitempty"`
+	// Resumed: a PSK resumption, which carries the first session's
+	// authentication instead of a certificate exchange.
+	Resumed  bool   `json:"resumed,omitempty"`
+	Evidence string `json:"evidence"`
 }
 
 // Known reports whether anything was inferred.
@@ -86,7 +89,7 @@ func InferTLS13(suite CipherSuite, server, client []int) Inference {
 		ev = append(ev, fmt.Sprintf("server records %v: EncryptedExtensions, Certificate, CertificateVerify, Finished (%d = 4+%d+17), no record for a CertificateRequest", server[:4], fin, h))
 	case f == 1:
 		// PSK resumption: no certificates either way (RFC 8446 4.3.2).
-		inf.CertRequested = No
+		inf.CertRequested, inf.Resumed = No, true
 		ev = append(ev, fmt.Sprintf("server records %v: EncryptedExtensions and Finished only (resumption)", server[:2]))
 	default:
 		ev = append(ev, fmt.Sprintf("server records %v fit no one-message-per-record layout with a %d-byte Finished", head(server, 6), fin))
@@ -108,7 +111,9 @@ func InferTLS13(suite CipherSuite, server, client []int) Inference {
 	case client[0] == emptyCertMsg+4+h+aeadOverhead:
 		inf.CertSent, inf.CertRequested = No, Yes
 		ev = append(ev, fmt.Sprintf("client record of %d bytes: an empty Certificate and Finished together", client[0]))
-	case client[0] > fin+maxCertRecord:
+	case client[0] > fin+maxCertRecord && f >= 0:
+		// Only beside a server whose records are unpadded: a padded Finished
+		// is as large as a short chain.
 		inf.CertSent, inf.CertRequested = Yes, Yes
 		ev = append(ev, fmt.Sprintf("client flight starts with a %d-byte record: a certificate chain", client[0]))
 	default:

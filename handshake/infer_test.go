@@ -1,6 +1,9 @@
 package handshake
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestInferTLS13(t *testing.T) {
 	const aes128, aes256 = CipherSuite(0x1301), CipherSuite(0x1302)
@@ -22,6 +25,8 @@ func TestInferTLS13(t *testing.T) {
 		{"resumption", aes128, []int{23, 53}, []int{53}, No, No, 0, false},
 		{"whole flight in one record: nothing from the server", aes128, []int{2400}, []int{53}, No, No, 0, false},
 		{"padding: nothing fits", aes128, []int{40, 272, 912, 112, 64}, []int{36, 64}, Unknown, Unknown, 0, false},
+		{"padded both ways: a padded Finished is no chain", aes128, []int{256, 512, 1024, 512, 256}, []int{256}, Unknown, Unknown, 0, false},
+		{"one-record server flight, client chain: nothing is sure", aes128, []int{2400}, []int{1200, 53}, Unknown, Unknown, 0, false},
 		{"no client records yet", aes128, []int{23, 254, 900, 97, 53}, nil, Yes, Unknown, 237, false},
 	}
 	for _, tc := range cases {
@@ -30,6 +35,9 @@ func TestInferTLS13(t *testing.T) {
 			if inf.CertRequested != tc.requested || inf.CertSent != tc.sent || inf.CertRequestLen != tc.crLen || inf.ServerAlert != tc.alert {
 				t.Errorf("got requested %s sent %s crLen %d alert %v, want %s %s %d %v\nevidence: %s",
 					inf.CertRequested, inf.CertSent, inf.CertRequestLen, inf.ServerAlert, tc.requested, tc.sent, tc.crLen, tc.alert, inf.Evidence)
+			}
+			if inf.Resumed != strings.Contains(tc.name, "resumption") {
+				t.Errorf("resumed %v", inf.Resumed)
 			}
 			if inf.Evidence == "" {
 				t.Error("no evidence")

@@ -711,6 +711,7 @@ func (p *Parser) finish(h *Handshake, end End) {
 	if h.Visibility == "" {
 		h.Visibility = visibility(h, end)
 	}
+	p.infer(h)
 	for i, o := range p.open {
 		if o == h {
 			p.open = append(p.open[:i], p.open[i+1:]...)
@@ -719,6 +720,25 @@ func (p *Parser) finish(h *Handshake, end End) {
 	}
 	p.ready = append(p.ready, h)
 	p.emitted++
+}
+
+// infer reads what an encrypted TLS 1.3 handshake did from its record
+// sizes. It runs only where nothing was read: inference never overrides
+// clear or decrypted facts. A handshake the client walked away from stays
+// partial, but what its server's flight shows (a certificate request that
+// made a browser go and pick one) is kept.
+func (p *Parser) infer(h *Handshake) {
+	encrypted := h.Visibility == VisibilityEncrypted || (h.Visibility == VisibilityPartial && h.End == EndEOF && !h.Unparsed)
+	if !encrypted || h.Version != VersionTLS13 || h.Phase != PhaseInitial || h.ServerHello == nil {
+		return
+	}
+	inf := InferTLS13(h.ServerHello.CipherSuite, h.ServerRecords, h.ClientRecords)
+	if inf.Known() {
+		h.Inferred = &inf
+		if h.Visibility == VisibilityEncrypted {
+			h.Visibility = VisibilityInferred
+		}
+	}
 }
 
 func visibility(h *Handshake, end End) Visibility {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -216,32 +217,66 @@ func TestStopAfterHandshake(t *testing.T) {
 	}
 }
 
-func TestTLS13Encrypted(t *testing.T) {
-	c := &conn{}
-	c.client(record(ContentHandshake, clientHello("a.test", 0x0304, 0x0303)))
-	c.server(record(ContentHandshake, serverHello(0x0304)), record(ContentChangeCipherSpec, []byte{1}),
-		record(ContentApplicationData, make([]byte, 23)), record(ContentApplicationData, make([]byte, 254)),
-		record(ContentApplicationData, make([]byte, 800)), record(ContentApplicationData, make([]byte, 281)),
-		record(ContentApplicationData, make([]byte, 53)))
-	c.client(record(ContentChangeCipherSpec, []byte{1}), record(ContentApplicationData, make([]byte, 25)), record(ContentApplicationData, make([]byte, 53)))
-	c.server(record(ContentApplicationData, make([]byte, 200)))
-	p := NewParser(Options{})
-	for _, ch := range *c {
-		p.Feed(ch.from, ch.data)
+// TestTLS13Inferred: a TLS 1.3 handshake is read from its record sizes
+// where they fit a known layout, and stays encrypted where they do not.
+func TestTLS13Inferred(t *testing.T) {
+	tests := []struct {
+		name           string
+		server, client []int // protected record lengths after the ServerHello
+		visibility     Visibility
+		requested      Tri
+		sent           Tri
+	}{
+		// OpenSSL's one message per record, curl's empty Certificate then Finished.
+		{"request, no certificate", []int{23, 254, 800, 281, 53, 200}, []int{25, 53}, VisibilityInferred, Yes, No},
+		{"no request", []int{23, 800, 281, 53, 200}, []int{53}, VisibilityInferred, No, No},
+		// Peers that pad records to 256 bytes (openssl -record_padding 256).
+		{"padded", []int{256, 512, 1024, 512, 256, 256}, []int{256}, VisibilityEncrypted, Unknown, Unknown},
 	}
-	hs := p.Drain()
-	if !p.Done() {
-		t.Error("want Done after a TLS 1.3 handshake")
-	}
-	if len(hs) != 1 {
-		t.Fatalf("got %d handshakes", len(hs))
-	}
-	h := hs[0]
-	if h.Visibility != VisibilityEncrypted || h.Version != VersionTLS13 || h.End != EndFinished {
-		t.Errorf("visibility %s version %s end %s", h.Visibility, h.Version, h.End)
-	}
-	if got := toJSON(t, []any{h.ServerRecords, h.ClientRecords}); got != "[\n [\n  23,\n  254,\n  800,\n  281,\n  53,\n  200\n ],\n [\n  25,\n  53\n ]\n]" {
-		t.Errorf("records %s", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &conn{}
+			c.client(record(ContentHandshake, clientHello("a.test", 0x0304, 0x0303)))
+			c.server(record(ContentHandshake, serverHello(0x0304)), record(ContentChangeCipherSpec, []byte{1}))
+			flight := func(lens []int) (out [][]byte) {
+				for _, n := range lens {
+					out = append(out, record(ContentApplicationData, make([]byte, n)))
+				}
+				return out
+			}
+			last := len(tt.server) - 1
+			c.server(flight(tt.server[:last])...)
+			c.client(append([][]byte{record(ContentChangeCipherSpec, []byte{1})}, flight(tt.client)...)...)
+			c.server(flight(tt.server[last:])...)
+			p := NewParser(Options{})
+			for _, ch := range *c {
+				p.Feed(ch.from, ch.data)
+			}
+			hs := p.Drain()
+			if !p.Done() {
+				t.Error("want Done after a TLS 1.3 handshake")
+			}
+			if len(hs) != 1 {
+				t.Fatalf("got %d handshakes", len(hs))
+			}
+			h := hs[0]
+			if h.Visibility != tt.visibility || h.Version != VersionTLS13 || h.End != EndFinished {
+				t.Errorf("visibility %s version %s end %s, want %s TLS 1.3 finished", h.Visibility, h.Version, h.End, tt.visibility)
+			}
+			if !slices.Equal(h.ServerRecords, tt.server) || !slices.Equal(h.ClientRecords, tt.client) {
+				t.Errorf("records server %v client %v, want %v %v", h.ServerRecords, h.ClientRecords, tt.server, tt.client)
+			}
+			var req, sent Tri
+			if h.Inferred != nil {
+				req, sent = h.Inferred.CertRequested, h.Inferred.CertSent
+			}
+			if req != tt.requested || sent != tt.sent {
+				t.Errorf("inferred requested %s sent %s, want %s %s", req, sent, tt.requested, tt.sent)
+			}
+			if (h.Inferred == nil) != (tt.visibility != VisibilityInferred) {
+				t.Errorf("inferred %+v with visibility %s", h.Inferred, h.Visibility)
+			}
+		})
 	}
 }
 

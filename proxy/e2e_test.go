@@ -136,6 +136,57 @@ func expect(t *testing.T, h map[string]any, sent any, verdict string, findings .
 	}
 }
 
+// inferredAnswers returns the TLS 1.3 handshakes seen without keys in which
+// the client answered the server's flight (visibility inferred), after
+// checking that none of hs claims what only the keys could show. The
+// connections Chromium leaves while it picks a certificate end partial.
+func inferredAnswers(t *testing.T, hs []map[string]any) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, h := range hs {
+		if h["tls_version"] != "TLS 1.3" || h["cert_request"] != nil || h["client_cert"] != nil || h["verdict_certain"] != false {
+			t.Errorf("conn %v: version %v, request %v, certificate %v, certain %v: TLS 1.3 without keys claims too much",
+				h["conn_id"], h["tls_version"], h["cert_request"], h["client_cert"], h["verdict_certain"])
+		}
+		switch h["visibility"] {
+		case "inferred":
+			if field(h, "inferred", "resumed") == true {
+				t.Logf("conn %v: resumed the session: no certificate exchange to judge", h["conn_id"])
+				continue
+			}
+			out = append(out, h)
+		case "partial":
+			t.Logf("conn %v: client left: end %v, inferred %v, findings %v", h["conn_id"], h["end"], h["inferred"], findingIDs(h))
+			if h["verdict"] == "ok" {
+				t.Errorf("conn %v: a handshake the client never finished is judged ok", h["conn_id"])
+			}
+		default:
+			t.Errorf("conn %v: visibility %v, want inferred (or partial)", h["conn_id"], h["visibility"])
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("no inferred handshake among %d", len(hs))
+	}
+	return out
+}
+
+// expectInferred checks what a TLS 1.3 handshake's record sizes said: was a
+// certificate requested, was one sent ("yes", "no", "unknown"), the verdict
+// (never certain) and findings that must be present.
+func expectInferred(t *testing.T, h map[string]any, requested, sent, verdict string, findings ...string) {
+	t.Helper()
+	if got := field(h, "inferred", "cert_requested"); got != requested {
+		t.Errorf("conn %v: inferred.cert_requested %v, want %s (%v)", h["conn_id"], got, requested, field(h, "inferred", "evidence"))
+	}
+	if got := field(h, "inferred", "cert_sent"); got != sent {
+		t.Errorf("conn %v: inferred.cert_sent %v, want %s (%v)", h["conn_id"], got, sent, field(h, "inferred", "evidence"))
+	}
+	if h["visibility"] != "inferred" || h["verdict_certain"] != false {
+		t.Errorf("conn %v: visibility %v certain %v, want inferred, not certain", h["conn_id"], h["visibility"], h["verdict_certain"])
+	}
+	expect(t, h, nil, verdict, findings...)
+}
+
 func port(t *testing.T, addr string) int {
 	t.Helper()
 	_, p, err := net.SplitHostPort(addr)
@@ -323,10 +374,7 @@ func TestE2EOpenSSL(t *testing.T) {
 		k.curl(t, "https://"+large+"/", k.client)
 		h := k.next(t, large, 0)[0]
 		expect(t, h, true, "403.7", "issuer-list-too-large")
-		wantBytes := 0
-		for _, ca := range many {
-			wantBytes += 2 + len(ca.Cert.RawSubject)
-		}
+		wantBytes := pkitest.IssuerListSize(many)
 		if got := field(h, "cert_request", "issuer_count"); got != float64(len(many)) {
 			t.Errorf("issuer_count %v, want %d", got, len(many))
 		}
@@ -351,8 +399,8 @@ func TestE2EOpenSSL(t *testing.T) {
 }
 
 // TestE2ENginx runs nginx with ssl_verify_client optional and on (TLS 1.2,
-// cross-checked with tshark) and on over TLS 1.3, which observe mode cannot
-// see into.
+// cross-checked with tshark) and on over TLS 1.3, which observe mode reads
+// from record sizes only.
 func TestE2ENginx(t *testing.T) {
 	k := newE2E(t)
 	cas := []*pkitest.Cert{k.clientCA}
@@ -402,43 +450,22 @@ func TestE2ENginx(t *testing.T) {
 		}
 	})
 
-	// hidden checks TLS 1.3 handshakes: nothing claimed, verdict unknown,
-	// visibility encrypted, or partial for the connections Chromium leaves
-	// once it has (encrypted) the request; at least one encrypted.
-	hidden := func(t *testing.T, hs []map[string]any) {
-		t.Helper()
-		encrypted := 0
-		for _, h := range hs {
-			if h["visibility"] == "encrypted" {
-				encrypted++
-			} else {
-				t.Logf("conn %v: visibility %v, end %v", h["conn_id"], h["visibility"], h["end"])
-			}
-			if h["tls_version"] != "TLS 1.3" || (h["visibility"] != "encrypted" && h["visibility"] != "partial") || h["verdict"] != "unknown" {
-				t.Errorf("conn %v: version %v visibility %v verdict %v", h["conn_id"], h["tls_version"], h["visibility"], h["verdict"])
-			}
-			if h["cert_request"] != nil || h["client_cert"] != nil {
-				t.Errorf("conn %v: TLS 1.3 without keys claims %v %v", h["conn_id"], h["cert_request"], h["client_cert"])
-			}
-		}
-		if encrypted == 0 {
-			t.Errorf("no encrypted handshake among %d", len(hs))
-		}
-	}
-	t.Run("TLS 1.3, curl: observe mode sees no request", func(t *testing.T) {
+	t.Run("TLS 1.3, curl: inferred from record sizes", func(t *testing.T) {
 		status, body := k.curl(t, "https://"+tls13+"/", k.client)
 		if status != 200 || !strings.Contains(body, "verify=SUCCESS") {
 			t.Errorf("curl got %d %q", status, body)
 		}
-		hidden(t, k.next(t, tls13, 0))
+		expectInferred(t, inferredAnswers(t, k.next(t, tls13, 0))[0], "yes", "yes", "ok")
 	})
-	t.Run("TLS 1.3, Chromium: observe mode sees no request", func(t *testing.T) {
+	t.Run("TLS 1.3, Chromium: inferred from record sizes", func(t *testing.T) {
 		before := len(k.ev.forTarget(t, "handshake", tls13))
 		dom := k.chromium(t, "https://"+tls13+"/", k.client)
 		if !strings.Contains(dom, "verify=SUCCESS") {
 			t.Errorf("page:\n%s", dom)
 		}
-		hidden(t, k.next(t, tls13, before))
+		for _, h := range inferredAnswers(t, k.next(t, tls13, before)) {
+			expectInferred(t, h, "yes", "yes", "ok")
+		}
 	})
 
 	k.agree(t, capture.Stop(), optional, on)

@@ -109,25 +109,6 @@ func TestObserveTLS12MutualAuthOpenSSL(t *testing.T) {
 	})
 }
 
-func TestObserveTLS13IsEncrypted(t *testing.T) {
-	p := newPKI(t)
-	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{
-		Cert: p.server, ClientCAs: []*pkitest.Cert{p.clientCA}, Verify: 1, TLS13: true, WWW: true,
-	})
-	proxyAddr, ev := startProxy(t, Options{WatchRenegotiation: true})
-	out, stderr, err := curl(t, proxyAddr, append([]string{"--cacert", filepath.Join(p.dir, "server-ca.pem")}, append(p.clientFiles(t), "https://"+addr+"/")...)...)
-	if err != nil || !strings.Contains(out, "TLSv1.3") {
-		t.Fatalf("curl through the tunnel: %v %s\n%s", err, stderr, out)
-	}
-	e := ev.wait(t, "handshake", 1)[0]
-	if e["visibility"] != "encrypted" || e["verdict"] != "unknown" || e["tls_version"] != "TLS 1.3" {
-		t.Errorf("visibility %v verdict %v version %v", e["visibility"], e["verdict"], e["tls_version"])
-	}
-	if e["cert_request"] != nil || e["client_cert"] != nil {
-		t.Errorf("TLS 1.3 without keys must not claim a request or a certificate: %v %v", e["cert_request"], e["client_cert"])
-	}
-}
-
 func TestTunnelIsTransparent(t *testing.T) {
 	const size = 50 << 20
 	ca := pkitest.NewCA(t, "certlens transparency CA")

@@ -74,7 +74,7 @@ func tls13LateClientCert(in *input, r *Rule) []Finding {
 	// Only a handshake read in full, or inferred from its record sizes, can
 	// show that no certificate was asked for.
 	noRequest := in.readable() && h.CertRequest == nil
-	if inf := h.Inferred; inf != nil && inf.CertRequested == handshake.No {
+	if inf := h.Inferred; inf != nil && inf.CertRequested == handshake.No && !inf.Resumed {
 		noRequest = true
 	}
 	if !noRequest {
@@ -329,6 +329,9 @@ func serverRejectedCert(in *input, r *Rule) []Finding {
 // client sent nothing after it before the connection or handshake ended.
 func clientNeverAnswered(in *input) bool {
 	h := in.h
+	if inf := h.Inferred; inf != nil && inf.CertRequested == handshake.Yes && len(h.ClientRecords) == 0 {
+		return h.End == handshake.EndEOF
+	}
 	return h.CertRequest != nil && h.ClientCertificate == nil && !h.ClientFinished &&
 		(h.End == handshake.EndEOF || h.End == handshake.EndAlert)
 }
@@ -337,8 +340,13 @@ func clientAbandonedAfterRequest(in *input, r *Rule) []Finding {
 	if !clientNeverAnswered(in) {
 		return nil
 	}
-	detail := fmt.Sprintf("The server asked with %s; the client sent no Certificate and no Finished before the handshake ended (%s).",
-		issuerSummary(in.h.CertRequest), in.h.End)
+	var detail string
+	if in.h.CertRequest != nil {
+		detail = fmt.Sprintf("The server asked with %s; the client sent no Certificate and no Finished before the handshake ended (%s).",
+			issuerSummary(in.h.CertRequest), in.h.End)
+	} else {
+		detail = fmt.Sprintf("Inferred from TLS 1.3 record sizes: %s; the client sent nothing protected before the connection ended.", in.h.Inferred.Evidence)
+	}
 	for _, a := range in.h.Alerts {
 		if a.From == handshake.FromServer {
 			detail += fmt.Sprintf(" The server's %s alert answers the client's hang-up, not a certificate.", a.DescriptionName())

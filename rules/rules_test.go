@@ -121,6 +121,10 @@ func TestRules(t *testing.T) {
 	sent := inferred(handshake.InferTLS13(0x1301, []int{23, 254, 900, 97, 53, 200}, []int{1200, 97, 53}))
 	refused := inferred(handshake.InferTLS13(0x1301, []int{23, 254, 900, 97, 53, 19}, []int{25, 53}))
 	noReq := inferred(handshake.InferTLS13(0x1301, []int{23, 900, 97, 53, 200}, []int{53}))
+	// Chromium's first connections: the server's flight, then EOF while it picks.
+	resumed := inferred(handshake.InferTLS13(0x1301, []int{23, 53}, []int{53}))
+	walkedAway := inferred(handshake.InferTLS13(0x1301, []int{23, 254, 900, 97, 53}, nil))
+	walkedAway.Visibility, walkedAway.End = handshake.VisibilityPartial, handshake.EndEOF
 	cases := []struct {
 		name    string
 		h       *handshake.Handshake
@@ -178,8 +182,10 @@ func TestRules(t *testing.T) {
 		{name: "TLS 1.3 inferred: requested and sent", h: sent, absent: "client-cert-not-sent", verdict: VerdictOK},
 		{name: "TLS 1.3 inferred: refused with an alert", h: refused, fires: "client-cert-not-sent", verdict: VerdictHandshakeFailed},
 		{name: "TLS 1.3 inferred: no request, host wants one", h: noReq, opts: Options{ClientCertHosts: []string{"iis.example.test"}}, fires: "tls13-late-client-cert", verdict: "500.0"},
+		{name: "TLS 1.3 inferred: resumption to a listed host", h: resumed, opts: Options{ClientCertHosts: []string{"iis.example.test"}}, absent: "tls13-late-client-cert", verdict: VerdictOK},
 		{name: "TLS 1.3 inferred: no request, nothing wanted", h: noReq, absent: "tls13-late-client-cert", verdict: VerdictOK},
 		{name: "client hangs up after the request (Chromium picking)", h: abandoned, fires: "client-abandoned-after-request", absent: "server-rejected-cert", verdict: VerdictUnknown},
+		{name: "TLS 1.3 inferred: client hangs up after the request", h: walkedAway, fires: "client-abandoned-after-request", absent: "client-cert-not-sent", verdict: VerdictUnknown},
 		{name: "client answered, server refused", h: rejected, absent: "client-abandoned-after-request", verdict: VerdictHandshakeFailed, certain: true},
 		{name: "HTTP 403.16 observed", h: tls12(request(dns(f.root)), good), ev: Evidence{HTTP: &HTTPOutcome{Status: 403, Substatus: "403.16"}},
 			fires: "http-403-observed", verdict: "403.16", certain: true},

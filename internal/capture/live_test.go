@@ -38,8 +38,9 @@ var liveScenarios = []liveScenario{
 	{name: "TLS 1.2, 3 CAs, s_client sends its certificate", cas: 3, sClient: true, sendCert: true, verdict: "ok"},
 	{name: "TLS 1.2, 261 CAs, curl sends its certificate", cas: 261, sendCert: true, verdict: "403.7"},
 	{name: "TLS 1.2, 261 CAs, s_client sends none", cas: 261, sClient: true, verdict: "403.7"},
-	{name: "TLS 1.3, 3 CAs, curl sends its certificate", cas: 3, tls13: true, sendCert: true, verdict: "unknown"},
-	{name: "TLS 1.3, 1 CA, s_client sends none", cas: 1, tls13: true, sClient: true, verdict: "unknown"},
+	// Without keys TLS 1.3 is read from its record sizes: inferred, never certain.
+	{name: "TLS 1.3, 3 CAs, curl sends its certificate", cas: 3, tls13: true, sendCert: true, verdict: "ok"},
+	{name: "TLS 1.3, 1 CA, s_client sends none", cas: 1, tls13: true, sClient: true, verdict: "403.7"},
 	{name: "TLS 1.2 over IPv6, 3 CAs, curl sends its certificate", cas: 3, ipv6: true, sendCert: true, verdict: "ok"},
 }
 
@@ -65,16 +66,6 @@ func newLivePKI(t *testing.T) *livePKI {
 
 func (p *livePKI) cas(n int) []*pkitest.Cert {
 	return append(append([]*pkitest.Cert(nil), p.others[:n-1]...), p.clientCA)
-}
-
-// listSize is the certificate_authorities length of a list: what tshark
-// calls dnames_len.
-func listSize(cas []*pkitest.Cert) int {
-	n := 0
-	for _, ca := range cas {
-		n += 2 + len(ca.Cert.RawSubject)
-	}
-	return n
 }
 
 // startServer starts the scenario's server and returns its port.
@@ -277,8 +268,15 @@ func checkLiveCapture(t *testing.T, pki *livePKI, path string, ports []int) map[
 			continue
 		}
 		if sc.tls13 {
-			if e.CertRequest != nil || e.Visibility != "encrypted" || e.PCAP.Frames != nil {
-				t.Errorf("%s: TLS 1.3 without keys shows a request (%v) or frames %+v, visibility %s", sc.name, e.CertRequest, e.PCAP.Frames, e.Visibility)
+			if e.CertRequest != nil || e.Visibility != "inferred" || e.PCAP.Frames != nil || e.VerdictCertain {
+				t.Errorf("%s: TLS 1.3 without keys shows a request (%v) or frames %+v, visibility %s, certain %v", sc.name, e.CertRequest, e.PCAP.Frames, e.Visibility, e.VerdictCertain)
+			}
+			wantSent := "no"
+			if sc.sendCert {
+				wantSent = "yes"
+			}
+			if inf := e.Inferred; inf == nil || inf.CertRequested != "yes" || inf.CertSent != wantSent {
+				t.Errorf("%s: inferred %+v, want requested yes, sent %v", sc.name, inf, sc.sendCert)
 			}
 			continue
 		}
@@ -288,8 +286,8 @@ func checkLiveCapture(t *testing.T, pki *livePKI, path string, ports []int) map[
 		}
 		cas := pki.cas(sc.cas)
 		cr := e.CertRequest
-		if cr.IssuerCount != len(cas) || cr.IssuerBytes != listSize(cas) {
-			t.Errorf("%s: %d DNs, %d bytes; configured %d, %d", sc.name, cr.IssuerCount, cr.IssuerBytes, len(cas), listSize(cas))
+		if cr.IssuerCount != len(cas) || cr.IssuerBytes != pkitest.IssuerListSize(cas) {
+			t.Errorf("%s: %d DNs, %d bytes; configured %d, %d", sc.name, cr.IssuerCount, cr.IssuerBytes, len(cas), pkitest.IssuerListSize(cas))
 		}
 		ts, ok := crs[e.PCAP.Frames.CertRequest]
 		switch {

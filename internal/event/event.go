@@ -43,6 +43,7 @@ type Handshake struct {
 	ClientHello    *ClientHello    `json:"client_hello,omitempty"`
 	CertRequest    *CertRequest    `json:"cert_request,omitempty"`
 	ClientCert     *ClientCert     `json:"client_cert,omitempty"`
+	Inferred       *Inferred       `json:"inferred,omitempty"`
 	Alerts         []Alert         `json:"alerts,omitempty"`
 	Findings       []rules.Finding `json:"findings"`
 	Verdict        string          `json:"verdict"`
@@ -67,6 +68,18 @@ type CertRequest struct {
 	CertTypes        []string `json:"cert_types,omitempty"`
 	SignatureSchemes []string `json:"signature_schemes,omitempty"`
 	Records          int      `json:"records"`
+}
+
+// Inferred is what a TLS 1.3 handshake seen without keys did, read from its
+// record sizes (visibility inferred): never certain, with what was read.
+type Inferred struct {
+	CertRequested string `json:"cert_requested"`
+	CertSent      string `json:"cert_sent"`
+	// CertRequestBytes bounds the issuer list: the CertificateRequest's size.
+	CertRequestBytes int    `json:"cert_request_bytes,omitempty"`
+	ServerAlert      bool   `json:"server_alert,omitempty"`
+	Resumed          bool   `json:"resumed,omitempty"`
+	Evidence         string `json:"evidence"`
 }
 
 // ClientCert is the client's Certificate message.
@@ -146,6 +159,10 @@ func NewHandshake(m Meta, h *handshake.Handshake, r rules.Report) *Handshake {
 		for _, der := range cc.Chain {
 			e.ClientCert.Chain = append(e.ClientCert.Chain, describe(der))
 		}
+	}
+	if inf := h.Inferred; inf != nil {
+		e.Inferred = &Inferred{CertRequested: inf.CertRequested.String(), CertSent: inf.CertSent.String(),
+			CertRequestBytes: inf.CertRequestLen, ServerAlert: inf.ServerAlert, Resumed: inf.Resumed, Evidence: inf.Evidence}
 	}
 	for _, a := range h.Alerts {
 		e.Alerts = append(e.Alerts, Alert{From: a.From.String(), Level: a.Level.String(), Description: a.DescriptionName()})

@@ -39,6 +39,11 @@ func (e *Handshake) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 			return err
 		}
 	}
+	if e.Inferred != nil {
+		if err := enc.AddObject("inferred", e.Inferred); err != nil {
+			return err
+		}
+	}
 	if len(e.Alerts) > 0 {
 		if err := enc.AddArray("alerts", objects[Alert](e.Alerts)); err != nil {
 			return err
@@ -57,6 +62,22 @@ func (e *Handshake) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if e.PCAP != nil {
 		return enc.AddObject("pcap", e.PCAP)
 	}
+	return nil
+}
+
+func (i *Inferred) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("cert_requested", i.CertRequested)
+	enc.AddString("cert_sent", i.CertSent)
+	if i.CertRequestBytes != 0 {
+		enc.AddInt("cert_request_bytes", i.CertRequestBytes)
+	}
+	if i.ServerAlert {
+		enc.AddBool("server_alert", true)
+	}
+	if i.Resumed {
+		enc.AddBool("resumed", true)
+	}
+	enc.AddString("evidence", i.Evidence)
 	return nil
 }
 

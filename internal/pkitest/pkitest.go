@@ -348,3 +348,13 @@ func manyCASubject(i int) pkix.Name {
 		CommonName:         fmt.Sprintf("certlens test CA %03d", i),
 	}
 }
+
+// IssuerListSize is the certificate_authorities length of a CertificateRequest
+// naming cas: each subject with its 2-byte length (Wireshark's dnames_len).
+func IssuerListSize(cas []*Cert) int {
+	n := 0
+	for _, ca := range cas {
+		n += 2 + len(ca.Cert.RawSubject)
+	}
+	return n
+}

@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/certlens/certlens/internal/peertest"
+	"github.com/certlens/certlens/internal/pkitest"
+)
+
+// TestE2ETLS13Inferred: without keys, observe mode reads a TLS 1.3
+// handshake from its record sizes (openssl s_server puts one message per
+// record): whether a certificate was requested and whether one came, never
+// certain. Where records are padded nothing is inferred.
+func TestE2ETLS13Inferred(t *testing.T) {
+	k := newE2E(t)
+	serve := func(cfg peertest.OpenSSLServerConfig) string {
+		cfg.Cert, cfg.TLS13, cfg.WWW = k.server, true, true
+		addr, _ := peertest.OpenSSLServer(t, cfg)
+		return addr
+	}
+	three := serve(peertest.OpenSSLServerConfig{ClientCAs: []*pkitest.Cert{k.other1, k.clientCA, k.other2}, Verify: 1})
+	unrelated := serve(peertest.OpenSSLServerConfig{ClientCAs: []*pkitest.Cert{k.other1, k.other2}, Verify: 1})
+	none := serve(peertest.OpenSSLServerConfig{})
+	padded := serve(peertest.OpenSSLServerConfig{ClientCAs: []*pkitest.Cert{k.clientCA}, Verify: 1, Extra: []string{"-record_padding", "256"}})
+
+	t.Run("curl sends a certificate", func(t *testing.T) {
+		before := len(k.ev.forTarget(t, "handshake", three))
+		if status, body := k.curl(t, "https://"+three+"/", k.client); status != 200 || !strings.Contains(body, "s_server") {
+			t.Fatalf("status %d body %q", status, body)
+		}
+		expectInferred(t, inferredAnswers(t, k.next(t, three, before))[0], "yes", "yes", "ok")
+	})
+	t.Run("curl sends none", func(t *testing.T) {
+		before := len(k.ev.forTarget(t, "handshake", three))
+		k.curl(t, "https://"+three+"/", nil)
+		h := inferredAnswers(t, k.next(t, three, before))[0]
+		expectInferred(t, h, "yes", "no", "403.7", "client-cert-not-sent")
+		// The request's size bounds the issuer list: three DNs fit in it.
+		if n, _ := field(h, "inferred", "cert_request_bytes").(float64); int(n) < pkitest.IssuerListSize([]*pkitest.Cert{k.other1, k.clientCA, k.other2}) {
+			t.Errorf("inferred cert_request_bytes %v cannot hold the three DNs", n)
+		}
+	})
+	t.Run("Chromium sends its certificate when the list names its CA", func(t *testing.T) {
+		before := len(k.ev.forTarget(t, "handshake", three))
+		if dom := k.chromium(t, "https://"+three+"/", k.client); strings.Contains(dom, "no client certificate available") {
+			t.Errorf("s_server's page says no certificate came:\n%s", dom)
+		}
+		for _, h := range inferredAnswers(t, k.next(t, three, before)) {
+			expectInferred(t, h, "yes", "yes", "ok")
+		}
+	})
+	t.Run("Chromium sends nothing when the list names other CAs", func(t *testing.T) {
+		if dom := k.chromium(t, "https://"+unrelated+"/", k.client); !strings.Contains(dom, "no client certificate available") {
+			t.Errorf("s_server's page does not say no certificate came:\n%s", dom)
+		}
+		for _, h := range inferredAnswers(t, k.next(t, unrelated, 0)) {
+			expectInferred(t, h, "yes", "no", "403.7", "client-cert-not-sent")
+		}
+	})
+	t.Run("no certificate requested", func(t *testing.T) {
+		k.curl(t, "https://"+none+"/", k.client)
+		h := inferredAnswers(t, k.next(t, none, 0))[0]
+		expectInferred(t, h, "no", "no", "ok")
+		if ids := findingIDs(h); len(ids) != 0 {
+			t.Errorf("findings %v for a server that wants no certificate", ids)
+		}
+	})
+	t.Run("padded records: nothing inferred", func(t *testing.T) {
+		out, err := peertest.OpenSSLClient(t, peertest.OpenSSLClientConfig{
+			Connect: padded, Proxy: k.proxy, Cert: k.client, ServerCAs: []*pkitest.Cert{k.serverCA}, TLS13: true,
+			Extra: []string{"-record_padding", "256"},
+		})
+		if err != nil || !strings.Contains(out, "HTTP/1.0 200 ok") {
+			t.Fatalf("s_client: %v\n%s", err, out)
+		}
+		h := k.next(t, padded, 0)[0]
+		if h["visibility"] != "encrypted" || h["inferred"] != nil || h["verdict"] != "unknown" || h["verdict_certain"] != false {
+			t.Errorf("visibility %v inferred %v verdict %v certain %v, want encrypted, nothing inferred, unknown",
+				h["visibility"], h["inferred"], h["verdict"], h["verdict_certain"])
+		}
+		expect(t, h, nil, "unknown", "tls13-hidden-handshake")
+	})
+}
