@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"net"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/rules"
 )
 
 // TestE2ETLS13Inferred: without keys, observe mode reads a TLS 1.3
@@ -80,5 +83,58 @@ func TestE2ETLS13Inferred(t *testing.T) {
 				h["visibility"], h["inferred"], h["verdict"], h["verdict_certain"])
 		}
 		expect(t, h, nil, "unknown", "tls13-hidden-handshake")
+	})
+}
+
+// TestE2EApacheTLS13LateCert: Apache with TLS 1.3 and a per-location
+// SSLVerifyClient require asks for the certificate after the request, by
+// post-handshake authentication. Chromium does not offer it and gets
+// Apache's 403; curl offers it and is asked. Observe mode cannot see the
+// 403: only a host the user listed in client_cert_hosts makes the
+// handshake itself the evidence.
+func TestE2EApacheTLS13LateCert(t *testing.T) {
+	k := newE2E(t)
+	addr := peertest.Apache(t, peertest.ApacheConfig{Cert: k.server, ClientCAs: []*pkitest.Cert{k.clientCA}})
+	url := "https://" + addr + peertest.ApacheSecurePath
+	host, _, _ := net.SplitHostPort(addr)
+	listed, listedEv := startProxy(t, Options{WatchRenegotiation: true, Dial: loopbackOnly,
+		Rules: rules.Options{ClientCertHosts: []string{host}}})
+	withList := &e2e{serverCA: k.serverCA, serverCAFile: k.serverCAFile, proxy: listed, ev: listedEv}
+
+	t.Run("Chromium, host listed: tls13-late-client-cert", func(t *testing.T) {
+		dom := withList.chromium(t, url, k.client)
+		if !strings.Contains(dom, "Post-Handshake Authentication") {
+			t.Errorf("Apache's page does not say it could not ask:\n%s", dom)
+		}
+		for _, h := range inferredAnswers(t, withList.next(t, addr, 0)) {
+			if field(h, "client_hello", "post_handshake_auth") != false {
+				t.Errorf("conn %v: Chromium offered post-handshake auth?", h["conn_id"])
+			}
+			expectInferred(t, h, "no", "no", "500.0", "tls13-late-client-cert")
+		}
+	})
+	t.Run("curl offers post-handshake auth: not late", func(t *testing.T) {
+		before := len(withList.ev.forTarget(t, "handshake", addr))
+		status, body := withList.curl(t, url, k.client)
+		if status != 200 || !strings.Contains(body, "verify=SUCCESS") {
+			t.Errorf("got %d %q", status, body)
+		}
+		for _, h := range inferredAnswers(t, withList.next(t, addr, before)) {
+			if field(h, "client_hello", "post_handshake_auth") != true {
+				t.Errorf("conn %v: curl did not offer post-handshake auth", h["conn_id"])
+			}
+			if ids := findingIDs(h); slices.Contains(ids, "tls13-late-client-cert") {
+				t.Errorf("conn %v: findings %v", h["conn_id"], ids)
+			}
+		}
+	})
+	t.Run("Chromium, host not listed: no finding", func(t *testing.T) {
+		k.chromium(t, url, k.client)
+		for _, h := range inferredAnswers(t, k.next(t, addr, 0)) {
+			expectInferred(t, h, "no", "no", "ok")
+			if ids := findingIDs(h); len(ids) != 0 {
+				t.Errorf("conn %v: findings %v without evidence", h["conn_id"], ids)
+			}
+		}
 	})
 }

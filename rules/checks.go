@@ -68,7 +68,10 @@ func negotiatedALPN(in *input) string {
 
 func tls13LateClientCert(in *input, r *Rule) []Finding {
 	h := in.h
-	if h.Version != handshake.VersionTLS13 || h.ClientHello == nil || h.ClientHello.PostHandshakeAuth {
+	// Only a completed handshake: a connection the client left mid-way
+	// (Chromium's preconnects) never got as far as a request.
+	completed := h.End == handshake.EndFinished || h.End == handshake.EndApplicationData
+	if h.Version != handshake.VersionTLS13 || h.ClientHello == nil || h.ClientHello.PostHandshakeAuth || !completed {
 		return nil
 	}
 	// Only a handshake read in full, or inferred from its record sizes, can

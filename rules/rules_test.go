@@ -125,6 +125,8 @@ func TestRules(t *testing.T) {
 	resumed := inferred(handshake.InferTLS13(0x1301, []int{23, 53}, []int{53}))
 	walkedAway := inferred(handshake.InferTLS13(0x1301, []int{23, 254, 900, 97, 53}, nil))
 	walkedAway.Visibility, walkedAway.End = handshake.VisibilityPartial, handshake.EndEOF
+	walkedAwayNoReq := inferred(handshake.InferTLS13(0x1301, []int{23, 900, 97, 53}, nil))
+	walkedAwayNoReq.Visibility, walkedAwayNoReq.End = handshake.VisibilityPartial, handshake.EndEOF
 	cases := []struct {
 		name    string
 		h       *handshake.Handshake
@@ -185,6 +187,7 @@ func TestRules(t *testing.T) {
 		{name: "TLS 1.3 inferred: resumption to a listed host", h: resumed, opts: Options{ClientCertHosts: []string{"iis.example.test"}}, absent: "tls13-late-client-cert", verdict: VerdictOK},
 		{name: "TLS 1.3 inferred: no request, nothing wanted", h: noReq, absent: "tls13-late-client-cert", verdict: VerdictOK},
 		{name: "client hangs up after the request (Chromium picking)", h: abandoned, fires: "client-abandoned-after-request", absent: "server-rejected-cert", verdict: VerdictUnknown},
+		{name: "TLS 1.3 inferred: client leaves before asking a listed host", h: walkedAwayNoReq, opts: Options{ClientCertHosts: []string{"iis.example.test"}}, absent: "tls13-late-client-cert", verdict: VerdictUnknown},
 		{name: "TLS 1.3 inferred: client hangs up after the request", h: walkedAway, fires: "client-abandoned-after-request", absent: "client-cert-not-sent", verdict: VerdictUnknown},
 		{name: "client answered, server refused", h: rejected, absent: "client-abandoned-after-request", verdict: VerdictHandshakeFailed, certain: true},
 		{name: "HTTP 403.16 observed", h: tls12(request(dns(f.root)), good), ev: Evidence{HTTP: &HTTPOutcome{Status: 403, Substatus: "403.16"}},
