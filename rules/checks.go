@@ -34,6 +34,15 @@ func keylogSecretMissing(in *input, r *Rule) []Finding {
 func renegotiated(in *input) bool { return in.h.Phase == handshake.PhaseRenegotiation }
 
 func certRequestByRenegotiation(in *input, r *Rule) []Finding {
+	if expectsRenegotiation(in) {
+		detail := fmt.Sprintf("%s is in rules.client_cert_hosts, yet its TLS 1.2 handshake carried no CertificateRequest: "+
+			"the server must ask by renegotiation after the request (IIS's default for a folder or site requiring certificates), "+
+			"or answer 403.7.", in.host())
+		if negotiatedALPN(in) == "h2" {
+			detail += " This connection negotiated HTTP/2, which forbids renegotiation: expect 403.7 or a connection error."
+		}
+		return []Finding{r.finding(SeverityWarning, "403.7", "No certificate request in the handshake to a host that requires one", detail)}
+	}
 	if !renegotiated(in) || negotiatedALPN(in) == "h2" {
 		return nil
 	}
@@ -44,6 +53,15 @@ func certRequestByRenegotiation(in *input, r *Rule) []Finding {
 			"a key log (--decrypt-keylog) or intercept mode shows the issuer list and the certificate.", in.h.ServerRecords, in.h.ClientRecords)
 	}
 	return []Finding{r.finding(SeverityWarning, "", "The client certificate is requested by TLS renegotiation, after the request", detail)}
+}
+
+// expectsRenegotiation: a TLS 1.2 handshake, read in full and completed
+// without a CertificateRequest, to a host the user says requires one.
+func expectsRenegotiation(in *input) bool {
+	h := in.h
+	completed := h.End == handshake.EndFinished || h.End == handshake.EndApplicationData
+	return h.Version == handshake.VersionTLS12 && h.Phase == handshake.PhaseInitial && in.readable() && completed &&
+		h.CertRequest == nil && !h.Resumed && in.hostWantsCert()
 }
 
 func renegotiationOverHTTP2(in *input, r *Rule) []Finding {
