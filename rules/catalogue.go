@@ -43,8 +43,8 @@ var Catalogue = []*Rule{
 		ID: "cert-request-by-renegotiation", Severity: "warning",
 		Trigger: "A handshake after application data on the same connection (TLS 1.2 renegotiation), as IIS does for a folder or site requiring certificates; " +
 			"or a TLS 1.2 handshake without a CertificateRequest to a host in rules.client_cert_hosts (predicts 403.7 unless a renegotiation follows).",
-		Remedy:  remedyNegotiate + " Renegotiation fails over HTTP/2 and TLS 1.3, and some clients refuse it.",
-		check:   certRequestByRenegotiation,
+		Remedy: remedyNegotiate + " Renegotiation fails over HTTP/2 and TLS 1.3, and some clients refuse it.",
+		check:  certRequestByRenegotiation,
 	},
 	{
 		ID: "renegotiation-over-http2", Severity: "error",
