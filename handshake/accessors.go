@@ -24,3 +24,21 @@ func (p *Parser) NotTLS() string {
 	defer p.mu.Unlock()
 	return p.obs.NotTLS
 }
+
+// Midstream tells the parser that the stream from one side is joined in the
+// middle of an established connection (a capture that starts late): its
+// next byte is the start of a protected record, and one handshake is
+// assumed done, so a handshake record that follows is a renegotiation,
+// seen encrypted. It must be called before that side's first Feed; later
+// it does nothing.
+func (p *Parser) Midstream(from Direction) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := &p.streams[from]
+	if s.started || s.hdrN > 0 || s.stopped {
+		return
+	}
+	s.started, s.protected = true, true
+	s.count = max(s.count, 1)
+	s.inHandshake = false
+}

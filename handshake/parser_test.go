@@ -379,3 +379,34 @@ func TestGarbageAfterHandshakeStopsQuietly(t *testing.T) {
 		t.Errorf("errors %q", obs.Errors)
 	}
 }
+
+// TestMidstream: joined in the middle of a connection, the parser reads
+// only record headers, and a handshake record after application data is a
+// renegotiation, encrypted, never a clear message.
+func TestMidstream(t *testing.T) {
+	p := NewParser(Options{})
+	p.Midstream(FromClient)
+	p.Midstream(FromServer)
+	c := &conn{}
+	c.client(record(ContentApplicationData, make([]byte, 80)))
+	// The encrypted HelloRequest: its first bytes would read as a clear one.
+	c.server(record(ContentHandshake, append([]byte{0, 0, 0, 0}, make([]byte, 24)...)))
+	c.client(record(ContentHandshake, make([]byte, 400)))
+	c.server(record(ContentHandshake, make([]byte, 900)), record(ContentHandshake, make([]byte, 300)))
+	c.client(record(ContentHandshake, make([]byte, 600)), record(ContentChangeCipherSpec, make([]byte, 25)), record(ContentHandshake, make([]byte, 40)))
+	c.server(record(ContentChangeCipherSpec, make([]byte, 25)), record(ContentHandshake, make([]byte, 40)))
+	for _, ch := range *c {
+		p.Feed(ch.from, ch.data)
+	}
+	hs := append(p.Drain(), p.Close()...)
+	if len(hs) != 1 {
+		t.Fatalf("%d handshakes, want the renegotiation", len(hs))
+	}
+	h := hs[0]
+	if h.Index != 1 || h.Phase != PhaseRenegotiation || h.Visibility != VisibilityEncrypted || h.End != EndFinished || h.HelloRequest {
+		t.Errorf("index %d phase %s visibility %s end %s hello request %v", h.Index, h.Phase, h.Visibility, h.End, h.HelloRequest)
+	}
+	if !slices.Equal(h.ServerRecords, []int{28, 900, 300, 40}) || !slices.Equal(h.ClientRecords, []int{400, 600, 40}) {
+		t.Errorf("records server %v client %v", h.ServerRecords, h.ClientRecords)
+	}
+}

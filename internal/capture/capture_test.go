@@ -7,10 +7,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
@@ -414,5 +416,89 @@ func TestSweep(t *testing.T) {
 	st.sweep(t0.Add(31*time.Minute), 2*time.Minute, 30*time.Minute)
 	if len(st.m) != 1 || st.m[live] == nil {
 		t.Errorf("after 31 minutes %d conversations remain", len(st.m))
+	}
+}
+
+// TestCaptureStartsAfterHandshake: a capture that begins once the
+// connection carries application data is resynced on record headers, and
+// the renegotiation that follows is seen, encrypted, as a renegotiation.
+// The recording is s_server's renegotiation with a request put in front of
+// it, as IIS renegotiates after reading the request for a folder that
+// requires a certificate.
+func TestCaptureStartsAfterHandshake(t *testing.T) {
+	const name = "tls12-renegotiation-sclient"
+	rec, err := transcript.ReadFile(filepath.Join(transcriptDir, name+".transcript"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Chunks 0-3 are the initial handshake, 4 the server's encrypted HelloRequest.
+	if len(rec.Chunks) < 5 || rec.Chunks[4].Data[0] != 22 {
+		t.Fatalf("the recording changed: chunk 4 is not the encrypted HelloRequest")
+	}
+	request := append([]byte{23, 3, 3, 0, 60}, bytes.Repeat([]byte{0xa5}, 60)...)
+	tr := *rec
+	tr.Chunks = append(append(slices.Clip(rec.Chunks[:4]), transcript.Chunk{Dir: transcript.ClientToServer, Data: request}), rec.Chunks[4:]...)
+	var full bytes.Buffer
+	if err := tr.WritePcap(&full); err != nil {
+		t.Fatal(err)
+	}
+	// Keep the packets from the first one carrying application data on.
+	r, err := pcapgo.NewReader(&full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var late bytes.Buffer
+	w := pcapgo.NewWriter(&late)
+	if err := w.WriteFileHeader(65535, r.LinkType()); err != nil {
+		t.Fatal(err)
+	}
+	kept, started := 0, false
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		pkt := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.Default)
+		tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if !started && tcp != nil && len(tcp.Payload) > 0 && tcp.Payload[0] == 23 {
+			started = true
+		}
+		if started {
+			kept++
+			if err := w.WritePacket(ci, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if kept == 0 {
+		t.Fatal("no application data in the capture")
+	}
+	var hs []*event.Handshake
+	var closed *event.Closed
+	if _, err := Analyze(&late, Options{Name: name, WatchRenegotiation: true}, func(e Event) {
+		if e.Handshake != nil {
+			hs = append(hs, e.Handshake)
+		} else {
+			closed = e.Closed
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) != 1 {
+		t.Fatalf("%d handshake events, want the renegotiation only: %s\n%s", len(hs), jsonOf(t, hs), jsonOf(t, closed))
+	}
+	h := hs[0]
+	ids := []string{}
+	for _, f := range h.Findings {
+		ids = append(ids, f.ID)
+	}
+	if h.Phase != "renegotiation" || h.Visibility != "encrypted" || h.End != "finished" || !slices.Contains(ids, "cert-request-by-renegotiation") {
+		t.Errorf("phase %s visibility %s end %s findings %v, want an encrypted renegotiation", h.Phase, h.Visibility, h.End, ids)
+	}
+	if h.ClientAddr != "127.0.0.1:40000" || h.Target != "127.0.0.1:443" {
+		t.Errorf("client %s target %s: roles guessed wrong", h.ClientAddr, h.Target)
+	}
+	if closed == nil || !strings.Contains(strings.Join(closed.Errors, "\n"), "past its handshake") {
+		t.Errorf("closed event does not say where reading started: %s", jsonOf(t, closed))
 	}
 }

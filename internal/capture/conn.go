@@ -215,6 +215,7 @@ func (c *conn) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassembly.T
 			// look for a record boundary and a new handshake.
 			*start = true
 			sd.fr.state = stateScan
+			sd.fr.midstream = func() bool { return c.midstream(s) }
 			sd.fr.wantHello = helloClient | helloServer
 			if c.client >= 0 {
 				sd.fr.wantHello = helloServer
@@ -412,17 +413,43 @@ func (c *conn) drain() {
 	}
 }
 
+// midstream starts reading side s in the middle of an established
+// connection, at an application_data record (its start was not captured).
+func (c *conn) midstream(s int) bool {
+	if c.client < 0 {
+		c.setClient(c.guessClient())
+	}
+	if c.parser == nil {
+		c.parser = handshake.NewParser(handshake.Options{StopAfterHandshake: !c.a.opts.WatchRenegotiation})
+	}
+	dir := handshake.FromServer
+	if s == c.client {
+		dir = handshake.FromClient
+	}
+	c.parser.Midstream(dir)
+	if other := &c.sides[1-s].fr; other.wantHello != 0 {
+		other.joined = true
+	}
+	c.note(fmt.Sprintf("the %s's stream is read from frame %d on, past its handshake: only a later renegotiation can be seen, encrypted", c.role(s), c.frame))
+	return true
+}
+
+// guessClient picks the client side when no SYN or hello said: services
+// listen on low ports.
+func (c *conn) guessClient() int {
+	if c.ends[1].Port() > c.ends[0].Port() {
+		return 1
+	}
+	return 0
+}
+
 // meta is who and where, as the proxy's events say it: the client's
 // address, and the server's as the target.
 func (c *conn) meta() event.Meta {
 	cl := c.client
 	if cl < 0 {
-		// Never resolved (not TLS, no SYN): the server is the side with
-		// the lower port, as services listen on low ports.
-		cl = 0
-		if c.ends[1].Port() > c.ends[0].Port() {
-			cl = 1
-		}
+		// Never resolved (not TLS, no SYN).
+		cl = c.guessClient()
 	}
 	m := event.Meta{
 		ConnID: c.a.idPfx + strconv.Itoa(c.stream), Mode: Mode,

@@ -65,6 +65,15 @@ type framer struct {
 	// helloServer) the first record fed must be: the stream's start was
 	// not captured, and only a new handshake can be parsed from its middle.
 	wantHello int
+	// midstream, when set, is called instead of dropping the first
+	// application_data record while a hello is wanted: the connection is
+	// established, and from that record on its records are read as those
+	// of one (a later renegotiation is then seen). It says whether to feed.
+	midstream func() bool
+	// joined: the other side proved the connection established, so any
+	// record (an encrypted HelloRequest, say) joins it, not only
+	// application data.
+	joined bool
 	// Counters for the connection's notes.
 	dropped int64 // bytes not fed because a record was damaged or before a boundary
 	emit    func(records []byte)
@@ -199,6 +208,12 @@ func (f *framer) records(data []byte) {
 		n := recordLen(data)
 		if data[0] == contentHandshake && n > recordHeaderLen && data[recordHeaderLen] < 8 &&
 			f.wantHello&(1<<data[recordHeaderLen]) != 0 {
+			f.wantHello = 0
+			break
+		}
+		// Application data proves the handshake before it is over: what
+		// follows is an established connection's, readable by its headers.
+		if (data[0] == contentApplicationData || f.joined) && f.midstream != nil && f.midstream() {
 			f.wantHello = 0
 			break
 		}

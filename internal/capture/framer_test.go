@@ -135,3 +135,26 @@ func TestFramerNotTLS(t *testing.T) {
 		t.Errorf("state %d, emitted %q: the parser must see the bytes to say what they are", f.state, got)
 	}
 }
+
+// TestFramerJoinsEstablished: with a midstream hook, the first whole
+// application_data record joins the established connection and everything
+// from it on is fed; a framer told the other side joined takes any record.
+func TestFramerJoinsEstablished(t *testing.T) {
+	junk := bytes.Repeat([]byte{0x17, 0x03, 0x03, 0xff, 0xff, 0x41}, 50)
+	tailRecs := join(rec(23, 0, 1000), rec(22, 0, 64), rec(23, 0, 300))
+	stream := join(junk, rec(22, 20, 3000)[700:], rec(22, 11, 200), tailRecs)
+	for _, joined := range []bool{false, true} {
+		calls := 0
+		var f framer
+		f.state, f.wantHello, f.joined = stateScan, helloClient, joined
+		f.midstream = func() bool { calls++; return true }
+		got := collect(t, &f, func(f *framer) { f.push(stream) })
+		want := tailRecs
+		if joined {
+			want = join(rec(22, 11, 200), tailRecs)
+		}
+		if !bytes.Equal(got, want) || calls != 1 {
+			t.Errorf("joined %v: emitted %d bytes, hook called %d times; want %d bytes, once", joined, len(got), calls, len(want))
+		}
+	}
+}
