@@ -19,4 +19,8 @@ EXPOSE 8080 8443 9090
 # The healthcheck uses the binary itself: the image has no shell or curl.
 HEALTHCHECK --interval=10s --timeout=3s CMD ["/certlens", "health", "http://127.0.0.1:9090/healthz"]
 ENTRYPOINT ["/certlens"]
-CMD ["serve", "--listen", "0.0.0.0:8080", "--admin-listen", "0.0.0.0:9090"]
+# Inside a container the proxy must listen on every interface; clients then
+# arrive from Docker's private networks (publish the port on 127.0.0.1 only),
+# and certlens refuses to start as a proxy open to anyone (access.*).
+CMD ["serve", "--listen", "0.0.0.0:8080", "--admin-listen", "0.0.0.0:9090", \
+     "--allow-client", "172.16.0.0/12", "--allow-client", "192.168.0.0/16", "--allow-client", "10.0.0.0/8"]

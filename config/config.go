@@ -25,6 +25,8 @@ type Config struct {
 	Rules       Rules    // rules.*
 	Tunnel      Tunnel   // tunnel.*
 	Sidecar     Sidecar  // sidecar.*
+	Access      Access   // access.*
+	Limits      Limits   // limits.*
 
 	ShutdownTimeout time.Duration // shutdown_timeout
 
@@ -67,6 +69,33 @@ type Sidecar struct {
 	Routes               []Route // sidecar.routes: "SNI_PATTERN=HOST:PORT"
 	ProxyProtocol        bool    // sidecar.proxy_protocol
 	ProxyProtocolVersion int     // sidecar.proxy_protocol_version: 1 or 2
+}
+
+// Access says who may use the proxy and where it may go.
+type Access struct {
+	// Users are "NAME:BCRYPT_HASH" items (access.users); when set, every
+	// request needs Proxy-Authorization: Basic with one of them.
+	Users []User
+	// AllowClients are the client networks that may connect
+	// (access.allow_clients); empty allows any client that reaches the listener.
+	AllowClients []netip.Prefix
+	// AllowHosts and DenyHosts are CONNECT target host patterns (path.Match
+	// syntax, case-insensitive): deny wins; a non-empty allow list admits only its hosts.
+	AllowHosts []string // access.allow_hosts
+	DenyHosts  []string // access.deny_hosts
+}
+
+// User is one proxy user and the bcrypt hash of the password.
+type User struct {
+	Name string
+	Hash string
+}
+
+// Limits bound what one client can make the proxy hold.
+type Limits struct {
+	MaxConns          int           // limits.max_conns: client connections at once
+	ReadHeaderTimeout time.Duration // limits.read_header_timeout
+	MaxHeaderBytes    int           // limits.max_header_bytes
 }
 
 // Route sends connections whose SNI matches Pattern (path.Match syntax,
@@ -114,6 +143,13 @@ var keys = []key{
 	{name: "sidecar.routes", def: []string{}},
 	{name: "sidecar.proxy_protocol", def: false},
 	{name: "sidecar.proxy_protocol_version", def: 2},
+	{name: "access.users", def: []string{}},
+	{name: "access.allow_clients", def: []string{}, flag: "allow-client"},
+	{name: "access.allow_hosts", def: []string{}, flag: "allow-host"},
+	{name: "access.deny_hosts", def: []string{}, flag: "deny-host"},
+	{name: "limits.max_conns", def: 1000, flag: "max-conns"},
+	{name: "limits.read_header_timeout", def: "10s"},
+	{name: "limits.max_header_bytes", def: 65536},
 	{name: "shutdown_timeout", def: "10s"},
 }
 

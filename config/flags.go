@@ -37,6 +37,12 @@ func AddServeFlags(fs *pflag.FlagSet) {
 	str("decrypt-keylog", "the client's key log (the file its SSLKEYLOGFILE names), followed as it grows, to decrypt TLS 1.3 and renegotiation handshakes passively; empty decrypts nothing")
 	strs("client-cert-host", "host (or pattern) known to want a client certificate, so a TLS 1.3 connection to it that cannot get one is flagged; repeat for several")
 
+	strs("allow-client", "client address or network (CIDR) that may use the proxy; repeat for several; required with proxy authentication unset when --listen is not loopback")
+	strs("allow-host", "CONNECT target host pattern the proxy may reach (e.g. *.corp.example); none set allows every host; repeat for several")
+	strs("deny-host", "CONNECT target host pattern the proxy refuses, before --allow-host; repeat for several")
+	mc := flagKey("max-conns")
+	fs.Int("max-conns", mc.def.(int), "client connections held at once; more are answered 503 "+keyRef(mc.name))
+
 	k := flagKey("idle-timeout")
 	def, err := time.ParseDuration(k.def.(string))
 	if err != nil {

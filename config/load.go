@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // configFileEnv names the config file when --config is not given; it has no
@@ -311,8 +313,84 @@ func (l *loader) decode() *Config {
 			ProxyProtocol:        l.bool("sidecar.proxy_protocol"),
 			ProxyProtocolVersion: l.int("sidecar.proxy_protocol_version"),
 		},
+		Access: Access{
+			Users:        l.users("access.users"),
+			AllowClients: l.prefixes("access.allow_clients"),
+			AllowHosts:   l.patterns("access.allow_hosts"),
+			DenyHosts:    l.patterns("access.deny_hosts"),
+		},
+		Limits: Limits{
+			MaxConns:          l.int("limits.max_conns"),
+			ReadHeaderTimeout: l.duration("limits.read_header_timeout"),
+			MaxHeaderBytes:    l.int("limits.max_header_bytes"),
+		},
 		ShutdownTimeout: l.duration("shutdown_timeout"),
 	}
+}
+
+// users reads "NAME:BCRYPT_HASH" items. The hash is checked here so that a
+// pasted password, or a hash cut short, fails at start and not at the
+// first client.
+func (l *loader) users(key string) []User {
+	var out []User
+	for _, item := range l.list(key) {
+		name, hash, ok := strings.Cut(strings.TrimSpace(item), ":")
+		if !ok || name == "" {
+			l.fail(key, fmt.Sprintf("%q is not NAME:BCRYPT_HASH (make one with: certlens passwd NAME)", redact(item)))
+			return nil
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			l.fail(key, fmt.Sprintf("user %q: the password is not a bcrypt hash (%v); make one with: certlens passwd %s", name, err, name))
+			return nil
+		}
+		out = append(out, User{Name: name, Hash: hash})
+	}
+	return out
+}
+
+// redact keeps a user's name and hides what follows: the value may be a
+// password pasted by mistake.
+func redact(item string) string {
+	if name, _, ok := strings.Cut(item, ":"); ok {
+		return name + ":…"
+	}
+	if len(item) > 3 {
+		return item[:3] + "…"
+	}
+	return "…"
+}
+
+// prefixes reads CIDRs; a bare address is a one-address network.
+func (l *loader) prefixes(key string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, item := range l.list(key) {
+		item = strings.TrimSpace(item)
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			a, aerr := netip.ParseAddr(item)
+			if aerr != nil {
+				l.fail(key, fmt.Sprintf("%q is not an address or CIDR (e.g. 10.0.0.0/8, 192.168.1.20)", item))
+				return nil
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}
+
+// patterns reads host patterns (path.Match syntax), lower-cased.
+func (l *loader) patterns(key string) []string {
+	var out []string
+	for _, item := range l.list(key) {
+		item = strings.ToLower(strings.TrimSpace(item))
+		if _, err := path.Match(item, ""); err != nil || item == "" {
+			l.fail(key, fmt.Sprintf("%q is not a host pattern (e.g. *.corp.example)", item))
+			return nil
+		}
+		out = append(out, item)
+	}
+	return out
 }
 
 // routes reads "SNI_PATTERN=HOST:PORT" items: one string per route keeps

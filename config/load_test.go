@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -89,6 +90,7 @@ func wantDefaults(t *testing.T) *Config {
 			WatchRenegotiation: true,
 		},
 		Sidecar:         Sidecar{ProxyProtocolVersion: 2},
+		Limits:          Limits{MaxConns: 1000, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -667,7 +669,24 @@ func TestValidate(t *testing.T) {
 		{name: "the defaults", change: func(*Config) {}},
 		{name: "sidecar with upstream", change: func(c *Config) { c.Mode, c.Upstream = "sidecar", "10.0.0.1:443" }},
 		{name: "admin off", change: func(c *Config) { c.AdminListen = "" }},
-		{name: "listen on every interface", change: func(c *Config) { c.Listen = ":8080"; c.AdminListen = "" }},
+		{name: "listen on every interface with users", change: func(c *Config) {
+			c.Listen, c.AdminListen, c.Access.Users = ":8080", "", []User{{Name: "a", Hash: "$2a$10$x"}}
+		}},
+		{name: "listen on every interface for some clients", change: func(c *Config) {
+			c.Listen, c.AdminListen, c.Access.AllowClients = ":8080", "", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		}},
+		{name: "sidecar on every interface", change: func(c *Config) { c.Listen, c.AdminListen, c.Mode, c.Upstream = ":8443", "", "sidecar", "10.0.0.1:443" }},
+		{
+			name:   "open relay",
+			change: func(c *Config) { c.Listen, c.AdminListen = "0.0.0.0:8080", "" },
+			want: "config: listen: 0.0.0.0:8080 is reachable from other machines and nothing limits who may use the proxy: " +
+				"set access.users (proxy authentication) or access.allow_clients (client networks), or listen on 127.0.0.1",
+		},
+		{
+			name:   "tiny header limit",
+			change: func(c *Config) { c.Limits.MaxHeaderBytes = 100 },
+			want:   "config: limits.max_header_bytes: 100 is too small for real requests; use at least 4096",
+		},
 		{name: "equal thresholds", change: func(c *Config) { c.Rules.IssuerListWarnBytes = c.Rules.IssuerListErrorBytes }},
 		{
 			name:   "empty mode",

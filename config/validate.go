@@ -104,6 +104,21 @@ func (c *Config) validate(userSet func(key string) bool) *Error {
 	if e := positive("tunnel.dial_timeout", c.Tunnel.DialTimeout); e != nil {
 		return e
 	}
+	if c.Mode != ModeSidecar && !c.ListenIsLoopback() && len(c.Access.Users) == 0 && len(c.Access.AllowClients) == 0 {
+		// A sidecar forwards to one upstream only; a forward proxy on a
+		// reachable address with no gate is an open relay.
+		return bad("listen", "%s is reachable from other machines and nothing limits who may use the proxy: "+
+			"set access.users (proxy authentication) or access.allow_clients (client networks), or listen on 127.0.0.1", c.Listen)
+	}
+	if c.Limits.MaxConns <= 0 {
+		return bad("limits.max_conns", "must be positive, got %d", c.Limits.MaxConns)
+	}
+	if e := positive("limits.read_header_timeout", c.Limits.ReadHeaderTimeout); e != nil {
+		return e
+	}
+	if c.Limits.MaxHeaderBytes < 4096 {
+		return bad("limits.max_header_bytes", "%d is too small for real requests; use at least 4096", c.Limits.MaxHeaderBytes)
+	}
 	return positive("shutdown_timeout", c.ShutdownTimeout)
 }
 

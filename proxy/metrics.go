@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/certlens/certlens/internal/event"
+	"github.com/certlens/certlens/internal/logging"
 )
 
 // metrics are the Prometheus series /metrics shows. Each Server has its own
@@ -53,7 +54,7 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "certlens_connect_refused_total", Help: "CONNECT requests refused, by reason.",
+			Name: "certlens_connect_refused_total", Help: "Client connections and requests refused, by reason (port, host, auth, client_not_allowed, max_conns, bad_request, bad_target).",
 		}, []string{"reason"}),
 	}
 	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -62,6 +63,10 @@ func newMetrics() *metrics {
 	// Resolved once: the copy loop adds to them on every read and write.
 	m.bytesUp = bytes.WithLabelValues("client_to_server")
 	m.bytesDown = bytes.WithLabelValues("server_to_client")
+	logErrors := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "certlens_log_write_errors_total", Help: "Events the log file (log.file) could not take: full disk, revoked file.",
+	}, func() float64 { return float64(logging.WriteErrors()) })
+	m.reg.MustRegister(logErrors)
 	m.reg.MustRegister(m.handshakes, m.findings, m.active, m.connections, bytes, m.parseErrors, m.issuerBytes,
 		m.hsDuration, m.refused, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

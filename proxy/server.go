@@ -36,6 +36,10 @@ type Options struct {
 	WatchRenegotiation bool
 	Rules              rules.Options
 	Sidecar            SidecarOptions
+	Access             Access
+	Limits             Limits
+	// AllowHosts and DenyHosts: see Reloadable.
+	AllowHosts, DenyHosts []string
 	// Dial replaces the upstream dialer (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -45,6 +49,8 @@ type Reloadable struct {
 	AllowPort      func(port int) bool
 	AllowPortsText string
 	Rules          rules.Options
+	// AllowHosts and DenyHosts are lower-case host patterns (access.*).
+	AllowHosts, DenyHosts []string
 }
 
 // Server is the forward proxy.
@@ -57,6 +63,7 @@ type Server struct {
 	seq   atomic.Uint64
 
 	metrics *metrics
+	auth    authCache
 	dyn     atomic.Pointer[Reloadable]
 	serving atomic.Bool
 	sidecar net.Listener
@@ -75,8 +82,15 @@ func New(opts Options, log *zap.Logger) *Server {
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = 10 * time.Second
 	}
+	if opts.Limits.ReadHeaderTimeout <= 0 {
+		opts.Limits.ReadHeaderTimeout = 10 * time.Second
+	}
+	if opts.Limits.MaxHeaderBytes <= 0 {
+		opts.Limits.MaxHeaderBytes = 64 << 10
+	}
 	s := &Server{opts: opts, log: log, tunnels: map[*tunnel]struct{}{}, metrics: newMetrics()}
-	s.dyn.Store(&Reloadable{AllowPort: opts.AllowPort, AllowPortsText: opts.AllowPortsText, Rules: opts.Rules})
+	s.dyn.Store(&Reloadable{AllowPort: opts.AllowPort, AllowPortsText: opts.AllowPortsText, Rules: opts.Rules,
+		AllowHosts: opts.AllowHosts, DenyHosts: opts.DenyHosts})
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	s.idPfx = hex.EncodeToString(b[:])
@@ -93,8 +107,10 @@ func New(opts Options, log *zap.Logger) *Server {
 	s.gp = gp
 	s.http = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: opts.Limits.ReadHeaderTimeout,
+		MaxHeaderBytes:    opts.Limits.MaxHeaderBytes,
+		ConnState:         s.connState,
+		ConnContext:       connContext,
 		ErrorLog:          zap.NewStdLog(log.Named("http").WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))),
 	}
 	return s
@@ -110,11 +126,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.serving.Store(true)
 	defer s.serving.Store(false)
 	if s.opts.Mode == "sidecar" {
-		return s.serveSidecar(ln)
+		return s.serveSidecar(s.guard(ln, false))
 	}
 	s.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("mode", s.opts.Mode),
-		zap.String("allow_ports", s.opts.AllowPortsText))
-	err := s.http.Serve(ln)
+		zap.String("allow_ports", s.opts.AllowPortsText), zap.Bool("auth", len(s.opts.Access.Users) > 0),
+		zap.Int("allow_clients", len(s.opts.Access.AllowClients)), zap.Int("max_conns", s.opts.Limits.MaxConns))
+	err := s.http.Serve(s.guard(ln, true))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -158,6 +175,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	markServed(r)
+	if why := s.authorize(r); why != "" {
+		s.metrics.refused.WithLabelValues("auth").Inc()
+		s.log.Warn("request refused", zap.String("client_addr", r.RemoteAddr), zap.String("target", r.Host),
+			zap.Int("status", http.StatusProxyAuthRequired), zap.String("reason", "proxy authentication: "+why))
+		w.Header().Set("Proxy-Authenticate", `Basic realm="certlens"`)
+		http.Error(w, "certlens: proxy authentication required", http.StatusProxyAuthRequired)
+		return
+	}
+	// The credentials are for certlens, never for the server.
+	r.Header.Del("Proxy-Authorization")
+	host := r.URL.Hostname()
+	if r.Method == http.MethodConnect {
+		host, _, _ = net.SplitHostPort(r.Host)
+	}
+	if why := hostRefused(s.dyn.Load(), host); host != "" && why != "" {
+		s.metrics.refused.WithLabelValues("host").Inc()
+		s.log.Warn("connect refused", zap.String("client_addr", r.RemoteAddr), zap.String("target", r.Host), zap.String("reason", why))
+		w.Header().Set("Connection", "close")
+		http.Error(w, "certlens: refused: "+why, http.StatusForbidden)
+		return
+	}
 	if r.Method == http.MethodConnect {
 		host, portText, err := net.SplitHostPort(r.Host)
 		port, perr := strconv.Atoi(portText)

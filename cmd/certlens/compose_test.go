@@ -1,10 +1,16 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/certlens/certlens/internal/peertest"
 )
@@ -51,5 +57,62 @@ func TestHealthCommand(t *testing.T) {
 	_, stderr, code := run(t, nil, "health", "http://127.0.0.1:1/healthz")
 	if code != 1 || !strings.Contains(stderr, "certlens: health:") {
 		t.Errorf("health against nothing: exit %d, %q", code, stderr)
+	}
+}
+
+// TestShippedCommandsStart runs the serve commands the Dockerfile and the
+// compose file ship (with free ports): they must pass the configuration's
+// checks, the open-relay guard included, and listen.
+func TestShippedCommandsStart(t *testing.T) {
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	docker, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmdLine string
+	for _, line := range strings.Split(strings.ReplaceAll(string(docker), "\\\n", " "), "\n") {
+		if strings.HasPrefix(line, "CMD ") {
+			cmdLine = strings.TrimPrefix(line, "CMD ")
+		}
+	}
+	var dockerCmd []string
+	if err := json.Unmarshal([]byte(cmdLine), &dockerCmd); err != nil {
+		t.Fatalf("Dockerfile CMD %q: %v", cmdLine, err)
+	}
+	compose, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Services map[string]struct {
+			Command []string `yaml:"command"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(compose, &doc); err != nil {
+		t.Fatal(err)
+	}
+	cmds := map[string][]string{"Dockerfile": dockerCmd}
+	for name, svc := range doc.Services {
+		if len(svc.Command) > 0 && svc.Command[0] == "serve" {
+			cmds["compose "+name] = svc.Command
+		}
+	}
+	if len(cmds) < 3 {
+		t.Fatalf("found %d serve commands, want the Dockerfile's and two compose services'", len(cmds))
+	}
+	for name, args := range cmds {
+		t.Run(name, func(t *testing.T) {
+			args = slices.Clone(args)
+			for i, a := range args {
+				switch {
+				case strings.HasPrefix(a, "0.0.0.0:"):
+					args[i] = "0.0.0.0:" + strconv.Itoa(peertest.FreePort(t))
+				case strings.HasPrefix(a, "/logs/"):
+					args[i] = filepath.Join(t.TempDir(), filepath.Base(a))
+				}
+			}
+			sp := startServe(t, args...)
+			sp.next("listening")
+		})
 	}
 }

@@ -3,6 +3,11 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
@@ -63,6 +70,9 @@ func TestBadConfigExitsTwoWithOneLine(t *testing.T) {
 		{"expect-cert that is no certificate", nil, []string{"serve", "--expect-cert", notACert}, "config: expect_certs: " + notACert + ": neither PEM, DER nor a password-less PKCS#12 file"},
 		{"unknown key in file", nil, []string{"serve", "--config", bad}, "config: lisen: unknown key"},
 		{"unknown flag", nil, []string{"serve", "--lissen", "x"}, "unknown flag: --lissen"},
+		{"open relay", nil, []string{"serve", "--listen", "0.0.0.0:8080", "--admin-listen", ""}, "config: listen: 0.0.0.0:8080 is reachable from other machines and nothing limits who may use the proxy"},
+		{"password instead of a hash", []string{"CERTLENS_ACCESS_USERS=alice:hunter2"}, []string{"serve"}, `config: access.users: user "alice": the password is not a bcrypt hash`},
+		{"passwd without a password", nil, []string{"passwd", "alice"}, "passwd: no password on standard input"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -219,4 +229,118 @@ func (sp *serveProc) next(msg string) map[string]any {
 			sp.t.Fatalf("no %q event; stderr: %s", msg, sp.stderr.String())
 		}
 	}
+}
+
+// TestPasswdThenServeWithAuth: the hash certlens passwd prints is what
+// access.users takes; a non-loopback listener with users starts.
+func TestPasswdThenServeWithAuth(t *testing.T) {
+	cmd := exec.Command(binary, "passwd", "alice")
+	cmd.Stdin = strings.NewReader("correct horse\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("passwd: %v", err)
+	}
+	entry := strings.TrimSpace(string(out))
+	name, hash, _ := strings.Cut(entry, ":")
+	if name != "alice" || bcrypt.CompareHashAndPassword([]byte(hash), []byte("correct horse")) != nil {
+		t.Fatalf("passwd printed %q", entry)
+	}
+	curlBin := peertest.Require(t, "curl")
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello") }))
+	defer upstream.Close()
+	conf := filepath.Join(t.TempDir(), "certlens.yaml")
+	if err := os.WriteFile(conf, []byte("access:\n  users: ['"+entry+"']\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(peertest.FreePort(t))
+	sp := startServe(t, "serve", "--config", conf, "--listen", "0.0.0.0:"+port, "--admin-listen=")
+	if l := sp.next("listening"); l["auth"] != true {
+		t.Errorf("listening event %v, want auth true", l)
+	}
+	fetch := func(user string) string {
+		args := []string{"-sS", "--noproxy", "", "-x", "http://127.0.0.1:" + port, "-w", "%{http_code}", "-o", "/dev/null"}
+		if user != "" {
+			args = append(args, "--proxy-user", user)
+		}
+		out, err := exec.Command(curlBin, append(args, upstream.URL)...).Output()
+		if err != nil {
+			t.Fatalf("curl: %v", err)
+		}
+		return string(out)
+	}
+	if got := fetch(""); got != "407" {
+		t.Errorf("without credentials: %s, want 407", got)
+	}
+	if got := fetch("alice:correct horse"); got != "200" {
+		t.Errorf("with credentials: %s, want 200", got)
+	}
+}
+
+// TestLogFileUnwritable: with log.file on a full disk (/dev/full) serve
+// keeps relaying, stdout keeps the events, stderr says what is lost and
+// /metrics counts it.
+func TestLogFileUnwritable(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full here to stand for a full disk")
+	}
+	curlBin := peertest.Require(t, "curl")
+	upstream := tcpEcho(t)
+	_, upPort, _ := strings.Cut(upstream, ":")
+	listen := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
+	admin := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
+	sp := startServe(t, "serve", "--listen", listen, "--admin-listen", admin, "--allow-ports", upPort, "--log-file", "/dev/full")
+	sp.next("listening")
+	for i := range 2 {
+		// curl's telnet:// speaks raw TCP through the CONNECT tunnel (-p).
+		cmd := exec.Command(curlBin, "-sS", "--noproxy", "", "-p", "-x", "http://"+listen, "--max-time", "5", "telnet://"+upstream)
+		cmd.Stdin = strings.NewReader("ping\n")
+		out, _ := cmd.Output()
+		if string(out) != "ping\n" {
+			t.Fatalf("tunnel %d echoed %q", i, out)
+		}
+		sp.next("connection closed")
+	}
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var metrics strings.Builder
+	_, _ = io.Copy(&metrics, resp.Body)
+	if !strings.Contains(metrics.String(), "certlens_log_write_errors_total") || strings.Contains(metrics.String(), "certlens_log_write_errors_total 0\n") {
+		t.Errorf("metrics do not count the lost events:\n%s", grepLines(metrics.String(), "log_write"))
+	}
+	if !strings.Contains(sp.stderr.String(), "certlens: log.file /dev/full:") {
+		t.Errorf("stderr does not report the unwritable file: %q", sp.stderr.String())
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// tcpEcho is a TCP server that echoes, for tunnels that carry no TLS.
+func tcpEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -139,6 +139,10 @@ func proxyOptions(cfg *config.Config, expect []rules.ExpectedCert) proxy.Options
 	for i, r := range cfg.Sidecar.Routes {
 		routes[i] = proxy.Route{Pattern: r.Pattern, Upstream: r.Upstream}
 	}
+	users := make(map[string]string, len(cfg.Access.Users))
+	for _, u := range cfg.Access.Users {
+		users[u.Name] = u.Hash
+	}
 	side := proxy.SidecarOptions{Upstream: cfg.Upstream, Routes: routes}
 	if cfg.Sidecar.ProxyProtocol {
 		side.ProxyProtocol = cfg.Sidecar.ProxyProtocolVersion
@@ -152,6 +156,11 @@ func proxyOptions(cfg *config.Config, expect []rules.ExpectedCert) proxy.Options
 		WatchRenegotiation: cfg.Tunnel.WatchRenegotiation,
 		Rules:              dyn.Rules,
 		Sidecar:            side,
+		Access:             proxy.Access{Users: users, AllowClients: cfg.Access.AllowClients},
+		Limits: proxy.Limits{MaxConns: cfg.Limits.MaxConns, ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
+			MaxHeaderBytes: cfg.Limits.MaxHeaderBytes},
+		AllowHosts: dyn.AllowHosts,
+		DenyHosts:  dyn.DenyHosts,
 	}
 }
 
@@ -166,6 +175,8 @@ func reloadable(cfg *config.Config, expect []rules.ExpectedCert) proxy.Reloadabl
 			ExpectCerts:          expect,
 			ClientCertHosts:      cfg.Rules.ClientCertHosts,
 		},
+		AllowHosts: cfg.Access.AllowHosts,
+		DenyHosts:  cfg.Access.DenyHosts,
 	}
 }
 

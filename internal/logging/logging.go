@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -21,6 +23,8 @@ type Options struct {
 	// Atomic, when set, is the level the logger obeys, set from Level: keep
 	// it to change the level later (a config reload).
 	Atomic *zap.AtomicLevel
+	// Stderr receives the report of a log file that cannot be written; nil is os.Stderr.
+	Stderr io.Writer
 }
 
 // New returns the logger and a function that flushes and closes it.
@@ -55,7 +59,11 @@ func New(o Options) (*zap.Logger, func(), error) {
 			return nil, nil, fmt.Errorf("log.file: %w", err)
 		}
 		file = f
-		cores = append(cores, zapcore.NewCore(zapcore.NewJSONEncoder(jsonConfig()), zapcore.Lock(f), level))
+		fw := &fileWriter{f: f, name: o.File, stderr: o.Stderr}
+		if fw.stderr == nil {
+			fw.stderr = os.Stderr
+		}
+		cores = append(cores, zapcore.NewCore(zapcore.NewJSONEncoder(jsonConfig()), zapcore.Lock(fw), level))
 	}
 	log := zap.New(zapcore.NewTee(cores...))
 	closeFn := func() {
@@ -73,4 +81,44 @@ func jsonConfig() zapcore.EncoderConfig {
 	c.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	c.EncodeDuration = zapcore.MillisDurationEncoder
 	return c
+}
+
+// writeErrors counts events lost because the log file could not be written:
+// process-wide, like the file itself, for /metrics.
+var writeErrors atomic.Uint64
+
+// WriteErrors reports how many events the log file lost.
+func WriteErrors() uint64 { return writeErrors.Load() }
+
+// fileWriter writes the log file. A full disk or a revoked file must not
+// stop certlens: the tunnels keep relaying and stdout keeps its events, so
+// a failed write is counted and reported on stderr (once, then at most
+// every reportEvery), never returned to zap, which would print every one.
+type fileWriter struct {
+	f        *os.File
+	name     string
+	stderr   io.Writer
+	reported time.Time
+	lost     uint64 // since the last report
+}
+
+const reportEvery = 10 * time.Second
+
+func (w *fileWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err == nil {
+		return n, nil
+	}
+	writeErrors.Add(1)
+	w.lost++
+	if now := time.Now(); now.Sub(w.reported) >= reportEvery {
+		fmt.Fprintf(w.stderr, "certlens: log.file %s: %v: %d event(s) not written there (still on stdout; counted in certlens_log_write_errors_total)\n", w.name, err, w.lost)
+		w.reported, w.lost = now, 0
+	}
+	return len(p), nil
+}
+
+func (w *fileWriter) Sync() error {
+	_ = w.f.Sync()
+	return nil
 }

@@ -1,0 +1,202 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// rawRequest writes req on a new connection to the proxy and returns the
+// response's status line and body.
+func rawRequest(t *testing.T, proxyAddr, req string) (int, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no HTTP answer to %q: %v", req, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// refusal waits for the warning event msg whose reason contains want.
+func refusal(t *testing.T, ev *events, msg, want string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, e := range ev.all(t, msg) {
+			if strings.Contains(fmt.Sprint(e["reason"]), want) {
+				if e["level"] != "warn" {
+					t.Errorf("%s event at level %v", msg, e["level"])
+				}
+				return e
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q event with reason %q; log:\n%s", msg, want, ev.buf.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestProxyAuthentication(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret-pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The upstream shows what reached it: the proxy's credentials must not.
+	seen := make(chan http.Header, 4)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		fmt.Fprint(w, "hello")
+	}))
+	defer upstream.Close()
+	proxyAddr, ev := startProxy(t, Options{Access: Access{Users: map[string]string{"alice": string(hash)}}, Dial: loopbackOnly})
+
+	t.Run("no credentials", func(t *testing.T) {
+		out, _, _ := curl(t, proxyAddr, "-sS", "-o", "/dev/null", "-w", "%{http_code}", upstream.URL)
+		if out != "407" {
+			t.Errorf("status %s, want 407", out)
+		}
+		refusal(t, ev, "request refused", "proxy authentication: no Proxy-Authorization")
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		_, stderr, err := curl(t, proxyAddr, "-sS", "--proxy-user", "alice:wrong", "https://127.0.0.1:1/")
+		if err == nil || !strings.Contains(stderr, "407") {
+			t.Errorf("curl: %v %s; want the CONNECT refused with 407", err, stderr)
+		}
+		refusal(t, ev, "request refused", `wrong password for user "alice"`)
+	})
+	t.Run("good credentials", func(t *testing.T) {
+		out, stderr, err := curl(t, proxyAddr, "-sS", "--proxy-user", "alice:s3cret-pw", upstream.URL)
+		if err != nil || out != "hello" {
+			t.Fatalf("curl: %v %q %s", err, out, stderr)
+		}
+		if h := <-seen; h.Get("Proxy-Authorization") != "" {
+			t.Errorf("the proxy's credentials reached the server: %q", h.Get("Proxy-Authorization"))
+		}
+	})
+	if log := ev.buf.String(); strings.Contains(log, "s3cret-pw") || strings.Contains(log, "alice:wrong") {
+		t.Error("a password is in the log")
+	}
+}
+
+func TestAllowClients(t *testing.T) {
+	proxyAddr, ev := startProxy(t, Options{Access: Access{AllowClients: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}})
+	status, body := rawRequest(t, proxyAddr, "CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n")
+	if status != http.StatusForbidden || !strings.Contains(body, "not in access.allow_clients") {
+		t.Errorf("got %d %q", status, body)
+	}
+	refusal(t, ev, "connection refused", "is not in access.allow_clients")
+}
+
+func TestMaxConns(t *testing.T) {
+	proxyAddr, ev := startProxy(t, Options{Limits: Limits{MaxConns: 2}})
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", proxyAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	// Accept runs in the server's goroutine: let it take both.
+	time.Sleep(100 * time.Millisecond)
+	status, body := rawRequest(t, proxyAddr, "GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "limits.max_conns is 2") {
+		t.Errorf("got %d %q, want 503", status, body)
+	}
+	refusal(t, ev, "connection refused", "limits.max_conns is 2")
+	// A freed slot is usable again.
+	held[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		status, _ = rawRequest(t, proxyAddr, "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
+		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status == http.StatusServiceUnavailable {
+		t.Error("still 503 after a connection closed")
+	}
+	held[1].Close()
+}
+
+func TestBadRequests(t *testing.T) {
+	proxyAddr, ev := startProxy(t, Options{Limits: Limits{ReadHeaderTimeout: 300 * time.Millisecond, MaxHeaderBytes: 4096},
+		DenyHosts: []string{"*.internal.example"}})
+
+	t.Run("malformed request line", func(t *testing.T) {
+		status, _ := rawRequest(t, proxyAddr, "HELLO\r\n\r\n")
+		if status != http.StatusBadRequest {
+			t.Errorf("status %d, want 400", status)
+		}
+		refusal(t, ev, "request refused", "malformed request")
+	})
+	t.Run("malformed CONNECT target", func(t *testing.T) {
+		status, body := rawRequest(t, proxyAddr, "CONNECT nohostport HTTP/1.1\r\nHost: nohostport\r\n\r\n")
+		if status != http.StatusBadRequest || !strings.Contains(body, "not host:port") {
+			t.Errorf("got %d %q", status, body)
+		}
+		refusal(t, ev, "connect refused", "CONNECT target is not host:port")
+	})
+	t.Run("header too large", func(t *testing.T) {
+		status, _ := rawRequest(t, proxyAddr, "GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\nX-Big: "+strings.Repeat("a", 16<<10)+"\r\n\r\n")
+		if status != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("status %d, want 431", status)
+		}
+		refusal(t, ev, "request refused", "over limits.max_header_bytes")
+	})
+	t.Run("header never ends (slowloris)", func(t *testing.T) {
+		c, err := net.Dial("tcp", proxyAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\nX-Slow: ")
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Errorf("the proxy did not close a stalled client: %v", err)
+		}
+		refusal(t, ev, "request refused", "no complete request header within limits.read_header_timeout")
+	})
+	t.Run("denied host", func(t *testing.T) {
+		status, body := rawRequest(t, proxyAddr, "CONNECT db.Internal.example:443 HTTP/1.1\r\nHost: db.internal.example:443\r\n\r\n")
+		if status != http.StatusForbidden || !strings.Contains(body, "access.deny_hosts") {
+			t.Errorf("got %d %q", status, body)
+		}
+		refusal(t, ev, "connect refused", `matches access.deny_hosts "*.internal.example"`)
+	})
+	// After all that, the proxy still serves.
+	upstream := tcpServer(t, echo)
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", upstream, upstream)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT after the bad requests: %v %v", err, resp)
+	}
+}
