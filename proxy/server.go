@@ -36,6 +36,7 @@ type Options struct {
 	WatchRenegotiation bool
 	Rules              rules.Options
 	Sidecar            SidecarOptions
+	Decrypt            DecryptOptions
 	// Dial replaces the upstream dialer (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -243,7 +244,7 @@ func (s *Server) tunnelDone(t *tunnel) {
 }
 
 func (s *Server) logHandshake(t *tunnel, h *handshake.Handshake) {
-	e := event.Diagnose(t.meta, h, rules.Evidence{}, s.dyn.Load().Rules)
+	e := event.Diagnose(t.meta, h, rules.Evidence{KeylogSet: s.opts.Decrypt.Secrets != nil}, s.dyn.Load().Rules)
 	issuerBytes := 0
 	if h.CertRequest != nil {
 		issuerBytes = h.CertRequest.IssuerBytes
