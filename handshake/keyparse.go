@@ -10,6 +10,10 @@ import (
 // certificate chains fits; a connection past it is read without keys.
 const maxHeld = 256 << 10
 
+// heldOverhead is what a held record costs besides its body, so that a
+// stream of bodiless application-data records is bounded too.
+const heldOverhead = 64
+
 // extEncryptThenMAC is RFC 7366's extension; a ServerHello echoes it.
 const extEncryptThenMAC uint16 = 22
 
@@ -238,7 +242,7 @@ func (p *Parser) intercept(s *stream, typ ContentType, version uint16, length in
 // hold keeps a record until the secret comes; a connection over the bound
 // gives up waiting.
 func (d *decryptor) hold(p *Parser, s *stream, typ ContentType, version uint16, length int, keep bool, body []byte) bool {
-	if d.heldBytes+len(body) > maxHeld {
+	if d.heldBytes+len(body)+heldOverhead > maxHeld {
 		p.addError(p.latestOpen(), fmt.Sprintf("decrypt: more than %d bytes held waiting for the key log", maxHeld))
 		p.giveUp()
 		return false
@@ -248,7 +252,7 @@ func (d *decryptor) hold(p *Parser, s *stream, typ ContentType, version uint16, 
 		cp = append([]byte(nil), body...)
 	}
 	d.held = append(d.held, heldRecord{s.dir, typ, version, length, keep, cp})
-	d.heldBytes += len(cp)
+	d.heldBytes += len(cp) + heldOverhead
 	return true
 }
 
