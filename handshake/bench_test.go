@@ -1,7 +1,10 @@
 package handshake
 
 import (
+	"path/filepath"
 	"testing"
+
+	"github.com/certlens/certlens/internal/transcript"
 )
 
 // benchTranscript parses a recorded connection once per iteration, the way
@@ -76,4 +79,30 @@ func BenchmarkHeaderScan(b *testing.B) {
 	if got := p.Observation().ServerRecord - records; got != perLoop*b.N || len(p.Drain()) != 0 {
 		b.Fatalf("scanned %d records, want %d", got, perLoop*b.N)
 	}
+}
+
+// benchDecrypt measures what decryption adds per handshake: deriving the
+// keys from the key log's secrets and opening every handshake record of a
+// recorded connection, both directions.
+func benchDecrypt(b *testing.B, name string) {
+	rec := loadTranscript(b, name)
+	kl := readKeyLogFile(b, filepath.Join(transcriptDir, rec.tr.Meta.Notes["keylog"]))
+	client, server := rec.tr.Stream(transcript.ClientToServer), rec.tr.Stream(transcript.ServerToClient)
+	b.SetBytes(int64(len(client) + len(server)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c, s, _ := walkConn(b, client, server, kl)
+		if c.opened == 0 || s.opened == 0 {
+			b.Fatal("nothing decrypted")
+		}
+	}
+}
+
+// BenchmarkDecryptTLS13: TLS_AES_256_GCM_SHA384, 3-CA request, client certificate.
+func BenchmarkDecryptTLS13(b *testing.B) { benchDecrypt(b, "tls13-3ca-curl-cert") }
+
+// BenchmarkDecryptTLS12Renegotiation: the renegotiation's records under the
+// first handshake's keys, application data counted between.
+func BenchmarkDecryptTLS12Renegotiation(b *testing.B) {
+	benchDecrypt(b, "tls12-renegotiation-sclient")
 }

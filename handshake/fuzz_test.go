@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"testing"
 )
 
@@ -49,8 +50,27 @@ func FuzzParser(f *testing.F) {
 	for _, c := range transcriptConns(f) {
 		f.Add(encodeChunks(c))
 	}
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzParser(t, data, Options{MaxMessage: 70000}) })
+}
+
+// FuzzParserDecrypt is FuzzParser with every recorded transcript's key log
+// set: decryption, holding and replay under hostile input.
+func FuzzParserDecrypt(f *testing.F) {
+	kl := KeyLog{}
+	for _, rec := range loadTranscripts(f) {
+		for k, v := range readKeyLogFile(f, filepath.Join(transcriptDir, rec.tr.Meta.Notes["keylog"])) {
+			kl[k] = v
+		}
+		f.Add(encodeChunks(rec.conn))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p := NewParser(Options{MaxMessage: 70000})
+		fuzzParser(t, data, Options{MaxMessage: 70000, Secrets: kl})
+	})
+}
+
+func fuzzParser(t *testing.T, data []byte, opts Options) {
+	{
+		p := NewParser(opts)
 		var hs []*Handshake
 		for len(data) > 0 {
 			ctl := data[0]
@@ -66,6 +86,9 @@ func FuzzParser(f *testing.F) {
 				if cap(s.body) > maxCiphertext || len(s.msg) > 4+p.opts.MaxMessage {
 					t.Fatalf("buffers grew past their caps: body %d msg %d", cap(s.body), len(s.msg))
 				}
+			}
+			if p.dec != nil && p.dec.heldBytes > maxHeld {
+				t.Fatalf("%d bytes held", p.dec.heldBytes)
 			}
 			if len(p.open) > maxOpen {
 				t.Fatalf("%d handshakes open at once", len(p.open))
@@ -94,7 +117,7 @@ func FuzzParser(f *testing.F) {
 			}
 		}
 		_ = p.Observation()
-	})
+	}
 }
 
 func FuzzParseClientHello(f *testing.F) {

@@ -84,6 +84,8 @@ type Handshake struct {
 	ClientCertEnd  int64 `json:"-"`
 
 	complete bool
+	// decrypted: messages of this handshake were read from decrypted records.
+	decrypted bool
 	// hrrPending: a HelloRetryRequest was seen; the next ClientHello belongs here.
 	hrrPending bool
 }

@@ -34,6 +34,9 @@ type Options struct {
 	// StopAfterHandshake makes Done true after a TLS 1.2 initial handshake
 	// instead of scanning record headers for renegotiation.
 	StopAfterHandshake bool
+	// Secrets, when set, decrypts protected handshake records with the
+	// client's key log (decrypt.go, keyparse.go); nil reads only clear ones.
+	Secrets SecretSource
 }
 
 // Parser turns the two byte streams of one TLS connection into Handshakes.
@@ -54,6 +57,9 @@ type Parser struct {
 	started int          // handshakes created
 	done    bool
 	obs     Observation
+	dec     *decryptor // nil without Options.Secrets
+	// decrypting: the records being parsed were decrypted.
+	decrypting bool
 }
 
 // stream is the record layer and message reassembly for one direction.
@@ -92,6 +98,9 @@ func NewParser(opts Options) *Parser {
 		opts.MaxMessage = DefaultMaxMessage
 	}
 	p := &Parser{opts: opts}
+	if opts.Secrets != nil {
+		p.dec = &decryptor{src: opts.Secrets}
+	}
 	p.streams[FromClient] = stream{dir: FromClient, hs: -1}
 	p.streams[FromServer] = stream{dir: FromServer, hs: -1}
 	return p
@@ -112,6 +121,9 @@ func (p *Parser) Feed(from Direction, b []byte) bool {
 		return false
 	}
 	p.feed(&p.streams[from], b)
+	if p.dec != nil && len(p.dec.held) > 0 {
+		p.retry()
+	}
 	p.updateDone()
 	return !p.done
 }
@@ -140,6 +152,9 @@ func (p *Parser) Drain() []*Handshake {
 func (p *Parser) Close() []*Handshake {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.dec != nil && len(p.dec.held) > 0 {
+		p.giveUp()
+	}
 	// A connection that closed after the client spoke but before the server
 	// answered still had a handshake: report it, don't lose it.
 	// finish removes h from p.open: ranging over p.open here skipped every
@@ -191,7 +206,7 @@ func (p *Parser) updateDone() {
 		// Nothing the client sends can be read any more, so nothing the
 		// server answers can be placed.
 		p.done = true
-	case len(p.open) == 0 && p.emitted > 0 && (p.tls13 || p.opts.StopAfterHandshake):
+	case len(p.open) == 0 && p.emitted > 0 && (p.tls13 || p.opts.StopAfterHandshake) && !p.dec.holding():
 		// TLS 1.3 hides everything after its handshake; with the header scan
 		// off, TLS 1.2 has nothing more to show either.
 		p.done = true
@@ -282,7 +297,8 @@ func (p *Parser) header(s *stream) bool {
 	s.body = s.body[:0]
 	// Bodies are read only while they are in clear; a protected record's
 	// length and type are all that can be known.
-	s.keep = !s.protected || (typ == ContentAlert && length == 2) || typ == ContentChangeCipherSpec
+	s.keep = !s.protected || (typ == ContentAlert && length == 2) || typ == ContentChangeCipherSpec ||
+		p.dec.wants(p, s, typ)
 	if s.keep && s.body == nil && length > 0 {
 		s.body = make([]byte, 0, min(length, 4096))
 	}
@@ -292,19 +308,29 @@ func (p *Parser) header(s *stream) bool {
 // record handles one complete record; it resets the header state.
 func (p *Parser) record(s *stream, body []byte) {
 	s.hdrN = 0
-	if s.keep {
-		p.clearRecord(s, body)
-	} else {
-		p.protectedRecord(s, s.typ, s.recLen)
+	p.route(s, s.typ, uint16(s.hdr[1])<<8|uint16(s.hdr[2]), s.recLen, s.keep, body)
+	if len(s.body) > 0 {
+		s.body = s.body[:0]
 	}
 	// Done is decided per record, so that feed stops right after the record
 	// that ended the parser's interest whatever the chunk sizes.
 	p.updateDone()
 }
 
+// route sends one record to decryption, or reads it as clear or protected.
+func (p *Parser) route(s *stream, typ ContentType, version uint16, length int, keep bool, body []byte) {
+	switch {
+	case p.dec != nil && p.intercept(s, typ, version, length, keep, body):
+	case keep && (!s.protected || typ == ContentChangeCipherSpec || (typ == ContentAlert && length == 2)):
+		p.clearRecord(s, typ, body)
+	default:
+		p.protectedRecord(s, typ, length)
+	}
+}
+
 // clearRecord handles a record whose body was kept.
-func (p *Parser) clearRecord(s *stream, body []byte) {
-	switch s.typ {
+func (p *Parser) clearRecord(s *stream, typ ContentType, body []byte) {
+	switch typ {
 	case ContentHandshake:
 		p.handshakeData(s, body)
 	case ContentChangeCipherSpec:
@@ -316,9 +342,6 @@ func (p *Parser) clearRecord(s *stream, body []byte) {
 		// peer that skipped the handshake. It ends any open handshake's
 		// clear phase either way.
 		p.applicationData(s)
-	}
-	if len(s.body) > 0 {
-		s.body = s.body[:0]
 	}
 }
 
@@ -541,8 +564,13 @@ func (p *Parser) message(s *stream, typ MessageType, body []byte, records int) {
 		} else {
 			h = p.begin(s, phaseFor(s))
 		}
+	case typ == TypeHelloRequest && s.dir == FromServer && !s.inHandshake:
+		// Only ever read decrypted: it starts a renegotiation.
+		h = p.begin(s, PhaseRenegotiation)
 	case typ == TypeServerHello && s.dir == FromServer:
 		if cur := p.current(s); cur != nil && cur.ServerHello != nil && cur.ServerHello.HelloRetry {
+			h = cur
+		} else if cur != nil && cur.HelloRequest && cur.ServerHello == nil && s.inHandshake {
 			h = cur
 		} else {
 			h = p.begin(s, phaseFor(s))
@@ -557,6 +585,11 @@ func (p *Parser) message(s *stream, typ MessageType, body []byte, records int) {
 			p.addError(nil, fmt.Sprintf("%s %s outside any handshake", s.dir, typ))
 		}
 		return
+	}
+	if p.decrypting && (h.Version == VersionTLS13 || h.Phase != PhaseInitial) {
+		// A TLS 1.2 initial handshake's decrypted Finished adds nothing:
+		// what it shows was in clear.
+		h.decrypted = true
 	}
 	h.addMessage(s.dir, typ.String())
 	if err := p.decode(h, s, typ, body, records); err != nil {
@@ -582,6 +615,7 @@ func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, r
 		if h.ClientHello == nil {
 			h.ClientHello = m
 		}
+		p.dec.clientHello(h, m)
 	case typ == TypeServerHello && s.dir == FromServer:
 		m, err := ParseServerHello(body)
 		if err != nil {
@@ -597,7 +631,12 @@ func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, r
 		}
 		h.Version = m.Version
 		p.version = m.Version
-		h.ALPN, p.alpn = m.ALPN, m.ALPN
+		p.dec.serverHello(h, m)
+		if m.ALPN != "" || h.Phase == PhaseInitial {
+			// A decrypted renegotiation's ServerHello repeats no ALPN: the
+			// connection's stays in force.
+			h.ALPN, p.alpn = m.ALPN, m.ALPN
+		}
 		if m.Version == VersionTLS13 {
 			// Everything after this ServerHello is protected, both ways.
 			p.tls13 = true
@@ -636,7 +675,10 @@ func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, r
 			h.ServerFinished = true
 		}
 		s.inHandshake = false
-		if h.ClientFinished && h.ServerFinished {
+		p.dec.finished(p, s, h)
+		// Decrypted TLS 1.3 waits for the server's next record, which
+		// may be an alert refusing the client's certificate.
+		if h.ClientFinished && h.ServerFinished && !(tls13 && h.decrypted) {
 			p.finish(h, EndFinished)
 		}
 	}
@@ -728,7 +770,7 @@ func (p *Parser) finish(h *Handshake, end End) {
 // partial, but what its server's flight shows (a certificate request that
 // made a browser go and pick one) is kept.
 func (p *Parser) infer(h *Handshake) {
-	encrypted := h.Visibility == VisibilityEncrypted || (h.Visibility == VisibilityPartial && h.End == EndEOF && !h.Unparsed)
+	encrypted := h.Visibility == VisibilityEncrypted || (h.Visibility == VisibilityPartial && h.End == EndEOF && !h.Unparsed && !h.decrypted)
 	if !encrypted || h.Version != VersionTLS13 || h.Phase != PhaseInitial || h.ServerHello == nil {
 		return
 	}
@@ -745,6 +787,8 @@ func visibility(h *Handshake, end End) Visibility {
 	switch {
 	case h.Unparsed || end == EndEOF || end == EndServerNotTLS:
 		return VisibilityPartial
+	case h.decrypted:
+		return VisibilityDecrypted
 	case h.Version == VersionTLS13 || h.Phase == PhaseRenegotiation:
 		return VisibilityEncrypted
 	case h.ClientHello == nil && h.ServerHello == nil:

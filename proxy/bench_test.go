@@ -9,11 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/internal/keylog"
 	"github.com/certlens/certlens/internal/pkitest"
 )
 
@@ -80,8 +83,8 @@ func dialVia(proxyAddr, target string) (net.Conn, error) {
 	return c, nil
 }
 
-func benchProxy(b *testing.B) string {
-	s := New(Options{AllowPort: func(int) bool { return true }, IdleTimeout: time.Minute, WatchRenegotiation: true}, zap.NewNop())
+func benchProxy(b *testing.B, dec DecryptOptions) string {
+	s := New(Options{AllowPort: func(int) bool { return true }, IdleTimeout: time.Minute, WatchRenegotiation: true, Decrypt: dec}, zap.NewNop())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -95,14 +98,11 @@ func benchProxy(b *testing.B) string {
 // certlens: the difference is what the proxy adds.
 func BenchmarkHandshake(b *testing.B) {
 	addr, roots, cert := benchServer(b, true)
-	for _, via := range []string{"direct", "certlens"} {
+	for _, via := range []string{"direct", "certlens", "certlens+keylog"} {
 		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 			b.Run(fmt.Sprintf("%s/%s", via, tls.VersionName(v)), func(b *testing.B) {
-				proxyAddr := ""
-				if via == "certlens" {
-					proxyAddr = benchProxy(b)
-				}
-				cfg := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: v, MaxVersion: v, ServerName: "127.0.0.1"}
+				proxyAddr, keys := benchVia(b, via)
+				cfg := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: v, MaxVersion: v, ServerName: "127.0.0.1", KeyLogWriter: keys}
 				b.ReportAllocs()
 				for b.Loop() {
 					c, err := dialVia(proxyAddr, addr)
@@ -124,14 +124,11 @@ func BenchmarkHandshake(b *testing.B) {
 func BenchmarkThroughput(b *testing.B) {
 	const size = 64 << 20
 	addr, roots, cert := benchServer(b, false)
-	for _, via := range []string{"direct", "certlens"} {
+	for _, via := range []string{"direct", "certlens", "certlens+keylog"} {
 		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 			b.Run(fmt.Sprintf("%s/%s", via, tls.VersionName(v)), func(b *testing.B) {
-				proxyAddr := ""
-				if via == "certlens" {
-					proxyAddr = benchProxy(b)
-				}
-				cfg := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: v, MaxVersion: v, ServerName: "127.0.0.1"}
+				proxyAddr, keys := benchVia(b, via)
+				cfg := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: v, MaxVersion: v, ServerName: "127.0.0.1", KeyLogWriter: keys}
 				buf := make([]byte, 256<<10)
 				b.SetBytes(size)
 				for b.Loop() {
@@ -153,4 +150,29 @@ func BenchmarkThroughput(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchVia starts the proxy a variant goes through ("" for direct) and,
+// for "certlens+keylog", a key log the client writes straight into the
+// proxy's secret store.
+func benchVia(b *testing.B, via string) (proxyAddr string, keys io.Writer) {
+	switch via {
+	case "certlens":
+		return benchProxy(b, DecryptOptions{}), nil
+	case "certlens+keylog":
+		store := keylog.NewStore(0)
+		return benchProxy(b, DecryptOptions{Secrets: store, Wait: time.Second}), storeWriter{store}
+	}
+	return "", nil
+}
+
+// storeWriter adds the lines crypto/tls's KeyLogWriter writes (one per call).
+type storeWriter struct{ s *keylog.Store }
+
+func (w storeWriter) Write(p []byte) (int, error) {
+	e, ok, err := handshake.ParseKeyLogLine(strings.TrimSuffix(string(p), "\n"))
+	if ok && err == nil {
+		w.s.Add(e)
+	}
+	return len(p), err
 }

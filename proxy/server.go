@@ -40,6 +40,7 @@ type Options struct {
 	Limits             Limits
 	// AllowHosts and DenyHosts: see Reloadable.
 	AllowHosts, DenyHosts []string
+	Decrypt               DecryptOptions
 	// Dial replaces the upstream dialer (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -282,7 +283,7 @@ func (s *Server) tunnelDone(t *tunnel) {
 }
 
 func (s *Server) logHandshake(t *tunnel, h *handshake.Handshake) {
-	e := event.Diagnose(t.meta, h, rules.Evidence{}, s.dyn.Load().Rules)
+	e := event.Diagnose(t.meta, h, rules.Evidence{KeylogSet: s.opts.Decrypt.Secrets != nil}, s.dyn.Load().Rules)
 	issuerBytes := 0
 	if h.CertRequest != nil {
 		issuerBytes = h.CertRequest.IssuerBytes

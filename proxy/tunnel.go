@@ -34,14 +34,18 @@ type tunnel struct {
 	lastActive atomic.Int64 // unix nanoseconds of the last byte either way
 	reason     atomic.Pointer[string]
 	closeOnce  sync.Once
+	closed     chan struct{} // closed by Close: ends a wait for a key log secret
+	waiting    bool          // a wait for a key log secret runs; t.mu
+	waitSince  time.Time     // when the parser first held records for a secret; t.mu
 }
 
 func (s *Server) newTunnel(meta event.Meta) *tunnel {
 	t := &tunnel{
 		srv:    s,
 		meta:   meta,
-		parser: handshake.NewParser(handshake.Options{StopAfterHandshake: !s.opts.WatchRenegotiation}),
+		parser: handshake.NewParser(parserOptions(s.opts)),
 		start:  time.Now(),
+		closed: make(chan struct{}),
 	}
 	t.tap.Store(true)
 	t.touch()
@@ -134,6 +138,8 @@ func (t *tunnel) Close() error {
 	}
 	t.closeOnce.Do(func() {
 		t.setReason("closed")
+		t.lastChance()
+		close(t.closed)
 		t.mu.Lock()
 		hs := t.parser.Close()
 		t.logHandshakes(hs)
@@ -149,6 +155,7 @@ func (t *tunnel) feed(from handshake.Direction, b []byte) {
 	defer t.mu.Unlock()
 	more := t.parser.Feed(from, b)
 	t.logHandshakes(t.parser.Drain())
+	t.awaitSecret()
 	if !more {
 		t.tap.Store(false)
 	}

@@ -23,7 +23,7 @@ func tls13Hidden(in *input, r *Rule) []Finding {
 }
 
 func keylogSecretMissing(in *input, r *Rule) []Finding {
-	if !in.ev.KeylogSet || in.h.Visibility != handshake.VisibilityEncrypted {
+	if !in.ev.KeylogSet || (in.h.Visibility != handshake.VisibilityEncrypted && in.h.Visibility != handshake.VisibilityInferred) {
 		return nil
 	}
 	return []Finding{r.finding(SeverityWarning, "",

@@ -151,10 +151,10 @@ func TestAnalyzeJSONLines(t *testing.T) {
 
 // serveEvents starts certlens serve, runs fn with its address, stops it
 // and returns the events it logged, by message.
-func serveEvents(t *testing.T, allowPorts string, fn func(proxy string)) []map[string]any {
+func serveEvents(t *testing.T, allowPorts string, fn func(proxy string), extra ...string) []map[string]any {
 	t.Helper()
 	listen := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
-	cmd := exec.Command(binary, "serve", "--listen", listen, "--admin-listen=", "--allow-ports", allowPorts)
+	cmd := exec.Command(binary, append([]string{"serve", "--listen", listen, "--admin-listen=", "--allow-ports", allowPorts}, extra...)...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = []string{"HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir()}
 	stdout, err := cmd.StdoutPipe()

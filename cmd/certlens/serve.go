@@ -51,6 +51,7 @@ log level are reloaded; a bad file is rejected and the running config kept.`,
   certlens serve --log-format console
   certlens serve --log-file handshakes.jsonl --allow-ports 443,8443,10000-20000
   certlens serve --mode sidecar --listen 0.0.0.0:8443 --upstream web:443
+  certlens serve --decrypt-keylog ~/sslkeys.log   # the file SSLKEYLOGFILE names
   tail -f handshakes.jsonl | jq 'select(.msg=="handshake" and .verdict!="ok")'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -98,7 +99,9 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 			return fmt.Errorf("admin server: listen on %s: %w (set another address with --admin-listen, or turn it off with --admin-listen=)", cfg.AdminListen, err)
 		}
 	}
-	srv := proxy.New(proxyOptions(cfg, expect), log)
+	opts := proxyOptions(cfg, expect)
+	opts.Decrypt = followKeylog(ctx, cfg, log)
+	srv := proxy.New(opts, log)
 
 	if adminLn != nil {
 		log.Info("admin server listening", zap.String("addr", adminLn.Addr().String()))

@@ -13,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/reassembly"
 
+	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/rules"
 )
@@ -38,6 +39,9 @@ type Options struct {
 	// IdleTimeout ends a connection that saw no packet for this long in
 	// capture time, to free its memory; 0 means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// Secrets decrypt TLS 1.3 and renegotiation handshakes (a key log read
+	// whole); nil reads only what is in clear.
+	Secrets handshake.SecretSource
 }
 
 // DefaultIdleTimeout is long enough for an IIS keep-alive connection to sit

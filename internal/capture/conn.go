@@ -380,7 +380,7 @@ func (c *conn) feed(s int, records []byte) {
 		}
 	}
 	if c.parser == nil {
-		c.parser = handshake.NewParser(handshake.Options{StopAfterHandshake: !c.a.opts.WatchRenegotiation})
+		c.parser = handshake.NewParser(handshake.Options{StopAfterHandshake: !c.a.opts.WatchRenegotiation, Secrets: c.a.opts.Secrets})
 	}
 	dir := handshake.FromServer
 	if s == c.client {
@@ -482,7 +482,7 @@ func (c *conn) handshake(h *handshake.Handshake) {
 		// packet blocks) say nothing about when: judge validity now.
 		opts.Now = time.Time{}
 	}
-	e := event.Diagnose(c.meta(), h, rules.Evidence{}, opts)
+	e := event.Diagnose(c.meta(), h, rules.Evidence{KeylogSet: c.a.opts.Secrets != nil}, opts)
 	ref := &event.PCAPRef{Stream: c.stream}
 	frames := event.PCAPFrames{
 		CertRequest: c.frames[handshake.FromServer].lookup(h.CertRequestEnd),
