@@ -170,6 +170,16 @@ func clientCertNotSent(in *input, r *Rule) []Finding {
 	if h.CertRequest == nil || !sentNothing(in) {
 		return nil
 	}
+	if hr := in.ev.HTTP; hr.Answered() {
+		f := r.finding(SeverityInfo, "",
+			fmt.Sprintf("The server asked for a client certificate, got none, and answered HTTP %d: it accepts certificates but does not require one", hr.Status),
+			fmt.Sprintf("The client's Certificate message is empty, in answer to a CertificateRequest with %s, and the request went on.",
+				issuerSummary(h.CertRequest)))
+		f.Certain = true
+		f.Remedy = "Nothing to do if the site is meant to serve requests without a certificate; to require one, set IIS's SSL Settings " +
+			"> Client certificates to Require."
+		return []Finding{f}
+	}
 	return []Finding{r.finding(SeverityError, "403.7",
 		"The server asked for a client certificate and the client sent none",
 		fmt.Sprintf("The client's Certificate message is empty, in answer to a CertificateRequest with %s. "+
@@ -192,6 +202,10 @@ func expectedCertNotSelectable(in *input, r *Rule) []Finding {
 		leaf := exp.Chain[0]
 		reasons := WouldOffer(exp.Chain, cr, in.h.Version, in.opts.Now)
 		if len(reasons) == 0 {
+			if in.ev.NoCertToSend {
+				// The client could not have sent it (no key): nothing to explain.
+				continue
+			}
 			out = append(out, r.finding(SeverityWarning, "403.7",
 				fmt.Sprintf("%s (%s) would be offered for this request, yet the client did not send it", leaf.Subject, exp.Name),
 				"Its chain reaches a listed CA and its Key Usage, EKU, validity and key type fit the request. The cause is on the client: "+
