@@ -48,6 +48,11 @@ type Handshake struct {
 	Verdict        string          `json:"verdict"`
 	VerdictCertain bool            `json:"verdict_certain"`
 	Errors         []string        `json:"errors,omitempty"`
+	// HTTPStatus and HTTPSubstatus answer the request the connection
+	// carried after this handshake (probe, intercept); IIS's substatus as
+	// its error page names it ("403.7").
+	HTTPStatus    int    `json:"http_status,omitempty"`
+	HTTPSubstatus string `json:"http_substatus,omitempty"`
 	// PCAP says where analyze found the handshake in the capture file.
 	PCAP *PCAPRef `json:"pcap,omitempty"`
 }
