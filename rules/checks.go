@@ -217,9 +217,15 @@ func expectedCertNotSelectable(in *input, r *Rule) []Finding {
 		for i, rs := range reasons {
 			texts[i] = rs.Text
 		}
-		out = append(out, r.finding(SeverityError, "403.7",
+		sev, predicts, detail := SeverityError, "403.7", strings.Join(texts, " ")
+		if hr := in.ev.HTTP; hr.Answered() {
+			// The server went on without a certificate: no 403 to predict.
+			sev, predicts = SeverityWarning, ""
+			detail += fmt.Sprintf(" The server answered HTTP %d without a certificate, so this matters only where one is required.", hr.Status)
+		}
+		out = append(out, r.finding(sev, predicts,
 			fmt.Sprintf("%s (%s) is not offered by a browser for this request: %d reason(s)", leaf.Subject, exp.Name, len(reasons)),
-			strings.Join(texts, " ")))
+			detail))
 	}
 	return out
 }

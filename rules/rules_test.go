@@ -190,6 +190,9 @@ func TestRules(t *testing.T) {
 		{name: "a probe without a key: an offerable certificate needs no explaining", h: tls12(request(dns(f.root)), nil),
 			ev: Evidence{NoCertToSend: true, HTTP: &HTTPOutcome{Status: 200}}, opts: Options{ExpectCerts: []ExpectedCert{{Name: "alice.pem", Chain: []*x509.Certificate{good.Cert, f.inter.Cert, f.root.Cert}}}},
 			absent: "expected-cert-not-selectable", verdict: VerdictOK, certain: true},
+		{name: "an unofferable certificate where the server answered without one", h: tls12(request(dns(f.root)), nil),
+			ev: Evidence{HTTP: &HTTPOutcome{Status: 200}}, opts: Options{ExpectCerts: []ExpectedCert{{Name: "foreign.pem", Chain: []*x509.Certificate{f.foreign.NewClient(t, "eve").Cert, f.foreign.Cert}}}},
+			fires: "expected-cert-not-selectable", verdict: VerdictOK, certain: true},
 		{name: "HTTP 200 observed", h: tls12(request(dns(f.root)), good), ev: Evidence{HTTP: &HTTPOutcome{Status: 200}}, absent: "http-403-observed", verdict: VerdictOK, certain: true},
 	}
 	for _, tc := range cases {

@@ -25,5 +25,6 @@ Start with:  certlens serve    then set 127.0.0.1:8080 as the browser's proxy.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServeCmd(), newAnalyzeCmd(), newVersionCmd(), newHealthCmd())
+	root.AddCommand(newProbeCmd())
 	return root
 }

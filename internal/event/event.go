@@ -158,6 +158,9 @@ func NewHandshake(m Meta, h *handshake.Handshake, r rules.Report) *Handshake {
 	return e
 }
 
+// DescribeCert describes a certificate as the events' chains do.
+func DescribeCert(der []byte) Cert { return describe(der) }
+
 func describe(der []byte) Cert {
 	sum := sha256.Sum256(der)
 	c, err := x509.ParseCertificate(der)
