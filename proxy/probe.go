@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -245,7 +246,7 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 	_ = tc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		a.Unsupported = versionRefused(err)
-		a.Err = &ProbeError{Stage: "handshake", Addr: meta.Target, Err: err}
+		a.Err = &ProbeError{Stage: "handshake", Addr: meta.Target, Err: timedOut(err, cfg.HandshakeTimeout, "--handshake-timeout")}
 		return a
 	}
 	cs := tc.ConnectionState()
@@ -263,7 +264,7 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 	// that handshake, and the callbacks above record it.
 	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
 	if err != nil {
-		a.Err = &ProbeError{Stage: "response", Addr: meta.Target, Err: err}
+		a.Err = &ProbeError{Stage: "response", Addr: meta.Target, Err: timedOut(err, cfg.ResponseTimeout, "--response-timeout")}
 		return a
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxProbeBody))
@@ -306,6 +307,14 @@ func (a *Attempt) finish(cfg ProbeConfig, parser *handshake.Parser, views *clien
 		}
 		a.Events = append(a.Events, event.Diagnose(a.Meta, h, ev, cfg.Rules))
 	}
+}
+
+// timedOut says which limit a deadline error hit, so the user knows what to raise.
+func timedOut(err error, d time.Duration, flag string) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("no answer within %v (%s): %w", d, flag, err)
+	}
+	return err
 }
 
 func stage(err error) string {

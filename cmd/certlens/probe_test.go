@@ -425,4 +425,39 @@ func TestProbeUsageAndConnectionErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { wantExit2(t, tc.env, tc.args, tc.want) })
 	}
+
+	// HTTPS_PROXY is used when --proxy is not given (not for localhost,
+	// as net/http decides): the name is never resolved, the proxy is dialled.
+	wantExit2(t, []string{"HTTPS_PROXY=http://" + closed}, []string{"probe", "https://iis.example.test/"},
+		"certlens: probe: connect to "+closed+" (the proxy):")
+}
+
+// TestProbeTimeouts: a server that accepts and never answers is a
+// connection error naming the limit; what was seen is still reported.
+func TestProbeTimeouts(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	start := time.Now()
+	stdout, stderr, code := run(t, nil, "probe", "--tls12", "--handshake-timeout", "500ms", "https://"+ln.Addr().String()+"/")
+	if code != 2 || !strings.Contains(stderr, "no answer within 500ms (--handshake-timeout)") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if !strings.Contains(stdout, "Handshake 0 (initial, partial, the connection ended mid-handshake)") {
+		t.Errorf("report:\n%s", stdout)
+	}
 }
