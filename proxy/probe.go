@@ -141,6 +141,9 @@ type clientView struct {
 	state   tls.ConnectionState
 	request *tls.CertificateRequestInfo
 	sent    [][]byte // the chain presented, empty for an empty Certificate
+	// done: crypto/tls completed this handshake (it checked the server's
+	// Finished), whatever the parser could see of its end.
+	done bool
 }
 
 // clientViews collects a connection's views from crypto/tls callbacks,
@@ -184,8 +187,9 @@ func (c *clientViews) asked(cri *tls.CertificateRequestInfo, sent [][]byte) {
 	v.request, v.sent = cri, sent
 }
 
-// settle gives the views of renegotiations, which VerifyConnection does not
-// see, the connection's state once they are over.
+// settle marks the handshakes so far completed, and gives the views of
+// renegotiations, which VerifyConnection does not see, the connection's
+// state once they are over.
 func (c *clientViews) settle(cs tls.ConnectionState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -193,6 +197,7 @@ func (c *clientViews) settle(cs tls.ConnectionState) {
 		if v.state.Version == 0 {
 			v.state = cs
 		}
+		v.done = true
 	}
 }
 
@@ -250,6 +255,7 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 		return a
 	}
 	cs := tc.ConnectionState()
+	views.settle(cs)
 	a.Server = cs.PeerCertificates
 	a.Trust = verifyServer(cfg, cs)
 
@@ -371,6 +377,15 @@ func mergeClientView(h *handshake.Handshake, v *clientView, remote *handshake.Al
 				filled = true
 				break
 			}
+		}
+	}
+	if v != nil && v.done && m.End == handshake.EndEOF {
+		// The connection ended before the server spoke again, which is
+		// what tells a passive parser a TLS 1.3 handshake is over; the
+		// client checked the server's Finished, so it was.
+		m.End, m.ClientFinished, m.ServerFinished = handshake.EndFinished, true, true
+		if m.Visibility == handshake.VisibilityPartial {
+			m.Visibility = handshake.VisibilityEncrypted
 		}
 	}
 	if filled && (m.Visibility == handshake.VisibilityEncrypted || m.Visibility == handshake.VisibilityInferred) {

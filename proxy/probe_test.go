@@ -315,3 +315,40 @@ func eventFindings(e *event.Handshake) []string {
 	}
 	return out
 }
+
+// TestProbeResetAfterRequest: a TLS 1.3 server that asks for nothing in
+// the handshake and resets the connection once it has read the request,
+// as IIS on Server 2022 does when a path wants a client certificate. (A Go
+// server: no real peer here behaves like that.)
+func TestProbeResetAfterRequest(t *testing.T) {
+	f := newProbeFixture(t)
+	cert := f.server.TLSCertificate()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+			buf := make([]byte, 4096)
+			if _, err := tc.Read(buf); err == nil {
+				c.(*net.TCPConn).SetLinger(0) // close with RST
+			}
+			c.Close()
+		}
+	}()
+	as := runProbe(t, ln.Addr().String(), ProbeConfig{Versions: []uint16{tls.VersionTLS13}})
+	a := as[0]
+	if a.HTTP != nil || !strings.Contains(a.Err.Error(), "connection reset") || len(a.Events) != 1 {
+		t.Fatalf("http %+v err %v events %d", a.HTTP, a.Err, len(a.Events))
+	}
+	e := a.Events[0]
+	if !hasFinding(e, "tls13-late-client-cert") || e.Verdict != "500.0" || e.VerdictCertain {
+		t.Errorf("verdict %s certain %v findings %v", e.Verdict, e.VerdictCertain, eventFindings(e))
+	}
+}

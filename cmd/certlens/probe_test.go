@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
 )
@@ -55,7 +56,9 @@ func (e *probeEnv) openssl(t *testing.T, cas []*pkitest.Cert, extra ...string) s
 	return addr
 }
 
-// jsonLines parses --json output, failing on any line that is not an event.
+// jsonLines parses --json output, failing on any line that is not an event
+// of the schema: a handshake or connection closed event (internal/event)
+// after level, ts and msg, with no field the schema lacks.
 func jsonLines(t *testing.T, out string) []map[string]any {
 	t.Helper()
 	var evs []map[string]any
@@ -63,6 +66,34 @@ func jsonLines(t *testing.T, out string) []map[string]any {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("not a JSON line: %v: %q", err, line)
+		}
+		type head struct {
+			Level string    `json:"level"`
+			TS    time.Time `json:"ts"`
+			Msg   string    `json:"msg"`
+		}
+		var strict any
+		switch m["msg"] {
+		case "handshake":
+			strict = &struct {
+				head
+				event.Handshake
+			}{}
+		case "connection closed":
+			strict = &struct {
+				head
+				event.Closed
+			}{}
+		default:
+			t.Fatalf("msg %v: not an event: %q", m["msg"], line)
+		}
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(strict); err != nil {
+			t.Errorf("event outside the schema: %v: %q", err, line)
+		}
+		if lvl := m["level"]; lvl != "info" && lvl != "warn" && lvl != "error" {
+			t.Errorf("level %v", lvl)
 		}
 		evs = append(evs, m)
 	}
