@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/peertest"
@@ -98,7 +99,9 @@ func TestProbeOpenSSL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			start := time.Now()
 			as := runProbe(t, addr, ProbeConfig{KeyLogWriter: kl})
+			t.Logf("probe of %d CAs, TLS 1.3 then 1.2: %v", len(tc.cas), time.Since(start))
 			kl.Close()
 			pcap := capture.Stop()
 			reqs := requests(as)
@@ -134,6 +137,8 @@ func TestProbeOpenSSL(t *testing.T) {
 				}
 			}
 			ours := []int{reqs[0].CertRequest.IssuerBytes, reqs[1].CertRequest.IssuerBytes}
+			t.Logf("issuer_bytes %v (tshark %v), TLS 1.2 request in %d records; bytes from the server %d and %d",
+				ours, theirs, reqs[1].CertRequest.Records, as[0].Closed.BytesDown, as[1].Closed.BytesDown)
 			if !slices.Equal(ours, theirs) {
 				t.Errorf("issuer_bytes: probe %v, tshark dnames_len %v", ours, theirs)
 			}
