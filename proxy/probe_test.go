@@ -168,7 +168,15 @@ func TestProbeApacheRenegotiation(t *testing.T) {
 	addr := peertest.Apache(t, peertest.ApacheConfig{Cert: f.server, ClientCAs: cas})
 
 	t.Run("TLS 1.2 renegotiation with a certificate", func(t *testing.T) {
-		as := runProbe(t, addr, ProbeConfig{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS12}, Certificate: &tlsAlice})
+		capture := peertest.CaptureLoopback(t, port(t, addr))
+		keylog := filepath.Join(t.TempDir(), "keylog")
+		kl, err := os.Create(keylog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		as := runProbe(t, addr, ProbeConfig{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS12}, Certificate: &tlsAlice, KeyLogWriter: kl})
+		kl.Close()
+		pcap := capture.Stop()
 		a := as[0]
 		if a.Err != nil || a.HTTP == nil || a.HTTP.Status != 200 || !strings.Contains(a.HTTP.Body, "verify=SUCCESS") {
 			t.Fatalf("err %v http %+v", a.Err, a.HTTP)
@@ -184,6 +192,12 @@ func TestProbeApacheRenegotiation(t *testing.T) {
 			t.Fatalf("renegotiation: %s %s request %+v", reneg.Phase, reneg.Visibility, reneg.CertRequest)
 		}
 		wantIssuers(t, reneg, cas)
+		// tshark decrypts the renegotiation with the probe's key log: the
+		// list the probe took from crypto/tls is the one on the wire.
+		theirs := transcript.TsharkDNamesKeylog(t, pcap, keylog)
+		if len(theirs) != 1 || theirs[0].DNamesLen != reneg.CertRequest.IssuerBytes || theirs[0].Count != len(cas) {
+			t.Errorf("tshark %+v, probe %d bytes", theirs, reneg.CertRequest.IssuerBytes)
+		}
 		if reneg.ClientCert == nil || !reneg.ClientCert.Sent || reneg.ClientCert.Chain[0].Subject != "CN=alice@probe.test" {
 			t.Errorf("client_cert %+v", reneg.ClientCert)
 		}

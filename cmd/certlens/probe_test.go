@@ -9,6 +9,7 @@ import (
 	"flag"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -490,5 +491,34 @@ func TestProbeTimeouts(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "Handshake 0 (initial, partial, the connection ended mid-handshake)") {
 		t.Errorf("report:\n%s", stdout)
+	}
+}
+
+// TestProbeColourOnATerminal runs the probe on a pseudo-terminal (script
+// from util-linux): colour there, none with NO_COLOR.
+func TestProbeColourOnATerminal(t *testing.T) {
+	scriptBin := peertest.Require(t, "script")
+	e := newProbeEnv(t)
+	addr := e.openssl(t, []*pkitest.Cert{e.clientCA})
+	for _, tc := range []struct {
+		env    string
+		colour bool
+	}{{"", true}, {"NO_COLOR=1", false}} {
+		cmdline := binary + " probe --tls12 --ca-file " + e.serverCAFile + " https://" + addr + "/"
+		c := exec.Command(scriptBin, "-qec", cmdline, "/dev/null")
+		c.Env = []string{"HOME=" + t.TempDir(), "TERM=xterm", "PATH=/usr/bin:/bin"}
+		if tc.env != "" {
+			c.Env = append(c.Env, tc.env)
+		}
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", cmdline, err, out)
+		}
+		if has := bytes.Contains(out, []byte("\x1b[32mok\x1b[0m")); has != tc.colour {
+			t.Errorf("%q: green verdict %v, want %v:\n%q", tc.env, has, tc.colour, out)
+		}
+		if !bytes.Contains(out, []byte("Certificate request")) {
+			t.Errorf("no report:\n%s", out)
+		}
 	}
 }
