@@ -193,6 +193,13 @@ func (c *clientViews) asked(cri *tls.CertificateRequestInfo, sent [][]byte) {
 func (c *clientViews) settle(cs tls.ConnectionState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// A renegotiation that asked for nothing ran no callback; the client
+	// still read all of it.
+	for i := range min(c.parser.Started(), maxViews) {
+		if c.views[i] == nil && len(c.views) < maxViews {
+			c.views[i] = &clientView{}
+		}
+	}
 	for _, v := range c.views {
 		if v.state.Version == 0 {
 			v.state = cs
