@@ -42,3 +42,12 @@ func (p *Parser) Midstream(from Direction) {
 	s.count = max(s.count, 1)
 	s.inHandshake = false
 }
+
+// Started returns how many handshakes the parser has seen begin, the one in
+// progress included: a client tapping its own connection (certlens probe)
+// learns which handshake its TLS stack is in, renegotiations included.
+func (p *Parser) Started() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.started
+}

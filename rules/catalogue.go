@@ -81,7 +81,7 @@ var Catalogue = []*Rule{
 		check:  issuerListTooLarge,
 	},
 	{
-		ID: "client-cert-not-sent", Severity: "error", Predicts: "403.7",
+		ID: "client-cert-not-sent", Severity: "error (info when the server answered the request anyway)", Predicts: "403.7",
 		Trigger: "The server asked for a certificate and the client's Certificate message is empty.",
 		Remedy: "Check that the client has a certificate with its private key, issued under one of the listed CAs, with Key Usage " +
 			"digitalSignature and EKU clientAuth, and not expired; run certlens with --expect-cert FILE to have it checked.",

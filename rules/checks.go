@@ -95,7 +95,7 @@ func tls13LateClientCert(in *input, r *Rule) []Finding {
 	// Only a handshake read in full, or inferred from its record sizes, can
 	// show that no certificate was asked for.
 	noRequest := in.readable() && h.CertRequest == nil
-	if inf := h.Inferred; inf != nil && inf.CertRequested == handshake.No && !inf.Resumed {
+	if inf := h.Inferred; inf != nil && h.Visibility == handshake.VisibilityInferred && inf.CertRequested == handshake.No && !inf.Resumed {
 		noRequest = true
 	}
 	if !noRequest {
@@ -182,7 +182,7 @@ func issuerSummary(cr *handshake.CertificateRequest) string {
 
 func clientCertNotSent(in *input, r *Rule) []Finding {
 	h := in.h
-	if inf := h.Inferred; inf != nil && inf.CertRequested == handshake.Yes && inf.CertSent == handshake.No {
+	if inf := h.Inferred; inf != nil && h.Visibility == handshake.VisibilityInferred && inf.CertRequested == handshake.Yes && inf.CertSent == handshake.No {
 		return []Finding{r.finding(SeverityError, "403.7",
 			"The server asked for a client certificate and the client sent none (inferred from TLS 1.3 record sizes)",
 			"Inferred, not certain: "+inf.Evidence+". IIS answers 403.7 if the site requires client certificates; "+
@@ -190,6 +190,16 @@ func clientCertNotSent(in *input, r *Rule) []Finding {
 	}
 	if h.CertRequest == nil || !sentNothing(in) {
 		return nil
+	}
+	if hr := in.ev.HTTP; hr.Answered() {
+		f := r.finding(SeverityInfo, "",
+			fmt.Sprintf("The server asked for a client certificate, got none, and answered HTTP %d: it accepts certificates but does not require one", hr.Status),
+			fmt.Sprintf("The client's Certificate message is empty, in answer to a CertificateRequest with %s, and the request went on.",
+				issuerSummary(h.CertRequest)))
+		f.Certain = true
+		f.Remedy = "Nothing to do if the site is meant to serve requests without a certificate; to require one, set IIS's SSL Settings " +
+			"> Client certificates to Require."
+		return []Finding{f}
 	}
 	return []Finding{r.finding(SeverityError, "403.7",
 		"The server asked for a client certificate and the client sent none",
@@ -213,6 +223,10 @@ func expectedCertNotSelectable(in *input, r *Rule) []Finding {
 		leaf := exp.Chain[0]
 		reasons := WouldOffer(exp.Chain, cr, in.h.Version, in.opts.Now)
 		if len(reasons) == 0 {
+			if in.ev.NoCertToSend {
+				// The client could not have sent it (no key): nothing to explain.
+				continue
+			}
 			out = append(out, r.finding(SeverityWarning, "403.7",
 				fmt.Sprintf("%s (%s) would be offered for this request, yet the client did not send it", leaf.Subject, exp.Name),
 				"Its chain reaches a listed CA and its Key Usage, EKU, validity and key type fit the request. The cause is on the client: "+
@@ -224,9 +238,15 @@ func expectedCertNotSelectable(in *input, r *Rule) []Finding {
 		for i, rs := range reasons {
 			texts[i] = rs.Text
 		}
-		out = append(out, r.finding(SeverityError, "403.7",
+		sev, predicts, detail := SeverityError, "403.7", strings.Join(texts, " ")
+		if hr := in.ev.HTTP; hr.Answered() {
+			// The server went on without a certificate: no 403 to predict.
+			sev, predicts = SeverityWarning, ""
+			detail += fmt.Sprintf(" The server answered HTTP %d without a certificate, so this matters only where one is required.", hr.Status)
+		}
+		out = append(out, r.finding(sev, predicts,
 			fmt.Sprintf("%s (%s) is not offered by a browser for this request: %d reason(s)", leaf.Subject, exp.Name, len(reasons)),
-			strings.Join(texts, " ")))
+			detail))
 	}
 	return out
 }
@@ -350,7 +370,7 @@ func serverRejectedCert(in *input, r *Rule) []Finding {
 // client sent nothing after it before the connection or handshake ended.
 func clientNeverAnswered(in *input) bool {
 	h := in.h
-	if inf := h.Inferred; inf != nil && inf.CertRequested == handshake.Yes && len(h.ClientRecords) == 0 {
+	if inf := h.Inferred; inf != nil && h.Visibility == handshake.VisibilityPartial && inf.CertRequested == handshake.Yes && len(h.ClientRecords) == 0 {
 		return h.End == handshake.EndEOF
 	}
 	return h.CertRequest != nil && h.ClientCertificate == nil && !h.ClientFinished &&

@@ -90,6 +90,10 @@ type Evidence struct {
 	ResetAfterRequest bool
 	// Host names the server when the ClientHello carried no SNI (the CONNECT target's host).
 	Host string
+	// NoCertToSend: the client had no certificate it could present (certlens
+	// probe without a key), so an empty answer says nothing about a browser's
+	// store; only whether the server goes on without one matters.
+	NoCertToSend bool
 }
 
 // HTTPOutcome is the HTTP answer seen for a request.
@@ -101,6 +105,10 @@ type HTTPOutcome struct {
 	// (e.g. 0x80070032, "Cannot perform Post-Handshake Authentication").
 	Body string
 }
+
+// Answered reports whether the server answered the request with something
+// other than an error: it went on without the certificate it asked for.
+func (o *HTTPOutcome) Answered() bool { return o != nil && o.Status >= 200 && o.Status < 400 }
 
 // Defaults are the documented thresholds (FACTS.md: Windows' 16 KB list limit).
 const (

@@ -196,6 +196,16 @@ func TestRules(t *testing.T) {
 		{name: "client answered, server refused", h: rejected, absent: "client-abandoned-after-request", verdict: VerdictHandshakeFailed, certain: true},
 		{name: "HTTP 403.16 observed", h: tls12(request(dns(f.root)), good), ev: Evidence{HTTP: &HTTPOutcome{Status: 403, Substatus: "403.16"}},
 			fires: "http-403-observed", verdict: "403.16", certain: true},
+		{name: "empty certificate, then HTTP 200", h: tls12(request(dns(f.root)), nil), ev: Evidence{HTTP: &HTTPOutcome{Status: 200}},
+			fires: "client-cert-not-sent", verdict: VerdictOK, certain: true},
+		{name: "empty certificate, then HTTP 403", h: tls12(request(dns(f.root)), nil), ev: Evidence{HTTP: &HTTPOutcome{Status: 403}},
+			fires: "client-cert-not-sent", verdict: "403.7"},
+		{name: "a probe without a key: an offerable certificate needs no explaining", h: tls12(request(dns(f.root)), nil),
+			ev: Evidence{NoCertToSend: true, HTTP: &HTTPOutcome{Status: 200}}, opts: Options{ExpectCerts: []ExpectedCert{{Name: "alice.pem", Chain: []*x509.Certificate{good.Cert, f.inter.Cert, f.root.Cert}}}},
+			absent: "expected-cert-not-selectable", verdict: VerdictOK, certain: true},
+		{name: "an unofferable certificate where the server answered without one", h: tls12(request(dns(f.root)), nil),
+			ev: Evidence{HTTP: &HTTPOutcome{Status: 200}}, opts: Options{ExpectCerts: []ExpectedCert{{Name: "foreign.pem", Chain: []*x509.Certificate{f.foreign.NewClient(t, "eve").Cert, f.foreign.Cert}}}},
+			fires: "expected-cert-not-selectable", verdict: VerdictOK, certain: true},
 		{name: "HTTP 200 observed", h: tls12(request(dns(f.root)), good), ev: Evidence{HTTP: &HTTPOutcome{Status: 200}}, absent: "http-403-observed", verdict: VerdictOK, certain: true},
 	}
 	for _, tc := range cases {

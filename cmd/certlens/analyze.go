@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -215,14 +216,21 @@ func (s *jsonSink) event(ev capture.Event) {
 	} else {
 		v = ev.Closed
 	}
-	b, err := json.Marshal(v)
-	if err != nil || s.err != nil {
-		s.err = errors.Join(s.err, err)
-		return
+	if s.err == nil {
+		s.err = writeEventLine(s.w, level, ev.Time, msg, v)
 	}
-	s.w.WriteString(`{"level":"` + level + `","ts":"` + ev.Time.UTC().Format("2006-01-02T15:04:05.999999999Z07:00") + `","msg":` + strconv.Quote(msg) + ",")
-	s.w.Write(b[1:])
-	s.w.WriteByte('\n')
+}
+
+// writeEventLine writes one event as certlens serve logs it: level, ts and
+// msg, then the event's fields.
+func writeEventLine(w *bufio.Writer, level string, ts time.Time, msg string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.WriteString(`{"level":"` + level + `","ts":"` + ts.UTC().Format("2006-01-02T15:04:05.999999999Z07:00") + `","msg":` + strconv.Quote(msg) + ",")
+	w.Write(b[1:])
+	return w.WriteByte('\n')
 }
 
 func (s *jsonSink) fileStart(string)               {}

@@ -47,6 +47,23 @@ func run(t *testing.T, env []string, args ...string) (string, string, int) {
 	return runIn(t, nil, env, args...)
 }
 
+// wantExit2 runs certlens and checks that it exits 2 with one line on
+// stderr containing want, and nothing on stdout.
+func wantExit2(t *testing.T, env, args []string, want string) {
+	t.Helper()
+	stdout, stderr, code := run(t, env, args...)
+	if code != 2 {
+		t.Errorf("exit code %d, want 2", code)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], want) {
+		t.Errorf("stderr %q, want one line containing %q", stderr, want)
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q", stdout)
+	}
+}
+
 func TestBadConfigExitsTwoWithOneLine(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
@@ -75,19 +92,7 @@ func TestBadConfigExitsTwoWithOneLine(t *testing.T) {
 		{"passwd without a password", nil, []string{"passwd", "alice"}, "passwd: no password on standard input"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			stdout, stderr, code := run(t, tc.env, tc.args...)
-			if code != 2 {
-				t.Errorf("exit code %d, want 2", code)
-			}
-			lines := strings.Split(strings.TrimSpace(stderr), "\n")
-			if len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
-				t.Errorf("stderr %q, want one line containing %q", stderr, tc.want)
-			}
-			if stdout != "" {
-				t.Errorf("stdout %q", stdout)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantExit2(t, tc.env, tc.args, tc.want) })
 	}
 }
 

@@ -15,7 +15,11 @@ func Diagnose(m Meta, h *handshake.Handshake, ev rules.Evidence, opts rules.Opti
 	if ev.Host == "" {
 		ev.Host, _, _ = net.SplitHostPort(m.Target)
 	}
-	return NewHandshake(m, h, rules.DiagnoseWith(h, ev, opts))
+	e := NewHandshake(m, h, rules.DiagnoseWith(h, ev, opts))
+	if ev.HTTP != nil {
+		e.HTTPStatus, e.HTTPSubstatus = ev.HTTP.Status, ev.HTTP.Substatus
+	}
+	return e
 }
 
 // NewClosed builds the "connection closed" event from what the parser saw

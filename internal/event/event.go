@@ -49,6 +49,11 @@ type Handshake struct {
 	Verdict        string          `json:"verdict"`
 	VerdictCertain bool            `json:"verdict_certain"`
 	Errors         []string        `json:"errors,omitempty"`
+	// HTTPStatus and HTTPSubstatus answer the request the connection
+	// carried after this handshake (probe, intercept); IIS's substatus as
+	// its error page names it ("403.7").
+	HTTPStatus    int    `json:"http_status,omitempty"`
+	HTTPSubstatus string `json:"http_substatus,omitempty"`
 	// PCAP says where analyze found the handshake in the capture file.
 	PCAP *PCAPRef `json:"pcap,omitempty"`
 }
@@ -169,6 +174,9 @@ func NewHandshake(m Meta, h *handshake.Handshake, r rules.Report) *Handshake {
 	}
 	return e
 }
+
+// DescribeCert describes a certificate as the events' chains do.
+func DescribeCert(der []byte) Cert { return describe(der) }
 
 func describe(der []byte) Cert {
 	sum := sha256.Sum256(der)

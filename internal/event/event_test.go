@@ -70,6 +70,8 @@ func TestZapMatchesJSON(t *testing.T) {
 		{"bare handshake", NewHandshake(Meta{ConnID: "a-2", Mode: "observe"}, &handshake.Handshake{Visibility: handshake.VisibilityPartial, End: handshake.EndEOF, Phase: handshake.PhaseInitial}, rules.Report{Findings: []rules.Finding{}, Verdict: "unknown"})},
 		{"inferred TLS 1.3 handshake", NewHandshake(Meta{ConnID: "a-4", Mode: "observe"}, &handshake.Handshake{Visibility: handshake.VisibilityInferred, End: handshake.EndFinished, Phase: handshake.PhaseInitial,
 			Version: handshake.VersionTLS13, Inferred: &handshake.Inference{CertRequested: handshake.Yes, CertSent: handshake.No, CertRequestLen: 237, ServerAlert: true, Resumed: true, Evidence: "records"}}, rules.Report{Findings: []rules.Finding{}, Verdict: "403.7"})},
+		{"probed handshake with its HTTP answer", Diagnose(Meta{ConnID: "probe-1", Mode: "probe", Target: "iis.example.test:443"}, h,
+			rules.Evidence{HTTP: &rules.HTTPOutcome{Status: 403, Substatus: "403.7"}}, rules.Options{})},
 		{"closed", &Closed{ConnID: "a-1", Mode: "observe", BytesUp: 10, BytesDown: 20, DurationMS: 1.5, Reason: "client closed", Handshakes: 2, TLSVersion: "TLS 1.2", Errors: []string{"x"}}},
 		{"closed, not TLS", &Closed{ConnID: "a-3", Mode: "observe", Reason: "server closed", NotTLS: "not TLS: starts with \"SSH-2\""}},
 		{"analyzed handshake with both frames", withPCAP(NewHandshake(Meta{ConnID: "c.pcap#3", Mode: "analyze", ClientAddr: "[::1]:50000", Target: "[::1]:443"}, h, r),

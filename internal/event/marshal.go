@@ -59,6 +59,10 @@ func (e *Handshake) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 			return err
 		}
 	}
+	if e.HTTPStatus != 0 {
+		enc.AddInt("http_status", e.HTTPStatus)
+	}
+	addNonEmpty(enc, "http_substatus", e.HTTPSubstatus)
 	if e.PCAP != nil {
 		return enc.AddObject("pcap", e.PCAP)
 	}

@@ -32,6 +32,7 @@ var debianPackage = map[string]string{
 	"editcap":    "wireshark-common",
 	"mergecap":   "wireshark-common",
 	"pk12util":   "libnss3-tools",
+	"script":     "bsdutils",
 }
 
 // Require returns the path of binary name on PATH. When it is missing the

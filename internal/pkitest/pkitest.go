@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
 )
 
 // KeyType selects the algorithm of a certificate's key.
@@ -357,4 +359,20 @@ func IssuerListSize(cas []*Cert) int {
 		n += 2 + len(ca.Cert.RawSubject)
 	}
 	return n
+}
+
+// PFX returns c with its key and its chain (not the root) as a PKCS#12
+// file encrypted with password, the way Windows exports a client
+// certificate (.pfx) for a user to import.
+func (c *Cert) PFX(tb testing.TB, password string) []byte {
+	tb.Helper()
+	var cas []*x509.Certificate
+	for _, x := range c.sentChain()[1:] {
+		cas = append(cas, x.Cert)
+	}
+	data, err := pkcs12.Modern.Encode(c.Key, c.Cert, cas, password)
+	if err != nil {
+		tb.Fatalf("pkitest: PKCS#12 of %s: %v", c.Cert.Subject, err)
+	}
+	return data
 }

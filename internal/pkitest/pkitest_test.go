@@ -1,6 +1,7 @@
 package pkitest
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -16,6 +17,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
 )
 
 var (
@@ -244,5 +247,23 @@ func TestManyCAs(t *testing.T) {
 	again := ManyCAs(t, 1)[0]
 	if string(again.Cert.RawSubject) != string(cas[0].Cert.RawSubject) {
 		t.Errorf("names are not deterministic")
+	}
+}
+
+func TestPFXRoundTrip(t *testing.T) {
+	root := NewCA(t, "pfx root")
+	leaf := root.NewIntermediate(t, "pfx issuing CA").NewClient(t, "pfx user")
+	key, cert, cas, err := pkcs12.DecodeChain(leaf.PFX(t, "s3cret"), "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cert.Equal(leaf.Cert) || len(cas) != 1 || !cas[0].Equal(leaf.Parent.Cert) {
+		t.Errorf("chain: leaf %v, %d CAs", cert.Subject, len(cas))
+	}
+	if pub, ok := key.(interface{ Public() crypto.PublicKey }); !ok || !leaf.Cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(pub.Public()) {
+		t.Error("the key is not the certificate's")
+	}
+	if _, _, _, err := pkcs12.DecodeChain(leaf.PFX(t, "s3cret"), "wrong"); err == nil {
+		t.Error("a wrong password decoded")
 	}
 }

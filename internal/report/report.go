@@ -2,8 +2,7 @@
 // connection the endpoints and TLS version, for each handshake the issuer
 // list the server sent (numbered, with its count and size against Windows'
 // 16 KiB limit), the client certificate, the findings with their remedies
-// and the verdict. `certlens analyze` prints it; `certlens probe` is meant
-// to reuse it. It reads the same event types the JSON output carries, so
+// and the verdict. `certlens analyze` and `certlens probe` print it. It reads the same event types the JSON output carries, so
 // the two can never say different things.
 package report
 
@@ -47,6 +46,34 @@ type Connection struct {
 	Handshakes []*event.Handshake
 	// Closed ends it; nil when the connection is still open.
 	Closed *event.Closed
+	// Probe is what certlens probe knows as the client; nil elsewhere.
+	Probe *Probe
+}
+
+// Probe is what a probe connection adds to its events: the server as the
+// client saw it, the HTTP answer, and whether the user's certificate would
+// be offered for each request.
+type Probe struct {
+	// Server is the server's leaf certificate; Chain how many it sent.
+	Server *event.Cert
+	Chain  int
+	// Untrusted says why the server's certificate did not verify, "" when it did.
+	Untrusted string
+	// Request is what was asked ("GET /secure/"); Status the answer's status
+	// line ("403 Forbidden"), "" when none came; Substatus IIS's.
+	Request, Status, Substatus string
+	// Stopped says why the connection ended early, "" when it did not.
+	Stopped string
+	// Offers judge the user's certificate against each handshake's request.
+	Offers []Offer
+}
+
+// Offer is whether a browser would offer the user's certificate for the
+// request of handshake Handshake: every reason it would not, none when it would.
+type Offer struct {
+	Handshake int
+	Name      string
+	Reasons   []string
 }
 
 // Writer writes connections and keeps a tally of the verdicts for Summary.
@@ -138,6 +165,12 @@ func (w *Writer) Heading(title string) {
 	w.printf("%s\n\n", w.style(title, bold))
 }
 
+// Note writes a line of its own, e.g. a probe attempt that had nothing to show.
+func (w *Writer) Note(text string) {
+	w.wrapped("", "  ", "", text)
+	w.printf("\n")
+}
+
 // Connection writes one connection.
 func (w *Writer) Connection(c Connection) error {
 	client, target, sni, version := "", "", "", ""
@@ -167,8 +200,9 @@ func (w *Writer) Connection(c Connection) error {
 		head += "  " + version
 	}
 	w.printf("%s\n", head)
+	w.probe(c.Probe)
 	for _, h := range c.Handshakes {
-		w.handshake(c.Heading, h)
+		w.handshake(c.Heading, h, c.Probe)
 	}
 	if cl := c.Closed; cl != nil {
 		s := fmt.Sprintf("Closed: %s after %s ms; %s bytes from the client, %s from the server", cl.Reason,
@@ -185,7 +219,7 @@ func (w *Writer) Connection(c Connection) error {
 	return w.err
 }
 
-func (w *Writer) handshake(heading string, h *event.Handshake) {
+func (w *Writer) handshake(heading string, h *event.Handshake, p *Probe) {
 	w.count++
 	w.tally[h.Verdict] = append(w.tally[h.Verdict], heading)
 	parts := []string{h.Phase, h.Visibility}
@@ -208,6 +242,9 @@ func (w *Writer) handshake(heading string, h *event.Handshake) {
 	}
 	w.certRequest(h)
 	w.clientCert(h)
+	if p != nil {
+		w.offers(h.Index, p.Offers)
+	}
 	for _, a := range h.Alerts {
 		w.printf("    Alert from the %s: %s %s\n", a.From, a.Level, a.Description)
 	}
@@ -288,6 +325,9 @@ func (w *Writer) certRequest(h *event.Handshake) {
 	if len(cr.CertTypes) > 0 {
 		w.printf("      certificate types: %s\n", strings.Join(cr.CertTypes, ", "))
 	}
+	if len(cr.SignatureSchemes) > 0 {
+		w.wrapped("      ", "        ", "signature algorithms:", strings.Join(cr.SignatureSchemes, ", "))
+	}
 }
 
 func (w *Writer) clientCert(h *event.Handshake) {
@@ -316,6 +356,57 @@ func (w *Writer) clientCert(h *event.Handshake) {
 		}
 		w.printf("           key      %s\n", key)
 		w.printf("           sha256   %s\n", c.SHA256)
+	}
+}
+
+// probe writes the server's side as a probe saw it.
+func (w *Writer) probe(p *Probe) {
+	if p == nil {
+		return
+	}
+	if c := p.Server; c != nil {
+		trust := w.style("trusted", green)
+		if p.Untrusted != "" {
+			trust = w.style("not trusted: "+p.Untrusted, yellow)
+		}
+		w.wrapped("  ", "    ", "Server certificate:", fmt.Sprintf("%s, issued by %s, valid to %s, %s (chain of %d); %s",
+			c.Subject, c.Issuer, c.NotAfter, c.PublicKey, p.Chain, trust))
+	}
+	if p.Request != "" {
+		switch {
+		case p.Status != "":
+			status := p.Status
+			if p.Substatus != "" {
+				status += " (IIS " + p.Substatus + ")"
+			}
+			if !strings.HasPrefix(status, "2") && !strings.HasPrefix(status, "3") {
+				status = w.style(status, red+bold)
+			}
+			w.printf("  HTTP: %s -> %s\n", p.Request, status)
+		case p.Stopped != "":
+			w.wrapped("  ", "    ", "HTTP:", p.Request+" -> no answer: "+p.Stopped)
+		}
+	}
+	if p.Stopped != "" && p.Request == "" {
+		w.wrapped("  ", "    ", "Stopped:", p.Stopped)
+	}
+}
+
+// offers says, for handshake index, whether the user's certificates would
+// be offered.
+func (w *Writer) offers(index int, offers []Offer) {
+	for _, o := range offers {
+		if o.Handshake != index {
+			continue
+		}
+		if len(o.Reasons) == 0 {
+			w.wrapped("    ", "      ", "", fmt.Sprintf("%s: a browser would %s it for this request", o.Name, w.style("offer", green)))
+			continue
+		}
+		w.wrapped("    ", "      ", "", fmt.Sprintf("%s: a browser would %s it for this request:", o.Name, w.style("not offer", red+bold)))
+		for _, r := range o.Reasons {
+			w.wrapped("      - ", "        ", "", r)
+		}
 	}
 }
 

@@ -119,3 +119,56 @@ func TestSummaryAndProblem(t *testing.T) {
 		t.Error("an error finding is a problem, whatever the verdict")
 	}
 }
+
+func TestProbeSection(t *testing.T) {
+	h := sample(200, "403.7")
+	h.PCAP = nil
+	p := &Probe{
+		Server:    &event.Cert{Subject: "CN=iis.example.test", Issuer: "CN=Contoso Root CA", NotAfter: "2030-01-01T00:00:00Z", PublicKey: "RSA 2048"},
+		Chain:     2,
+		Untrusted: "x509: certificate signed by unknown authority",
+		Request:   "GET /secure/", Status: "403 Forbidden", Substatus: "403.7",
+		Offers: []Offer{
+			{Handshake: 0, Name: "alice.pem"},
+			{Handshake: 0, Name: "mallory.pem", Reasons: []string{"ext-key-usage: no clientAuth.", "expired: long ago."}},
+			{Handshake: 1, Name: "elsewhere.pem"},
+		},
+	}
+	for _, color := range []bool{false, true} {
+		var b strings.Builder
+		w := New(&b, Options{Color: color})
+		if err := w.Connection(Connection{Heading: "TLS 1.2", Handshakes: []*event.Handshake{h}, Probe: p}); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		plain := out
+		if color {
+			for _, code := range []string{reset, bold, dim, red, green, yellow, cyan} {
+				plain = strings.ReplaceAll(plain, code, "")
+			}
+			if !strings.Contains(out, red+bold+"403 Forbidden (IIS 403.7)"+reset) || !strings.Contains(out, green+"offer"+reset) {
+				t.Errorf("no colour on the status or the offer:\n%q", out)
+			}
+		}
+		for _, want := range []string{
+			"  Server certificate: CN=iis.example.test, issued by CN=Contoso Root CA, valid to\n    2030-01-01T00:00:00Z, RSA 2048 (chain of 2); not trusted: x509: certificate signed by unknown\n    authority\n",
+			"  HTTP: GET /secure/ -> 403 Forbidden (IIS 403.7)\n",
+			"    alice.pem: a browser would offer it for this request\n",
+			"    mallory.pem: a browser would not offer it for this request:\n      - ext-key-usage: no clientAuth.\n      - expired: long ago.\n",
+		} {
+			if !strings.Contains(plain, want) {
+				t.Errorf("colour %v: report lacks %q:\n%s", color, want, plain)
+			}
+		}
+		if strings.Contains(plain, "elsewhere.pem") {
+			t.Error("an offer for another handshake was written under this one")
+		}
+	}
+
+	var b strings.Builder
+	New(&b, Options{}).Connection(Connection{Heading: "TLS 1.3", Handshakes: []*event.Handshake{h},
+		Probe: &Probe{Stopped: "handshake with 10.0.0.9:443: remote error: tls: handshake failure"}})
+	if !strings.Contains(b.String(), "  Stopped: handshake with 10.0.0.9:443: remote error: tls: handshake failure\n") {
+		t.Errorf("no Stopped line:\n%s", b.String())
+	}
+}

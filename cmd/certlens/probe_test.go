@@ -1,0 +1,527 @@
+package main
+
+import (
+	"bytes"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certlens/certlens/internal/event"
+	"github.com/certlens/certlens/internal/peertest"
+	"github.com/certlens/certlens/internal/pkitest"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// probeEnv is the PKI of the probe tests, written to files as a user has it.
+type probeEnv struct {
+	dir                      string
+	serverCA, server         *pkitest.Cert
+	clientCA, other1, other2 *pkitest.Cert
+	serverCAFile             string
+}
+
+func newProbeEnv(t *testing.T) *probeEnv {
+	t.Helper()
+	e := &probeEnv{dir: t.TempDir()}
+	e.serverCA = pkitest.NewCA(t, "certlens probe server CA")
+	e.server = e.serverCA.NewServer(t, "localhost")
+	e.clientCA = pkitest.NewCA(t, "", pkitest.WithSubject(pkix.Name{Organization: []string{"Contoso"}, CommonName: "Contoso Client CA"}))
+	e.other1 = pkitest.NewCA(t, "Fabrikam Root CA")
+	e.other2 = pkitest.NewCA(t, "Woodgrove Issuing CA 02")
+	e.serverCAFile = filepath.Join(e.dir, "server-ca.pem")
+	pkitest.WritePEM(t, e.serverCAFile, e.serverCA)
+	return e
+}
+
+// files writes c as NAME.pem (chain, no root) and NAME.key.
+func (e *probeEnv) files(t *testing.T, c *pkitest.Cert, name string) (certPath, keyPath string) {
+	t.Helper()
+	return c.WriteFiles(t, e.dir, name)
+}
+
+func (e *probeEnv) openssl(t *testing.T, cas []*pkitest.Cert, extra ...string) string {
+	t.Helper()
+	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: e.server, ClientCAs: cas, Verify: 1, WWW: true, Extra: extra})
+	return addr
+}
+
+// jsonLines parses --json output, failing on any line that is not an event
+// of the schema: a handshake or connection closed event (internal/event)
+// after level, ts and msg, with no field the schema lacks.
+func jsonLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var evs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not a JSON line: %v: %q", err, line)
+		}
+		type head struct {
+			Level string    `json:"level"`
+			TS    time.Time `json:"ts"`
+			Msg   string    `json:"msg"`
+		}
+		var strict any
+		switch m["msg"] {
+		case "handshake":
+			strict = &struct {
+				head
+				event.Handshake
+			}{}
+		case "connection closed":
+			strict = &struct {
+				head
+				event.Closed
+			}{}
+		default:
+			t.Fatalf("msg %v: not an event: %q", m["msg"], line)
+		}
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(strict); err != nil {
+			t.Errorf("event outside the schema: %v: %q", err, line)
+		}
+		if lvl := m["level"]; lvl != "info" && lvl != "warn" && lvl != "error" {
+			t.Errorf("level %v", lvl)
+		}
+		evs = append(evs, m)
+	}
+	return evs
+}
+
+func get(m map[string]any, path ...string) any {
+	var v any = m
+	for _, p := range path {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = mm[p]
+	}
+	return v
+}
+
+func ids(m map[string]any) []string {
+	var out []string
+	list, _ := m["findings"].([]any)
+	for _, f := range list {
+		out = append(out, get(f.(map[string]any), "id").(string))
+	}
+	return out
+}
+
+var (
+	maskAddr  = regexp.MustCompile(`127\.0\.0\.1:[0-9]+`)
+	maskDate  = regexp.MustCompile(`[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]+Z`)
+	maskClose = regexp.MustCompile(`(?m)^(  Closed: .*?after ).*$`)
+	// crypto/tls puts ChaCha20 first on machines without AES hardware.
+	maskSuite = regexp.MustCompile(`(?m)^(    )TLS_[A-Z0-9_]+`)
+)
+
+func maskProbe(s string) string {
+	s = maskAddr.ReplaceAllString(s, "127.0.0.1:PORT")
+	s = maskDate.ReplaceAllString(s, "DATE")
+	s = maskSuite.ReplaceAllString(s, "${1}CIPHER_SUITE")
+	return maskClose.ReplaceAllString(s, "${1}(masked)")
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *updateGolden {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/certlens -run %s -update)", err, t.Name())
+	}
+	if string(want) != got {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// TestProbeGolden is the human report of a probe of openssl s_server over
+// TLS 1.3 and 1.2 with a 3-CA list, with a certificate evaluated (no key)
+// that a browser would not offer: EKU serverAuth only. Its chain reaches a
+// listed root through an intermediate the list does not name, which is
+// enough. The server serves without a certificate, so nothing predicts a
+// 403: the report warns.
+func TestProbeGolden(t *testing.T) {
+	e := newProbeEnv(t)
+	addr := e.openssl(t, []*pkitest.Cert{e.other1, e.clientCA, e.other2})
+	bad := e.other1.NewIntermediate(t, "Fabrikam Issuing CA").NewClient(t, "mallory@fabrikam.test", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))
+	// The chain without the root, as a user exports it.
+	certPath, _ := e.files(t, bad, "mallory")
+	stdout, stderr, code := run(t, []string{"NO_COLOR=1"}, "probe", "--ca-file", e.serverCAFile, "--cert", certPath, "https://"+addr+"/")
+	if code != 0 || stderr != "" {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	if strings.Contains(stdout, "\x1b[") {
+		t.Error("colour when stdout is not a terminal")
+	}
+	golden(t, "probe-openssl-3cas.golden", maskProbe(stdout))
+}
+
+// TestProbeCertificates presents (with the key) and evaluates (without)
+// certificates against openssl s_server over TLS 1.2, checking the JSON
+// events field by field.
+func TestProbeCertificates(t *testing.T) {
+	e := newProbeEnv(t)
+	addr := e.openssl(t, []*pkitest.Cert{e.other1, e.clientCA})
+	now := time.Now()
+	certs := map[string]*pkitest.Cert{
+		"good":    e.clientCA.NewClient(t, "alice@contoso.test"),
+		"bad-KU":  e.clientCA.NewClient(t, "bob@contoso.test", pkitest.WithKeyUsage(x509.KeyUsageKeyAgreement)),
+		"bad-EKU": e.clientCA.NewClient(t, "carol@contoso.test", pkitest.WithExtKeyUsage(x509.ExtKeyUsageEmailProtection)),
+		"expired": e.clientCA.NewClient(t, "dave@contoso.test", pkitest.WithValidity(now.AddDate(-1, 0, 0), now.AddDate(0, -1, 0))),
+		"foreign": e.other2.NewClient(t, "eve@woodgrove.test"),
+	}
+	cases := []struct {
+		cert    string
+		key     bool
+		code    int
+		finding string // must fire
+		reason  string // WouldOffer's code, in the report
+		verdict string
+	}{
+		{"good", true, 0, "", "", "ok"},
+		{"bad-KU", true, 1, "client-cert-key-usage", "key-usage", "403.16"},
+		{"bad-EKU", true, 1, "client-cert-ext-key-usage", "ext-key-usage", "403.16"},
+		{"expired", true, 1, "client-cert-expired", "expired", "403.17"},
+		{"foreign", true, 1, "client-cert-issuer-not-listed", "issuer-not-listed", "403.16"},
+		// Without a key, against a server that requires a certificate
+		// (-Verify): it ends the handshake, and the findings say why a
+		// browser would not have had one to send either.
+		{"good", false, 1, "client-cert-not-sent", "", "handshake_failed"},
+		{"bad-KU", false, 1, "expected-cert-not-selectable", "key-usage", "handshake_failed"},
+		{"bad-EKU", false, 1, "expected-cert-not-selectable", "ext-key-usage", "handshake_failed"},
+		{"expired", false, 1, "expected-cert-not-selectable", "expired", "handshake_failed"},
+		{"foreign", false, 1, "expected-cert-not-selectable", "issuer-not-listed", "handshake_failed"},
+	}
+	addrRequired, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: e.server, ClientCAs: []*pkitest.Cert{e.other1, e.clientCA},
+		Require: true, WWW: true})
+	for _, tc := range cases {
+		name := tc.cert + " presented"
+		if !tc.key {
+			name = tc.cert + " evaluated only"
+		}
+		t.Run(name, func(t *testing.T) {
+			c := certs[tc.cert]
+			certPath, keyPath := e.files(t, c, tc.cert)
+			args := []string{"probe", "--tls12", "--cert", certPath}
+			if tc.key {
+				args = append(args, "--key", keyPath)
+			}
+			server, end, status := addr, "finished", any(200.0)
+			if !tc.key {
+				server, end, status = addrRequired, "alert", nil
+			}
+			args = append(args, "https://"+server+"/")
+			jsonArgs := append([]string{"probe", "--json"}, args[1:]...)
+			stdout, stderr, code := run(t, nil, jsonArgs...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr %q", code, tc.code, stderr)
+			}
+			evs := jsonLines(t, stdout)
+			if len(evs) != 2 || evs[0]["msg"] != "handshake" || evs[1]["msg"] != "connection closed" {
+				t.Fatalf("events %v", evs)
+			}
+			h, closed := evs[0], evs[1]
+			for key, want := range map[string]any{"mode": "probe", "conn_id": "probe-1", "target": server, "tls_version": "TLS 1.2",
+				"phase": "initial", "visibility": "clear", "end": end, "verdict": tc.verdict, "http_status": status} {
+				if h[key] != want {
+					t.Errorf("%s = %v, want %v", key, h[key], want)
+				}
+			}
+			if lvl := h["level"]; (tc.verdict == "ok") != (lvl == "info") {
+				t.Errorf("level %v for verdict %v", lvl, tc.verdict)
+			}
+			want := []string{e.other1.Cert.Subject.String(), e.clientCA.Cert.Subject.String()}
+			if n := get(h, "cert_request", "issuer_count"); n != 2.0 {
+				t.Errorf("issuer_count %v", n)
+			}
+			if b := get(h, "cert_request", "issuer_bytes"); b != float64(4+len(e.other1.Cert.RawSubject)+len(e.clientCA.Cert.RawSubject)) {
+				t.Errorf("issuer_bytes %v", b)
+			}
+			if got := get(h, "cert_request", "issuers").([]any); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+				t.Errorf("issuers %v, want %v", got, want)
+			}
+			if sent := get(h, "client_cert", "sent"); sent != tc.key {
+				t.Errorf("client_cert.sent %v", sent)
+			}
+			if tc.key {
+				chain := get(h, "client_cert", "chain").([]any)
+				if get(chain[0].(map[string]any), "subject") != c.Cert.Subject.String() {
+					t.Errorf("chain %v", chain)
+				}
+			}
+			if tc.finding != "" && !slices.Contains(ids(h), tc.finding) {
+				t.Errorf("%s did not fire: %v", tc.finding, ids(h))
+			}
+			if closed["conn_id"] != "probe-1" || closed["handshakes"] != 1.0 || closed["bytes_server_to_client"].(float64) < 500 {
+				t.Errorf("closed %v", closed)
+			}
+
+			// The report says the same for people, with every reason.
+			stdout, _, code = run(t, nil, args...)
+			if code != tc.code {
+				t.Errorf("report: exit %d", code)
+			}
+			verdictWord := "would offer it"
+			if tc.reason != "" {
+				verdictWord = "would not offer it"
+			}
+			if !strings.Contains(stdout, tc.cert+".crt: a browser "+verdictWord) {
+				t.Errorf("report does not say the browser %s:\n%s", verdictWord, stdout)
+			}
+			if tc.reason != "" && !strings.Contains(stdout, "- "+tc.reason+":") {
+				t.Errorf("report lacks reason %s:\n%s", tc.reason, stdout)
+			}
+		})
+	}
+
+	t.Run("PKCS#12 with a password", func(t *testing.T) {
+		pfx := filepath.Join(e.dir, "alice.pfx")
+		if err := os.WriteFile(pfx, certs["good"].PFX(t, "s3cret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, code := run(t, []string{"PFX_PW=s3cret"}, "probe", "--json", "--tls13", "--pfx", pfx, "--pfx-password-env", "PFX_PW", "https://"+addr+"/")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		h := jsonLines(t, stdout)[0]
+		if h["tls_version"] != "TLS 1.3" || h["visibility"] != "decrypted" || get(h, "client_cert", "sent") != true || h["verdict"] != "ok" {
+			t.Errorf("event %v", h)
+		}
+	})
+}
+
+// TestProbeApache: Apache asks for /secure/'s certificate by renegotiation
+// (TLS 1.2 only, as IIS does); the probe shows both handshakes, and
+// --issuers-out writes the renegotiation's list.
+func TestProbeApache(t *testing.T) {
+	e := newProbeEnv(t)
+	cas := []*pkitest.Cert{e.other1, e.clientCA}
+	addr := peertest.Apache(t, peertest.ApacheConfig{Cert: e.server, ClientCAs: cas, TLS12Only: true})
+	certPath, keyPath := e.files(t, e.clientCA.NewClient(t, "alice@contoso.test"), "alice")
+	url := "https://" + addr + peertest.ApacheSecurePath
+	out := filepath.Join(t.TempDir(), "issuers.txt")
+
+	stdout, stderr, code := run(t, nil, "probe", "--cert", certPath, "--key", keyPath, "--issuers-out", out, url)
+	if code != 0 {
+		t.Errorf("exit %d: %s\n%s", code, stderr, stdout)
+	}
+	for _, want := range []string{
+		"TLS 1.3: the server does not speak it",
+		"Handshake 0 (initial, clear, completed)",
+		"Certificate request: none",
+		"Handshake 1 (renegotiation, decrypted, completed)",
+		"Certificate request: 2 CA names",
+		"HTTP: GET /secure/ -> 200 OK",
+		"cert-request-by-renegotiation",
+		"alice.crt: a browser would offer it",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("report lacks %q:\n%s", want, stdout)
+		}
+	}
+	dump, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ders [][]byte
+	for rest := dump; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		ders = append(ders, b.Bytes)
+	}
+	if len(ders) != 2 || !bytes.Equal(ders[0], e.other1.Cert.RawSubject) || !bytes.Equal(ders[1], e.clientCA.Cert.RawSubject) {
+		t.Errorf("issuers dump holds %d DNs:\n%s", len(ders), dump)
+	}
+	var js struct {
+		Requests []struct {
+			Phase       string `json:"phase"`
+			IssuerBytes int    `json:"issuer_bytes"`
+			Issuers     []struct {
+				RFC4514 string `json:"rfc4514"`
+				DER     []byte `json:"der"`
+			} `json:"issuers"`
+		} `json:"requests"`
+	}
+	data, err := os.ReadFile(out + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &js); err != nil {
+		t.Fatal(err)
+	}
+	if len(js.Requests) != 1 || js.Requests[0].Phase != "renegotiation" || len(js.Requests[0].Issuers) != 2 ||
+		js.Requests[0].Issuers[1].RFC4514 != e.clientCA.Cert.Subject.String() {
+		t.Errorf("issuers JSON %s", data)
+	}
+
+	// Without a certificate Apache ends the renegotiation with an alert.
+	stdout, _, code = run(t, nil, "probe", "--json", url)
+	if code != 1 {
+		t.Errorf("without a certificate: exit %d", code)
+	}
+	evs := jsonLines(t, stdout)
+	if len(evs) != 4 { // TLS 1.3's closed; TLS 1.2's two handshakes and closed
+		t.Fatalf("%d events: %s", len(evs), stdout)
+	}
+	reneg := evs[2]
+	if reneg["phase"] != "renegotiation" || reneg["verdict"] != "handshake_failed" || get(reneg, "client_cert", "sent") != false {
+		t.Errorf("renegotiation event %v", reneg)
+	}
+	alerts, _ := reneg["alerts"].([]any)
+	if len(alerts) == 0 || get(alerts[0].(map[string]any), "description") != "handshake_failure" {
+		t.Errorf("alerts %v (the probe read the alert it was sent)", alerts)
+	}
+}
+
+// TestProbeThroughServe: --proxy through certlens serve itself, which logs
+// the same TLS 1.2 issuer list from its side of the tunnel.
+func TestProbeThroughServe(t *testing.T) {
+	e := newProbeEnv(t)
+	addr := e.openssl(t, []*pkitest.Cert{e.other1, e.clientCA, e.other2})
+	listen := "127.0.0.1:" + strings.TrimPrefix(freePortString(t), ":")
+	sp := startServe(t, "serve", "--listen", listen, "--admin-listen=", "--allow-ports", portOf(t, addr))
+	peertest.WaitTCP(t, listen, 10*time.Second)
+	stdout, stderr, code := run(t, nil, "probe", "--json", "--tls12", "--proxy", "http://"+listen, "https://"+addr+"/")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	ours := jsonLines(t, stdout)[0]
+	theirs := sp.next("handshake")
+	for _, k := range []string{"issuer_count", "issuer_bytes"} {
+		if get(ours, "cert_request", k) != get(theirs, "cert_request", k) || get(ours, "cert_request", k) == nil {
+			t.Errorf("%s: probe %v, serve %v", k, get(ours, "cert_request", k), get(theirs, "cert_request", k))
+		}
+	}
+}
+
+func freePortString(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).AddrPort().String()[len("127.0.0.1"):]
+}
+
+func portOf(t *testing.T, addr string) string {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestProbeUsageAndConnectionErrors(t *testing.T) {
+	e := newProbeEnv(t)
+	certPath, _ := e.files(t, e.clientCA.NewClient(t, "alice"), "alice")
+	_, otherKey := e.files(t, e.clientCA.NewClient(t, "bob"), "bob")
+	closed := "127.0.0.1:" + strings.TrimPrefix(freePortString(t), ":")
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"no URL", nil, []string{"probe"}, "probe needs one URL"},
+		{"not https", nil, []string{"probe", "http://example.test/"}, "the scheme must be https"},
+		{"both versions forced", nil, []string{"probe", "--tls12", "--tls13", "example.test"}, "--tls12 and --tls13 exclude each other"},
+		{"key without cert", nil, []string{"probe", "--key", otherKey, "example.test"}, "--key needs --cert"},
+		{"key of another certificate", nil, []string{"probe", "--cert", certPath, "--key", otherKey, "example.test"}, "does not match the certificate CN=alice"},
+		{"pfx password variable unset", nil, []string{"probe", "--pfx", certPath, "--pfx-password-env", "NOPE", "example.test"}, "NOPE is not set"},
+		{"bad proxy", nil, []string{"probe", "--proxy", "socks5://127.0.0.1:1080", "example.test"}, "want http://HOST:PORT"},
+		{"nothing listening", nil, []string{"probe", "--connect-timeout", "2s", "https://" + closed + "/"}, "certlens: probe: connect to " + closed + ":"},
+		{"proxy not listening", nil, []string{"probe", "--proxy", closed, "https://127.0.0.1:443/"}, "certlens: probe: connect to " + closed + " (the proxy):"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { wantExit2(t, tc.env, tc.args, tc.want) })
+	}
+
+	// HTTPS_PROXY is used when --proxy is not given (not for localhost,
+	// as net/http decides): the name is never resolved, the proxy is dialled.
+	wantExit2(t, []string{"HTTPS_PROXY=http://" + closed}, []string{"probe", "https://iis.example.test/"},
+		"certlens: probe: connect to "+closed+" (the proxy):")
+}
+
+// TestProbeTimeouts: a server that accepts and never answers is a
+// connection error naming the limit; what was seen is still reported.
+func TestProbeTimeouts(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	start := time.Now()
+	stdout, stderr, code := run(t, nil, "probe", "--tls12", "--handshake-timeout", "500ms", "https://"+ln.Addr().String()+"/")
+	if code != 2 || !strings.Contains(stderr, "no answer within 500ms (--handshake-timeout)") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if !strings.Contains(stdout, "Handshake 0 (initial, partial, the connection ended mid-handshake)") {
+		t.Errorf("report:\n%s", stdout)
+	}
+}
+
+// TestProbeColourOnATerminal runs the probe on a pseudo-terminal (script
+// from util-linux): colour there, none with NO_COLOR.
+func TestProbeColourOnATerminal(t *testing.T) {
+	scriptBin := peertest.Require(t, "script")
+	e := newProbeEnv(t)
+	addr := e.openssl(t, []*pkitest.Cert{e.clientCA})
+	for _, tc := range []struct {
+		env    string
+		colour bool
+	}{{"", true}, {"NO_COLOR=1", false}} {
+		cmdline := binary + " probe --tls12 --ca-file " + e.serverCAFile + " https://" + addr + "/"
+		c := exec.Command(scriptBin, "-qec", cmdline, "/dev/null")
+		c.Env = []string{"HOME=" + t.TempDir(), "TERM=xterm", "PATH=/usr/bin:/bin"}
+		if tc.env != "" {
+			c.Env = append(c.Env, tc.env)
+		}
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", cmdline, err, out)
+		}
+		if has := bytes.Contains(out, []byte("\x1b[32mok\x1b[0m")); has != tc.colour {
+			t.Errorf("%q: green verdict %v, want %v:\n%q", tc.env, has, tc.colour, out)
+		}
+		if !bytes.Contains(out, []byte("Certificate request")) {
+			t.Errorf("no report:\n%s", out)
+		}
+	}
+}
