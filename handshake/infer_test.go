@@ -1,6 +1,7 @@
 package handshake
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -43,5 +44,47 @@ func TestInferTLS13(t *testing.T) {
 				t.Error("no evidence")
 			}
 		})
+	}
+}
+
+// TestInferenceAgreesWithDecryption: for every recorded TLS 1.3 handshake,
+// what the record sizes say (no keys) is what the recording's key log
+// shows when the same bytes are decrypted.
+func TestInferenceAgreesWithDecryption(t *testing.T) {
+	n := 0
+	for _, rec := range loadTranscripts(t) {
+		if rec.tr.Meta.Notes["tls_version"] != "TLS 1.3" {
+			continue
+		}
+		n++
+		t.Run(rec.name, func(t *testing.T) {
+			plain, _ := runAll(t, rec.conn, Options{})
+			kl := readKeyLogFile(t, filepath.Join(transcriptDir, rec.tr.Meta.Notes["keylog"]))
+			dec, _ := runAll(t, rec.conn, Options{Secrets: kl})
+			if len(plain) != 1 || len(dec) != 1 {
+				t.Fatalf("%d and %d handshakes", len(plain), len(dec))
+			}
+			inf, d := plain[0].Inferred, dec[0]
+			if inf == nil || d.Visibility != VisibilityDecrypted || d.Inferred != nil {
+				t.Fatalf("inferred %+v, decrypted visibility %s with inferred %+v", inf, d.Visibility, d.Inferred)
+			}
+			requested, sent := No, No
+			if d.CertRequest != nil {
+				requested = Yes
+				// The request's size bounds its issuer list, as the inference claims.
+				if inf.CertRequestLen < d.CertRequest.IssuerBytes {
+					t.Errorf("inferred request of %d bytes, decrypted issuer list %d", inf.CertRequestLen, d.CertRequest.IssuerBytes)
+				}
+			}
+			if d.ClientCertificate != nil && len(d.ClientCertificate.Chain) > 0 {
+				sent = Yes
+			}
+			if inf.CertRequested != requested || inf.CertSent != sent {
+				t.Errorf("inferred requested %s sent %s; decrypted %s %s (%s)", inf.CertRequested, inf.CertSent, requested, sent, inf.Evidence)
+			}
+		})
+	}
+	if n == 0 {
+		t.Fatal("no TLS 1.3 transcript")
 	}
 }

@@ -116,6 +116,7 @@ func (p *Parser) giveUp() {
 	p.dec.missing = true
 	if h := p.latestOpen(); h != nil && !p.dec.ready {
 		h.addError("decrypt: no secret in the key log for this connection's client_random")
+		h.SecretMissing = true
 	}
 	p.replay()
 }
@@ -150,6 +151,9 @@ func (p *Parser) setupKeys() bool {
 		if _, static := d.src.(KeyLog); static {
 			// A whole key log read up front will not grow: no point waiting.
 			d.missing = true
+			if h := p.latestOpen(); h != nil {
+				h.SecretMissing = true
+			}
 		}
 		return false
 	}

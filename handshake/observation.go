@@ -76,6 +76,11 @@ type Handshake struct {
 	// true but incomplete.
 	Unparsed bool `json:"unparsed,omitempty"`
 
+	// SecretMissing: a key log was given, but it had no secret for this
+	// connection (as opposed to a suite that cannot be decrypted, or no key
+	// log at all).
+	SecretMissing bool `json:"-"`
+
 	// CertRequestEnd and ClientCertEnd are the stream offsets (bytes from the
 	// start of the server's, resp. the client's stream) just past the
 	// CertificateRequest and the client Certificate: capture readers map them

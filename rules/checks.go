@@ -23,7 +23,9 @@ func tls13Hidden(in *input, r *Rule) []Finding {
 }
 
 func keylogSecretMissing(in *input, r *Rule) []Finding {
-	if !in.ev.KeylogSet || (in.h.Visibility != handshake.VisibilityEncrypted && in.h.Visibility != handshake.VisibilityInferred) {
+	// A suite that cannot be decrypted is not a missing secret: its error
+	// says so in the event's errors.
+	if !in.ev.KeylogSet || !in.h.SecretMissing || (in.h.Visibility != handshake.VisibilityEncrypted && in.h.Visibility != handshake.VisibilityInferred) {
 		return nil
 	}
 	return []Finding{r.finding(SeverityWarning, "",

@@ -100,6 +100,10 @@ func TestRules(t *testing.T) {
 	tls13 := &handshake.Handshake{Phase: handshake.PhaseInitial, Visibility: handshake.VisibilityEncrypted, End: handshake.EndFinished,
 		Version: handshake.VersionTLS13, ClientHello: &handshake.ClientHello{ServerName: "iis.example.test"},
 		ServerHello: &handshake.ServerHello{Version: handshake.VersionTLS13, CipherSuite: 0x1301}}
+	tls13NoSecret := *tls13
+	tls13NoSecret.SecretMissing = true
+	tls13NoSecret.Errors = []string{"decrypt: no secret in the key log for this connection's client_random"}
+	tls13NoSecret.Visibility = handshake.VisibilityEncrypted
 	tls13clear := *tls13
 	tls13clear.Visibility = handshake.VisibilityDecrypted
 	tls13pha := tls13clear
@@ -170,7 +174,8 @@ func TestRules(t *testing.T) {
 		{name: "initial handshake is no renegotiation", h: tls12(request(dns(f.root)), good), absent: "cert-request-by-renegotiation", verdict: VerdictOK, certain: true},
 		{name: "TLS 1.3 without keys", h: tls13, fires: "tls13-hidden-handshake", verdict: VerdictUnknown},
 		{name: "TLS 1.2 is not hidden", h: tls12(nil, nil), absent: "tls13-hidden-handshake", verdict: VerdictOK, certain: true},
-		{name: "key log set but no secret", h: tls13, ev: Evidence{KeylogSet: true}, fires: "keylog-secret-missing", verdict: VerdictUnknown},
+		{name: "key log set but no secret", h: &tls13NoSecret, ev: Evidence{KeylogSet: true}, fires: "keylog-secret-missing", verdict: VerdictUnknown},
+		{name: "key log set, suite not decryptable", h: tls13, ev: Evidence{KeylogSet: true}, absent: "keylog-secret-missing", verdict: VerdictUnknown},
 		{name: "no key log, no complaint", h: tls13, absent: "keylog-secret-missing", verdict: VerdictUnknown},
 		{name: "TLS 1.3 then IIS 500 0x80070032", h: &tls13clear, ev: Evidence{HTTP: &HTTPOutcome{Status: 500, Body: "HTTP Error 500.0 ... Error Code 0x80070032"}},
 			fires: "tls13-late-client-cert", verdict: "500.0", certain: true},
