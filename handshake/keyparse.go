@@ -28,6 +28,12 @@ type decryptor struct {
 	// ready: ciphers are set up; missing: the secret did not come (or the
 	// suite is not supported) and records are read as before, encrypted.
 	ready, missing bool
+	// phaLeft counts down the server records read after a TLS 1.3
+	// handshake for a post-handshake CertificateRequest (a client that
+	// offered post_handshake_auth); phaOpen: one is being answered.
+	phaLeft        int
+	phaOpen        bool
+	clientFinished bool // the client's handshake Finished was read
 	secrets        Secrets
 	dirs           [2]dirCipher
 	held           []heldRecord
@@ -37,6 +43,10 @@ type decryptor struct {
 type dirCipher struct {
 	c    *RecordCipher
 	done bool // nothing more is decrypted in this direction
+	// needTraffic: TLS 1.3, after this direction's Finished, its
+	// application traffic secret was not in the key log yet (a client
+	// logs it a moment after the handshake ones).
+	needTraffic bool
 }
 
 type heldRecord struct {
@@ -69,8 +79,64 @@ func (d *decryptor) wants(p *Parser, s *stream, typ ContentType) bool {
 	if d == nil || d.missing || !s.protected || d.dirs[s.dir].done || typ == ContentChangeCipherSpec {
 		return false
 	}
+	if d.skipClient(p, s) {
+		return false
+	}
 	// TLS 1.2 shows the type: application data is only counted.
 	return p.tls13 || typ != ContentApplicationData
+}
+
+// maxPHARecords bounds the server records opened after a TLS 1.3 handshake
+// to find a post-handshake CertificateRequest: a server asks right after
+// it read the request (Apache per location), within its first records.
+const maxPHARecords = 64
+
+// watchingPHA reports whether the parser still reads a TLS 1.3 connection
+// after its handshake, for a post-handshake CertificateRequest: only with
+// keys, only for a client that offered post_handshake_auth.
+func (d *decryptor) watchingPHA(p *Parser) bool {
+	if d == nil || !d.ready || !p.tls13 || d.ch == nil || !d.ch.PostHandshakeAuth {
+		return false
+	}
+	return d.phaOpen || (d.phaLeft > 0 && !d.dirs[FromServer].done)
+}
+
+// watchPHA is called for each application-data record read after the
+// handshake and says whether the direction keeps being read.
+func (d *decryptor) watchPHA(p *Parser, dir Direction) bool {
+	if !d.watchingPHA(p) {
+		return false
+	}
+	if dir == FromServer && !d.phaOpen {
+		d.phaLeft--
+		return d.phaLeft > 0
+	}
+	return true
+}
+
+// skipClient: a TLS 1.3 client's record after its Finished, while no
+// post-handshake request waits for its answer.
+func (d *decryptor) skipClient(p *Parser, s *stream) bool {
+	return p.tls13 && s.dir == FromClient && d.clientFinished && !d.phaOpen && d.watchingPHA(p)
+}
+
+// postHandshake starts the handshake a post-handshake CertificateRequest
+// opens, pairing both directions with it.
+func (p *Parser) postHandshake(s *stream) *Handshake {
+	c := &p.streams[FromClient]
+	idx := max(s.count, c.count)
+	s.count, c.count = idx, idx
+	h := p.begin(s, PhasePostHandshake)
+	if h == nil {
+		return nil
+	}
+	c.count, c.hs, c.inHandshake = idx+1, idx, true
+	h.ClientHello = p.dec.ch
+	// The server sends no Finished of its own: its Finished was the
+	// handshake's (RFC 8446 4.6.2).
+	h.ServerFinished = true
+	p.dec.phaOpen = true
+	return h
 }
 
 // Waiting reports the client_random whose secret the parser waits for: its
@@ -211,6 +277,18 @@ func (p *Parser) intercept(s *stream, typ ContentType, version uint16, length in
 		dc.c.Skip()
 		return false
 	}
+	if dc.needTraffic && !d.trafficKeys(p, s.dir) {
+		if dc.done {
+			return false
+		}
+		return d.hold(p, s, typ, version, length, keep, body)
+	}
+	if d.skipClient(p, s) {
+		// The client's requests while no post-handshake request is open:
+		// counted for the nonces, never opened.
+		dc.c.Skip()
+		return false
+	}
 	h := p.latestOpen()
 	rtyp, pt, err := dc.c.Open(nil, typ, version, body)
 	if err != nil {
@@ -231,9 +309,12 @@ func (p *Parser) intercept(s *stream, typ ContentType, version uint16, length in
 		p.alerts(s, pt)
 	case ContentApplicationData:
 		// TLS 1.3 hides the type: the record was opened only to learn it.
-		// Its content is dropped unread, and the direction is done.
+		// Its content is dropped unread, and the direction is done, unless
+		// the server may still ask for a certificate after the handshake.
 		clear(pt)
-		dc.done = true
+		if !d.watchPHA(p, s.dir) {
+			dc.done = true
+		}
 	}
 	// TLS 1.3: the server's first record after both Finished tells the
 	// outcome (an alert finished it already).
@@ -267,17 +348,38 @@ func (d *decryptor) finished(p *Parser, s *stream, h *Handshake) {
 	if d == nil || !d.ready || !p.tls13 || !h.decrypted {
 		return
 	}
+	if s.dir == FromClient {
+		d.clientFinished = true
+	}
+	d.phaLeft = maxPHARecords
+	d.dirs[s.dir].c, d.dirs[s.dir].needTraffic = nil, true
+	d.trafficKeys(p, s.dir)
+}
+
+// trafficKeys sets up a TLS 1.3 direction's first application traffic
+// keys. It reports false while the secret is not in the key log (the
+// records wait for it as for the handshake's), or when it cannot be used
+// (the direction is then done).
+func (d *decryptor) trafficKeys(p *Parser, dir Direction) bool {
 	if sec, ok := d.src.Lookup([32]byte(d.ch.Random)); ok {
 		d.secrets = sec // the traffic secrets are logged after the handshake ones
 	}
 	secret := d.secrets.ClientTraffic
-	if s.dir == FromServer {
+	if dir == FromServer {
 		secret = d.secrets.ServerTraffic
+	}
+	if len(secret) == 0 {
+		if _, static := d.src.(KeyLog); static {
+			d.dirs[dir].done = true // a whole key log will not grow
+		}
+		return false
 	}
 	c, err := NewTLS13Cipher(d.sh.CipherSuite, secret)
 	if err != nil {
-		d.dirs[s.dir].done = true
-		return
+		d.dirs[dir].done = true
+		p.addError(p.latestOpen(), fmt.Sprintf("decrypt: %s traffic secret: %v", dir, err))
+		return false
 	}
-	d.dirs[s.dir].c = c
+	d.dirs[dir].c, d.dirs[dir].needTraffic = c, false
+	return true
 }

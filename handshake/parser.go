@@ -206,7 +206,7 @@ func (p *Parser) updateDone() {
 		// Nothing the client sends can be read any more, so nothing the
 		// server answers can be placed.
 		p.done = true
-	case len(p.open) == 0 && p.emitted > 0 && (p.tls13 || p.opts.StopAfterHandshake) && !p.dec.holding():
+	case len(p.open) == 0 && p.emitted > 0 && (p.tls13 || p.opts.StopAfterHandshake) && !p.dec.holding() && !p.dec.watchingPHA(p):
 		// TLS 1.3 hides everything after its handshake; with the header scan
 		// off, TLS 1.2 has nothing more to show either.
 		p.done = true
@@ -567,6 +567,11 @@ func (p *Parser) message(s *stream, typ MessageType, body []byte, records int) {
 	case typ == TypeHelloRequest && s.dir == FromServer && !s.inHandshake:
 		// Only ever read decrypted: it starts a renegotiation.
 		h = p.begin(s, PhaseRenegotiation)
+	case typ == TypeCertificateRequest && s.dir == FromServer && !s.inHandshake && p.tls13 && p.decrypting:
+		// TLS 1.3 post-handshake authentication (RFC 8446 4.6.2), read
+		// with the traffic secrets: the client answers with Certificate,
+		// CertificateVerify and Finished, and the server with no Finished.
+		h = p.postHandshake(s)
 	case typ == TypeServerHello && s.dir == FromServer:
 		if cur := p.current(s); cur != nil && cur.ServerHello != nil && cur.ServerHello.HelloRetry {
 			h = cur
@@ -675,7 +680,9 @@ func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, r
 			h.ServerFinished = true
 		}
 		s.inHandshake = false
-		p.dec.finished(p, s, h)
+		if h.Phase == PhaseInitial {
+			p.dec.finished(p, s, h)
+		}
 		// Decrypted TLS 1.3 waits for the server's next record, which
 		// may be an alert refusing the client's certificate.
 		if h.ClientFinished && h.ServerFinished && !(tls13 && h.decrypted) {
@@ -709,7 +716,7 @@ func (p *Parser) begin(s *stream, phase Phase) *Handshake {
 		p.finish(old, EndError)
 	}
 	h := &Handshake{Index: idx, Phase: phase, Messages: []string{}}
-	if phase == PhaseRenegotiation {
+	if phase != PhaseInitial {
 		// A renegotiation's ServerHello is encrypted: what it renegotiates
 		// runs on the connection as it was (RFC 9113 forbids it over h2).
 		h.Version, h.ALPN = p.version, p.alpn
@@ -750,6 +757,10 @@ func (p *Parser) finish(h *Handshake, end End) {
 	}
 	h.complete = true
 	h.End = end
+	if h.Phase == PhasePostHandshake && p.dec != nil {
+		// One post-handshake exchange is what there is to see.
+		p.dec.phaOpen, p.dec.phaLeft = false, 0
+	}
 	if h.Visibility == "" {
 		h.Visibility = visibility(h, end)
 	}

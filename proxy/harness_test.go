@@ -120,11 +120,18 @@ func curl(t testing.TB, proxyAddr string, args ...string) (string, string, error
 // runCurl runs curl with a clean environment: no proxy variables, no ~/.curlrc.
 func runCurl(t testing.TB, args ...string) (string, string, error) {
 	t.Helper()
+	return runCurlEnv(t, nil, args...)
+}
+
+// runCurlEnv is runCurl with env added to the clean environment
+// (SSLKEYLOGFILE, say).
+func runCurlEnv(t testing.TB, env []string, args ...string) (string, string, error) {
+	t.Helper()
 	bin := peertest.Require(t, "curl")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, env...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -1,11 +1,18 @@
 package proxy
 
 import (
+	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/certlens/certlens/internal/keylog"
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
 	"github.com/certlens/certlens/rules"
@@ -137,4 +144,62 @@ func TestE2EApacheTLS13LateCert(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestE2EApachePostHandshakeDecrypted: with curl's key log, observe mode
+// reads Apache's TLS 1.3 post-handshake CertificateRequest (per-location
+// SSLVerifyClient require, asked after the request) and curl's answer.
+func TestE2EApachePostHandshakeDecrypted(t *testing.T) {
+	k := newE2E(t)
+	addr := peertest.Apache(t, peertest.ApacheConfig{Cert: k.server, ClientCAs: []*pkitest.Cert{k.clientCA}})
+	keylogPath := filepath.Join(t.TempDir(), "keys.log")
+	if err := os.WriteFile(keylogPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := keylog.NewStore(1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go keylog.NewFollower(keylogPath, store, zap.NewNop()).Run(ctx)
+	proxyAddr, ev := startProxy(t, Options{WatchRenegotiation: true, Dial: loopbackOnly,
+		Decrypt: DecryptOptions{Secrets: store, Wait: 3 * time.Second}})
+	dec := &e2e{serverCA: k.serverCA, serverCAFile: k.serverCAFile, proxy: proxyAddr, ev: ev}
+
+	for _, tc := range []struct {
+		name    string
+		cert    *pkitest.Cert
+		sent    bool
+		verdict string
+	}{
+		{"curl sends its certificate", k.client, true, "ok"},
+		// Apache refuses the empty answer with a certificate_required alert.
+		{"curl has none", nil, false, "handshake_failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(ev.forTarget(t, "handshake", addr))
+			args := []string{"--cacert", k.serverCAFile, "-w", "\n%{http_code}"}
+			if tc.cert != nil {
+				c, key := tc.cert.WriteFiles(t, t.TempDir(), "client")
+				args = append(args, "--cert", c, "--key", key)
+			}
+			out, stderr, _ := runCurlEnv(t, []string{"SSLKEYLOGFILE=" + keylogPath},
+				append([]string{"-sS", "--noproxy", "", "-x", "http://" + proxyAddr}, append(args, "https://"+addr+peertest.ApacheSecurePath)...)...)
+			t.Logf("curl: %q %s", out, stderr)
+			var pha map[string]any
+			for _, h := range dec.next(t, addr, before) {
+				if h["phase"] == "post_handshake" {
+					pha = h
+				} else if h["visibility"] != "decrypted" || h["cert_request"] != nil {
+					t.Errorf("initial handshake: visibility %v, cert_request %v", h["visibility"], h["cert_request"])
+				}
+			}
+			if pha == nil {
+				t.Fatalf("no post_handshake event; log:\n%s", ev.buf.String())
+			}
+			if pha["visibility"] != "decrypted" || field(pha, "cert_request", "phase") != "post_handshake" ||
+				field(pha, "cert_request", "issuer_count") != float64(1) || field(pha, "client_hello", "post_handshake_auth") != true {
+				t.Errorf("post-handshake event %v", pha)
+			}
+			expect(t, pha, tc.sent, tc.verdict)
+		})
+	}
 }
