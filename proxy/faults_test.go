@@ -80,12 +80,7 @@ type clientConn struct {
 
 func (c *clientConn) Read(b []byte) (int, error) { return c.br.Read(b) }
 func (c *clientConn) CloseWrite() error          { return c.tcp.CloseWrite() }
-
-// reset closes with an RST instead of a FIN.
-func (c *clientConn) reset() {
-	_ = c.tcp.SetLinger(0)
-	_ = c.tcp.Close()
-}
+func (c *clientConn) SetLinger(sec int) error    { return c.tcp.SetLinger(sec) }
 
 // connect opens a tunnel to target: a CONNECT through the proxy, or a
 // connection to target's sidecar. It returns the CONNECT status (200 in
@@ -252,23 +247,11 @@ func partial(t *testing.T, h map[string]any) {
 	}
 }
 
-// resetOnRead resets the connection as soon as the first bytes arrive.
-type resetOnRead struct{ *clientConn }
-
-func (c resetOnRead) Read(b []byte) (int, error) {
-	n, err := c.clientConn.Read(b)
-	if n > 0 {
-		c.reset()
-		return 0, errors.New("reset by the test")
-	}
-	return n, err
-}
-
 func faultClientReset(t *testing.T, r *rig) {
 	addr := tlsServer(t, &tls.Config{Certificates: []tls.Certificate{r.server.TLSCertificate()}}, func(*tls.Conn) {})
 	c, _ := r.connect(t, addr)
 	// The client sends its ClientHello and resets as the server's flight arrives.
-	if err := tls.Client(resetOnRead{c}, r.clientTLS(tls.VersionTLS12)).Handshake(); err == nil {
+	if err := tls.Client(resetAfterFirstRead{c}, r.clientTLS(tls.VersionTLS12)).Handshake(); err == nil {
 		t.Fatal("handshake completed on a reset connection")
 	}
 	hs, closed := r.expect(t, addr, 1, 1)
