@@ -221,6 +221,7 @@ func TestFaults(t *testing.T) {
 		{"server accepts and never answers", faultSilentServer},
 		{"records split into 1-byte TCP segments", faultOneByteSegments},
 		{"64 KiB issuer list", faultLargestIssuerList},
+		{"issuer list over 64 KiB", faultOversizeIssuerList},
 		{"10 MB of garbage", faultGarbage},
 		{"SSH banner", faultSSH},
 		{"plain HTTP", faultPlainHTTP},
@@ -503,6 +504,28 @@ func faultLargestIssuerList(t *testing.T, r *rig) {
 		t.Errorf("findings %v", ids)
 	}
 	t.Logf("%d DNs, %d bytes, %v records", len(cas), size, field(h, "cert_request", "records"))
+}
+
+// faultOversizeIssuerList: 700 CAs make a list of about 160 KB, more than
+// a CertificateRequest can carry. OpenSSL then sends no request but a
+// fatal internal_error alert, which is what certlens must report.
+func faultOversizeIssuerList(t *testing.T, r *rig) {
+	cas := pkitest.ManyCAs(t, 700)
+	server, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: r.server, ClientCAs: cas, Verify: 1, TLS12: true, WWW: true})
+	cfg := peertest.OpenSSLClientConfig{Connect: server, Proxy: r.proxy, Cert: r.client, TLS12: true}
+	if r.mode == "sidecar" {
+		cfg.Connect, cfg.Proxy = r.sidecar(server), ""
+	}
+	if out, err := peertest.OpenSSLClient(t, cfg); err == nil || !strings.Contains(out, "alert internal error") {
+		t.Fatalf("s_client against a %d-byte list: %v\n%s", pkitest.IssuerListSize(cas), err, out)
+	}
+	hs, _ := r.expect(t, server, 1, 1)
+	h := hs[0]
+	alerts, _ := h["alerts"].([]any)
+	if h["visibility"] != "clear" || h["end"] != "alert" || h["verdict"] != "handshake_failed" || h["cert_request"] != nil || len(alerts) != 1 ||
+		field(alerts[0].(map[string]any), "description") != "internal_error" || field(alerts[0].(map[string]any), "from") != "server" {
+		t.Errorf("visibility %v end %v verdict %v cert_request %v alerts %v", h["visibility"], h["end"], h["verdict"], h["cert_request"], alerts)
+	}
 }
 
 // faultGarbage sends 10 MB of random bytes through a tunnel to an echo
