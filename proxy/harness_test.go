@@ -85,6 +85,14 @@ func startProxy(t testing.TB, opts Options) (string, *events) {
 func startServer(t testing.TB, opts Options) (string, *Server, *events) {
 	t.Helper()
 	ev := &events{}
+	addr, s := startServerInto(t, opts, ev)
+	return addr, s, ev
+}
+
+// startServerInto is startServer logging into ev, so that several servers
+// (one sidecar per upstream) can share one event stream.
+func startServerInto(t testing.TB, opts Options, ev *events) (string, *Server) {
+	t.Helper()
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	log := zap.New(zapcore.NewCore(enc, ev, zapcore.DebugLevel))
 	if opts.AllowPort == nil {
@@ -108,7 +116,7 @@ func startServer(t testing.TB, opts Options) (string, *Server, *events) {
 			t.Logf("proxy log:\n%s", ev.buf.String())
 		}
 	})
-	return ln.Addr().String(), s, ev
+	return ln.Addr().String(), s
 }
 
 // curl runs curl through the proxy and returns its stdout, stderr and error.

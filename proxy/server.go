@@ -219,6 +219,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "certlens: CONNECT refused: "+reason+"; add it with --allow-ports", http.StatusForbidden)
 			return
 		}
+		w, r = watchClient(w, r)
 	}
 	s.gp.ServeHTTP(w, r)
 }
@@ -259,6 +260,7 @@ func (s *Server) connectDial(r *http.Request, network, addr string) (net.Conn, e
 	}
 	t := s.newTunnel(meta)
 	t.attach(c)
+	watchedTunnel(r, t)
 	s.track(t)
 	return t, nil
 }

@@ -113,6 +113,10 @@ func relay(client net.Conn, t *tunnel) {
 	go func() {
 		_, err := io.Copy(t, client) // client -> server, through the parser
 		if err != nil {
+			// A failed write to the server already named itself; this
+			// names a failed read from the client, before the close below
+			// makes the other direction fail with "use of closed".
+			t.setReason("client error: " + err.Error())
 			_ = t.Conn.Close()
 		} else {
 			_ = t.CloseWrite()
@@ -124,6 +128,9 @@ func relay(client net.Conn, t *tunnel) {
 		if cw, ok := client.(interface{ CloseWrite() error }); ok && err == nil {
 			_ = cw.CloseWrite()
 		} else {
+			if err != nil {
+				t.setReason("client error: " + err.Error())
+			}
 			_ = client.Close()
 		}
 		done <- struct{}{}
