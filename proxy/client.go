@@ -48,7 +48,7 @@ func (w hijackWatcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return c, rw, err
 	}
-	tcp, ok := c.(*net.TCPConn)
+	tcp, ok := c.(halfCloser)
 	if !ok {
 		return c, rw, err
 	}
@@ -61,8 +61,15 @@ func (w hijackWatcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // pass half-closes on.
 type watchedClient struct {
 	net.Conn
-	tcp *net.TCPConn
+	tcp halfCloser
 	cw  *clientWatch
+}
+
+// halfCloser is a connection that can close one direction: *net.TCPConn,
+// and the front door's guardedConn around one.
+type halfCloser interface {
+	CloseWrite() error
+	CloseRead() error
 }
 
 func (c *watchedClient) Read(b []byte) (int, error) {

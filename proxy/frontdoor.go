@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -115,6 +116,21 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	c.read.Add(int64(n))
 	return n, err
+}
+
+// CloseWrite and CloseRead pass half-closes on (goproxy relays them).
+func (c *guardedConn) CloseWrite() error {
+	if h, ok := c.Conn.(halfCloser); ok {
+		return h.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+func (c *guardedConn) CloseRead() error {
+	if h, ok := c.Conn.(halfCloser); ok {
+		return h.CloseRead()
+	}
+	return errors.ErrUnsupported
 }
 
 func (c *guardedConn) Close() error {
