@@ -104,6 +104,16 @@ func (c *Config) validate(userSet func(key string) bool) *Error {
 	if e := positive("tunnel.dial_timeout", c.Tunnel.DialTimeout); e != nil {
 		return e
 	}
+	for _, cc := range c.Intercept.ClientCerts {
+		if p := readableProblem(cc.File); p != "" {
+			return bad("intercept.client_certs", "cannot read %q: %s", cc.File, p)
+		}
+	}
+	for _, name := range c.Intercept.UpstreamRoots {
+		if p := readableProblem(name); p != "" {
+			return bad("intercept.upstream_roots", "cannot read %q: %s", name, p)
+		}
+	}
 	return positive("shutdown_timeout", c.ShutdownTimeout)
 }
 

@@ -34,6 +34,9 @@ type tunnel struct {
 	lastActive atomic.Int64 // unix nanoseconds of the last byte either way
 	reason     atomic.Pointer[string]
 	closeOnce  sync.Once
+	// sink, when set, takes the tunnel's handshakes instead of the default
+	// logging: intercept mode completes them first (closing: the last call).
+	sink func(hs []*handshake.Handshake, closing bool)
 }
 
 func (s *Server) newTunnel(meta event.Meta) *tunnel {
@@ -136,7 +139,7 @@ func (t *tunnel) Close() error {
 		t.setReason("closed")
 		t.mu.Lock()
 		hs := t.parser.Close()
-		t.logHandshakes(hs)
+		t.logHandshakes(hs, true)
 		t.mu.Unlock()
 		t.srv.logClosed(t)
 		t.srv.tunnelDone(t)
@@ -148,14 +151,18 @@ func (t *tunnel) feed(from handshake.Direction, b []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	more := t.parser.Feed(from, b)
-	t.logHandshakes(t.parser.Drain())
+	t.logHandshakes(t.parser.Drain(), false)
 	if !more {
 		t.tap.Store(false)
 	}
 }
 
 // logHandshakes writes one event per handshake; t.mu held.
-func (t *tunnel) logHandshakes(hs []*handshake.Handshake) {
+func (t *tunnel) logHandshakes(hs []*handshake.Handshake, closing bool) {
+	if t.sink != nil {
+		t.sink(hs, closing)
+		return
+	}
 	for _, h := range hs {
 		t.srv.logHandshake(t, h)
 	}
