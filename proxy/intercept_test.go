@@ -24,6 +24,7 @@ import (
 
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/transcript"
 )
 
 // icTest is one intercept-mode test's PKI, proxy and events.
@@ -395,4 +396,129 @@ func TestInterceptMirrorsIssuerList(t *testing.T) {
 	if field(h, "client_cert", "sent") != false {
 		t.Errorf("certlens sent %v upstream without a configured certificate", h["client_cert"])
 	}
+}
+
+// TestInterceptApacheRenegotiation: Apache asks for the certificate of one
+// location by TLS 1.2 renegotiation after reading the request, as IIS does.
+// Intercept mode reads the renegotiation's issuer list; without a configured
+// certificate Apache refuses the handshake, with one the page is served.
+func TestInterceptApacheRenegotiation(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		configured bool
+	}{{"no certificate configured", false}, {"certificate configured", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newIntercept(t, func(kk *icTest, o *InterceptOptions) {
+				if tc.configured {
+					withClientCert(kk.client)(kk, o)
+				}
+			})
+			addr := peertest.Apache(t, peertest.ApacheConfig{Cert: k.server, ClientCAs: []*pkitest.Cert{k.clientCA}, TLS12Only: true})
+			status, body := k.curl(t, "https://"+addr+peertest.ApacheSecurePath)
+			hs := k.ev.settle(t, addr, 2)
+			first, r := hs[0], hs[1]
+			if first["phase"] != "initial" || first["cert_request"] != nil || first["conn_id"] != r["conn_id"] {
+				t.Errorf("initial handshake: %v", first)
+			}
+			if r["phase"] != "renegotiation" || r["visibility"] != "decrypted" || !slices.Contains(findingIDs(r), "cert-request-by-renegotiation") {
+				t.Errorf("renegotiation: phase %v visibility %v findings %v", r["phase"], r["visibility"], findingIDs(r))
+			}
+			if got, want := field(r, "cert_request", "issuers"), dnStrings(t, k.clientCA); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("issuers %v, want %v", got, want)
+			}
+			if !tc.configured {
+				if status == 200 {
+					t.Errorf("Apache served the page without a certificate: %q", body)
+				}
+				if field(r, "client_cert", "sent") != false || r["verdict"] != "handshake_failed" {
+					t.Errorf("client_cert %v verdict %v alerts %v", r["client_cert"], r["verdict"], r["alerts"])
+				}
+				return
+			}
+			if want := "verify=SUCCESS subject=CN=alice@intercept.test"; status != 200 || strings.TrimSpace(body) != want {
+				t.Errorf("got %d %q, want 200 %q", status, body, want)
+			}
+			if field(r, "client_cert", "sent") != true || r["verdict"] != "ok" || r["http_status"] != float64(200) {
+				t.Errorf("client_cert %v verdict %v http_status %v", r["client_cert"], r["verdict"], r["http_status"])
+			}
+		})
+	}
+}
+
+// TestInterceptChromiumMirror: headless Chromium, trusting certlens's CA
+// and holding alice's certificate, is asked with the issuer list the
+// server sent; the event names what it chose, and nothing when the list
+// excludes alice's CA.
+func TestInterceptChromiumMirror(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		list     func(k *icTest) []*pkitest.Cert
+		wantSent bool
+	}{
+		{"list names alice's CA", func(k *icTest) []*pkitest.Cert { return []*pkitest.Cert{k.other, k.clientCA} }, true},
+		{"list excludes alice's CA", func(k *icTest) []*pkitest.Cert { return []*pkitest.Cert{k.other} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newIntercept(t, nil)
+			addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: k.server, ClientCAs: tc.list(k), Verify: 1, WWW: true})
+			url := "https://" + addr + "/"
+			// A first connection learns the list.
+			c := k.goClient(t, nil, nil)
+			get(t, c, url)
+			c.CloseIdleConnections()
+			before := len(k.ev.settle(t, addr, 1))
+
+			dom := peertest.Chromium(t, peertest.ChromiumConfig{URL: url, Proxy: k.proxy, ClientCert: k.client, ServerCAs: []*pkitest.Cert{k.ca}})
+			if !strings.Contains(dom, "s_server") {
+				t.Errorf("page:\n%.500s", dom)
+			}
+			hs := k.ev.settle(t, addr, before+1)[before:]
+			for _, h := range hs {
+				if field(h, "intercept", "browser_asked") != "mirrored" || field(h, "intercept", "browser_issuer_count") != float64(len(tc.list(k))) {
+					t.Errorf("conn %v: intercept %v", h["conn_id"], h["intercept"])
+				}
+				sent := field(h, "intercept", "browser_cert", "sent")
+				if sent != tc.wantSent {
+					t.Errorf("conn %v: browser_cert %v, want sent %v", h["conn_id"], field(h, "intercept", "browser_cert"), tc.wantSent)
+				}
+				if tc.wantSent && clientSubject(h, "intercept", "browser_cert", "chain") != "CN=alice@intercept.test" {
+					t.Errorf("conn %v: browser chose %v", h["conn_id"], field(h, "intercept", "browser_cert"))
+				}
+			}
+		})
+	}
+}
+
+// TestInterceptMirrorOnTheWire: what tshark decodes of the CertificateRequest
+// certlens sends the browser is byte for byte the server's issuer list
+// vector (TLS 1.2 on both sides, so both are in clear).
+func TestInterceptMirrorOnTheWire(t *testing.T) {
+	k := newIntercept(t, nil)
+	cas := append(pkitest.ManyCAs(t, 3), k.clientCA)
+	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: k.server, ClientCAs: cas, Verify: 1, TLS12: true, WWW: true})
+	capture := peertest.CaptureLoopback(t, port(t, addr), port(t, k.proxy))
+	url := "https://" + addr + "/"
+	for range 2 { // the first connection learns, the second is asked
+		c := k.goClient(t, k.client, nil)
+		c.Transport.(*http.Transport).TLSClientConfig.MaxVersion = tls.VersionTLS12
+		get(t, c, url)
+		c.CloseIdleConnections()
+	}
+	k.ev.settle(t, addr, 2)
+	var server, browser [][]byte
+	for _, r := range transcript.TsharkDNames(t, capture.Stop()) {
+		switch r.Port {
+		case port(t, addr):
+			server = append(server, r.Vector)
+		case port(t, k.proxy):
+			browser = append(browser, r.Vector)
+		}
+	}
+	if len(server) != 2 || len(browser) != 1 {
+		t.Fatalf("tshark decoded %d requests from the server and %d from certlens, want 2 and 1", len(server), len(browser))
+	}
+	if !bytes.Equal(browser[0], server[0]) || len(browser[0]) == 0 {
+		t.Errorf("certlens asked the browser with %d bytes of DNs, the server sent %d, and they differ", len(browser[0]), len(server[0]))
+	}
+	t.Logf("tshark: both lists are the same %d bytes (%d DNs)", len(browser[0]), len(cas))
 }
