@@ -522,3 +522,36 @@ func TestInterceptMirrorOnTheWire(t *testing.T) {
 	}
 	t.Logf("tshark: both lists are the same %d bytes (%d DNs)", len(browser[0]), len(cas))
 }
+
+// TestInterceptUntrustedUpstream: a server certlens cannot verify is an
+// error event and a 502 saying why, unless insecure_upstream lets it
+// through, flagged in its events.
+func TestInterceptUntrustedUpstream(t *testing.T) {
+	for _, insecure := range []bool{false, true} {
+		t.Run(fmt.Sprintf("insecure_upstream=%v", insecure), func(t *testing.T) {
+			k := newIntercept(t, func(_ *icTest, o *InterceptOptions) {
+				o.UpstreamRoots = x509.NewCertPool() // trusts nothing
+				o.InsecureUpstream = insecure
+			})
+			addr := goUpstream(t, k, nil, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "secret page") })
+			status, body := k.curl(t, "https://"+addr+"/")
+			h := k.ev.settle(t, addr, 1)[0]
+			errs := k.ev.all(t, "upstream certificate not trusted")
+			if len(errs) == 0 || errs[0]["level"] != "error" || !strings.Contains(fmt.Sprint(errs[0]["error"]), "unknown authority") {
+				t.Errorf("error events %v", errs)
+			}
+			if field(h, "intercept", "upstream_verified") != false || field(h, "intercept", "upstream_verify_error") == nil {
+				t.Errorf("intercept %v", h["intercept"])
+			}
+			if insecure {
+				if status != 200 || body != "secret page" || field(h, "intercept", "insecure_upstream") != true {
+					t.Errorf("got %d %q, intercept %v", status, body, h["intercept"])
+				}
+				return
+			}
+			if status != http.StatusBadGateway || !strings.Contains(body, "intercept.upstream_roots") || strings.Contains(body, "secret") {
+				t.Errorf("got %d %q", status, body)
+			}
+		})
+	}
+}

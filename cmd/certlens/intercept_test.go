@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
+
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
 )
@@ -86,5 +88,46 @@ func TestServeIntercept(t *testing.T) {
 	}
 	if st, err := os.Stat(keylog); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("key log mode: %v", err)
+	}
+}
+
+func TestLoadClientCert(t *testing.T) {
+	ca := pkitest.NewCA(t, "certlens client cert file CA")
+	alice := ca.NewIntermediate(t, "certlens issuing CA").NewClient(t, "alice")
+	dir := t.TempDir()
+	both := filepath.Join(dir, "alice.pem")
+	if err := os.WriteFile(both, append(alice.CertPEM(), alice.KeyPEM()...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var chain []*x509.Certificate
+	for _, c := range alice.Chain()[1:] {
+		chain = append(chain, c.Cert)
+	}
+	pfx, err := pkcs12.Modern2023.Encode(alice.Key, alice.Cert, chain, "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p12 := filepath.Join(dir, "alice.p12")
+	if err := os.WriteFile(p12, pfx, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	certOnly := filepath.Join(dir, "cert-only.pem")
+	if err := os.WriteFile(certOnly, alice.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	if c, err := loadClientCert(both); err != nil || c.Leaf == nil || c.Leaf.Subject.CommonName != "alice" {
+		t.Errorf("PEM: %v", err)
+	}
+	t.Setenv("CERTLENS_PFX_PASSWORD", "s3cret")
+	if c, err := loadClientCert(p12); err != nil || len(c.Certificate) != 3 || c.PrivateKey == nil {
+		t.Errorf("PKCS#12: %d certificates, %v", len(c.Certificate), err)
+	}
+	t.Setenv("CERTLENS_PFX_PASSWORD", "wrong")
+	if _, err := loadClientCert(p12); err == nil || !strings.Contains(err.Error(), "CERTLENS_PFX_PASSWORD") {
+		t.Errorf("PKCS#12 with a wrong password: %v", err)
+	}
+	if _, err := loadClientCert(certOnly); err == nil {
+		t.Error("a PEM file without a key was accepted")
 	}
 }

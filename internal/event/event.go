@@ -67,8 +67,9 @@ type Intercept struct {
 	// says that none is configured for the host (and so none was sent).
 	ClientCertSource string `json:"client_cert_source,omitempty"`
 	// BrowserAsked: "mirrored" when the browser was asked for a certificate
-	// with the issuer list learned from this host, "not_yet_learned" when
-	// no connection had learned the list when the browser connected.
+	// with the issuer list learned from this host, "not_asked" when no
+	// connection had learned one when the browser connected (the first
+	// connection to a host, or a host that never asks).
 	BrowserAsked string `json:"browser_asked"`
 	// BrowserIssuerCount is the size of the list the browser was asked with.
 	BrowserIssuerCount int `json:"browser_issuer_count,omitempty"`
