@@ -191,7 +191,7 @@ type icConn struct {
 	mu           sync.Mutex
 	asked        bool // the browser was asked for a certificate
 	askedCount   int
-	browserDone  bool // the browser-side handshake completed
+	browserDone  bool // the browser-side handshake reached its certificate check
 	browserChain [][]byte
 	up, down     int64
 	tunnels      []*tunnel // its upstream connections
@@ -278,12 +278,11 @@ func (ic *icConn) closed() {
 		return
 	}
 	ic.mu.Lock()
-	done, up, down := ic.browserDone, ic.up, ic.down
+	up, down := ic.up, ic.down
 	ic.mu.Unlock()
-	reason := "browser closed without a request"
-	if !done {
-		reason = "browser TLS handshake with certlens failed: does the browser trust certlens's CA (certlens ca export)?"
-	}
+	// crypto/tls tells a server nothing of the client's verdict on its
+	// certificate before the client's Finished, so the two cases are one.
+	reason := "browser sent no request: its TLS handshake with certlens failed (does it trust certlens's CA? certlens ca export) or it closed first"
 	c := event.NewClosed(ic.meta, handshake.Observation{})
 	c.BytesUp, c.BytesDown, c.DurationMS, c.Reason = up, down, ms(time.Since(ic.start)), reason
 	ic.srv.log.Info("connection closed", zap.Inline(c))
@@ -341,11 +340,20 @@ func (ic *icConn) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 // roundTrip sends one browser request upstream and notes the answer.
 func (ic *icConn) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
 	var up *upstream
-	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-		if c, ok := info.Conn.(*upConn); ok {
-			up = c.up
-		}
-	}}
+	trace := &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			if c, ok := info.Conn.(*upConn); ok {
+				up = c.up
+			}
+		},
+		WroteRequest: func(httptrace.WroteRequestInfo) {
+			if up != nil {
+				up.mu.Lock()
+				up.requestsSent++
+				up.mu.Unlock()
+			}
+		},
+	}
 	resp, err := ic.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
 	if err != nil {
 		ic.last.Store(nil)
@@ -405,6 +413,9 @@ type upstream struct {
 	verifyErr   string
 	errs        []string
 	pending     []*handshake.Handshake // drained, waiting for the HTTP answer
+	// requestsSent and answers tell a server that reset the connection
+	// after a request, unanswered (IIS over TLS 1.3 wanting a certificate).
+	requestsSent, answers int
 }
 
 // certRequestSeen is one CertificateRequest as crypto/tls handed it over,
@@ -530,6 +541,7 @@ func (up *upstream) answered(o *rules.HTTPOutcome) {
 	up.t.mu.Lock()
 	defer up.t.mu.Unlock()
 	up.mu.Lock()
+	up.answers++
 	out := up.pending
 	up.pending = nil
 	up.mu.Unlock()
@@ -551,9 +563,15 @@ func (up *upstream) emit(h *handshake.Handshake, hr *rules.HTTPOutcome) {
 			req = &up.requests[i]
 		}
 	}
-	known := up.handshakeOK || h.Index > 0
+	completed := up.handshakeOK && h.Index == 0
 	errs := up.errs
 	up.errs = nil
+	reset := false
+	if up.requestsSent > up.answers {
+		for _, e := range errs {
+			reset = reset || strings.Contains(e, "connection reset")
+		}
+	}
 	info := &event.Intercept{UpstreamVerified: up.verified, UpstreamVerifyError: up.verifyErr}
 	up.mu.Unlock()
 	info.InsecureUpstream = s.opts.Intercept.InsecureUpstream && info.UpstreamVerifyError != ""
@@ -562,8 +580,8 @@ func (up *upstream) emit(h *handshake.Handshake, hr *rules.HTTPOutcome) {
 	}
 	up.ic.browserSide(info)
 
-	m := completeUpstream(h, req, known, errs)
-	e := event.Diagnose(up.meta, m, rules.Evidence{HTTP: hr}, s.dyn.Load().Rules)
+	m := completeUpstream(h, req, completed, errs)
+	e := event.Diagnose(up.meta, m, rules.Evidence{HTTP: hr, ResetAfterRequest: reset}, s.dyn.Load().Rules)
 	if hr != nil {
 		e.HTTPStatus, e.HTTPSubstatus = hr.Status, hr.Substatus
 	}
@@ -576,9 +594,10 @@ func (up *upstream) emit(h *handshake.Handshake, hr *rules.HTTPOutcome) {
 // read: for TLS 1.3 and renegotiation the CertificateRequest (issuer list
 // in wire order, signature schemes) and the certificate certlens answered
 // with; such a handshake is then `decrypted`, as certlens holds its keys.
-// known says the TLS client completed the handshake, so that no request
-// means none was made. errs are the TLS client's errors. h is not changed.
-func completeUpstream(h *handshake.Handshake, req *certRequestSeen, known bool, errs []string) *handshake.Handshake {
+// completed says certlens's TLS client finished the handshake (known for
+// the initial one), so that no request means none was made. errs are the
+// TLS client's errors. h is not changed.
+func completeUpstream(h *handshake.Handshake, req *certRequestSeen, completed bool, errs []string) *handshake.Handshake {
 	c := *h
 	hidden := c.Visibility == handshake.VisibilityEncrypted || c.Visibility == handshake.VisibilityInferred
 	if req != nil {
@@ -605,7 +624,14 @@ func completeUpstream(h *handshake.Handshake, req *certRequestSeen, known bool, 
 			c.Version = handshake.Version(req.version)
 		}
 	}
-	if hidden && (req != nil || known && (c.End == handshake.EndFinished || c.End == handshake.EndApplicationData)) {
+	// crypto/tls completing the handshake is proof of its end even when
+	// the server sent nothing after it (the parser then saw an EOF).
+	if completed && (c.End == handshake.EndEOF || c.Visibility == handshake.VisibilityPartial) {
+		c.End = handshake.EndFinished
+		hidden = true
+	}
+	finished := c.End == handshake.EndFinished || c.End == handshake.EndApplicationData
+	if hidden && (req != nil || finished) {
 		c.Visibility = handshake.VisibilityDecrypted
 		c.Inferred = nil
 	}

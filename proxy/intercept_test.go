@@ -6,6 +6,7 @@ package proxy
 // apart), with curl, Go clients and headless Chromium as browsers.
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"crypto/tls"
@@ -553,5 +554,56 @@ func TestInterceptUntrustedUpstream(t *testing.T) {
 				t.Errorf("got %d %q", status, body)
 			}
 		})
+	}
+}
+
+// TestInterceptResetAfterRequest: a TLS 1.3 server that asked for nothing
+// in its handshake and resets the connection once it has read the request
+// is what IIS on Server 2022 does when a certificate is wanted.
+func TestInterceptResetAfterRequest(t *testing.T) {
+	k := newIntercept(t, nil)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{k.server.TLSCertificate()}, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				tc := c.(*tls.Conn)
+				if _, err := http.ReadRequest(bufio.NewReader(tc)); err == nil {
+					_ = tc.NetConn().(*net.TCPConn).SetLinger(0)
+				}
+				_ = tc.NetConn().Close()
+			}()
+		}
+	}()
+	addr := ln.Addr().String()
+	status, _ := k.curl(t, "https://"+addr+"/")
+	h := k.ev.settle(t, addr, 1)[0]
+	if status != http.StatusBadGateway || !slices.Contains(findingIDs(h), "tls13-late-client-cert") || h["verdict"] != "500.0" {
+		t.Errorf("status %d, verdict %v, findings %v, errors %v; event %v", status, h["verdict"], findingIDs(h), h["errors"], h)
+	}
+}
+
+// TestInterceptBrowserDistrustsCA: a browser that does not trust
+// certlens's root never reaches the server; its connection's event says
+// what to do.
+func TestInterceptBrowserDistrustsCA(t *testing.T) {
+	k := newIntercept(t, nil)
+	addr := goUpstream(t, k, nil, func(w http.ResponseWriter, r *http.Request) {})
+	if _, stderr, err := curl(t, k.proxy, "https://"+addr+"/"); err == nil {
+		t.Fatalf("curl trusted certlens's leaf without its CA: %s", stderr)
+	}
+	closed := k.ev.wait(t, "connection closed", 1)
+	if c := closed[0]; c["target"] != addr || !strings.Contains(fmt.Sprint(c["reason"]), "certlens ca export") {
+		t.Errorf("connection closed event %v", c)
+	}
+	if hs := k.ev.all(t, "handshake"); len(hs) != 0 {
+		t.Errorf("%d handshake events for a connection that never went upstream", len(hs))
 	}
 }
