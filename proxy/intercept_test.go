@@ -562,27 +562,13 @@ func TestInterceptUntrustedUpstream(t *testing.T) {
 // is what IIS on Server 2022 does when a certificate is wanted.
 func TestInterceptResetAfterRequest(t *testing.T) {
 	k := newIntercept(t, nil)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{k.server.TLSCertificate()}, NextProtos: []string{"http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				tc := c.(*tls.Conn)
-				if _, err := http.ReadRequest(bufio.NewReader(tc)); err == nil {
-					_ = tc.NetConn().(*net.TCPConn).SetLinger(0)
-				}
-				_ = tc.NetConn().Close()
-			}()
+	cfg := &tls.Config{Certificates: []tls.Certificate{k.server.TLSCertificate()}, NextProtos: []string{"http/1.1"}}
+	addr := tcpServer(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(tls.Server(c, cfg))); err == nil {
+			// Closed with linger 0 by tcpServer: a reset.
+			_ = c.(*net.TCPConn).SetLinger(0)
 		}
-	}()
-	addr := ln.Addr().String()
+	})
 	status, _ := k.curl(t, "https://"+addr+"/")
 	h := k.ev.settle(t, addr, 1)[0]
 	if status != http.StatusBadGateway || !slices.Contains(findingIDs(h), "tls13-late-client-cert") || h["verdict"] != "500.0" {
