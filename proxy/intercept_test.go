@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -506,15 +507,7 @@ func TestInterceptMirrorOnTheWire(t *testing.T) {
 		c.CloseIdleConnections()
 	}
 	k.ev.settle(t, addr, 2)
-	var server, browser [][]byte
-	for _, r := range transcript.TsharkDNames(t, capture.Stop()) {
-		switch r.Port {
-		case port(t, addr):
-			server = append(server, r.Vector)
-		case port(t, k.proxy):
-			browser = append(browser, r.Vector)
-		}
-	}
+	server, browser := k.byPort(t, transcript.TsharkDNames(t, capture.Stop()), addr)
 	if len(server) != 2 || len(browser) != 1 {
 		t.Fatalf("tshark decoded %d requests from the server and %d from certlens, want 2 and 1", len(server), len(browser))
 	}
@@ -592,4 +585,50 @@ func TestInterceptBrowserDistrustsCA(t *testing.T) {
 	if hs := k.ev.all(t, "handshake"); len(hs) != 0 {
 		t.Errorf("%d handshake events for a connection that never went upstream", len(hs))
 	}
+}
+
+// TestInterceptKeylogBothSides: with the key log certlens writes, tshark
+// decrypts the TLS 1.3 CertificateRequests of both sides, the server's and
+// certlens's mirror of it to the browser, and finds them identical.
+func TestInterceptKeylogBothSides(t *testing.T) {
+	keylog := filepath.Join(t.TempDir(), "keys.log")
+	f, err := os.OpenFile(keylog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	k := newIntercept(t, func(_ *icTest, o *InterceptOptions) { o.KeyLog = f })
+	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: k.server, ClientCAs: []*pkitest.Cert{k.other, k.clientCA}, Verify: 1, TLS13: true, WWW: true})
+	capture := peertest.CaptureLoopback(t, port(t, addr), port(t, k.proxy))
+	for range 2 {
+		c := k.goClient(t, k.client, nil)
+		get(t, c, "https://"+addr+"/")
+		c.CloseIdleConnections()
+	}
+	hs := k.ev.settle(t, addr, 2)
+	server, browser := k.byPort(t, transcript.TsharkDNamesKeylog(t, capture.Stop(), keylog), addr)
+	if len(server) != 2 || len(browser) != 1 {
+		t.Fatalf("tshark decrypted %d requests from the server and %d from certlens, want 2 and 1", len(server), len(browser))
+	}
+	if !bytes.Equal(browser[0], server[1]) {
+		t.Errorf("mirrored list differs from the server's: %x vs %x", browser[0], server[1])
+	}
+	if got := field(hs[1], "cert_request", "issuer_bytes"); got != float64(len(server[1])) {
+		t.Errorf("event issuer_bytes %v, tshark %d", got, len(server[1]))
+	}
+}
+
+// byPort splits the issuer list vectors tshark decoded into the server's
+// (sent from addr) and certlens's to the browser (sent from the proxy).
+func (k *icTest) byPort(t *testing.T, reqs []transcript.DNamesSummary, addr string) (server, browser [][]byte) {
+	t.Helper()
+	for _, r := range reqs {
+		switch r.Port {
+		case port(t, addr):
+			server = append(server, r.Vector)
+		case port(t, k.proxy):
+			browser = append(browser, r.Vector)
+		}
+	}
+	return server, browser
 }
