@@ -13,20 +13,21 @@ import (
 // Config is everything `certlens serve` needs to run. Load fills it; every
 // field has a config key, named next to it.
 type Config struct {
-	Listen      string   // listen
-	Mode        string   // mode: observe, intercept or sidecar
-	Upstream    string   // upstream: HOST:PORT, required in sidecar mode
-	Log         Log      // log.*
-	ExpectCerts []string // expect_certs
-	AllowPorts  PortSet  // allow_ports
-	AdminListen string   // admin_listen; "" turns the admin server off
-	Keylog      string   // keylog: intercept mode's upstream key log
-	Decrypt     Decrypt  // decrypt.*
-	Rules       Rules    // rules.*
-	Tunnel      Tunnel   // tunnel.*
-	Sidecar     Sidecar  // sidecar.*
-	Access      Access   // access.*
-	Limits      Limits   // limits.*
+	Listen      string    // listen
+	Mode        string    // mode: observe, intercept or sidecar
+	Upstream    string    // upstream: HOST:PORT, required in sidecar mode
+	Log         Log       // log.*
+	ExpectCerts []string  // expect_certs
+	AllowPorts  PortSet   // allow_ports
+	AdminListen string    // admin_listen; "" turns the admin server off
+	Keylog      string    // keylog: intercept mode's upstream key log
+	Decrypt     Decrypt   // decrypt.*
+	Rules       Rules     // rules.*
+	Tunnel      Tunnel    // tunnel.*
+	Sidecar     Sidecar   // sidecar.*
+	Access      Access    // access.*
+	Limits      Limits    // limits.*
+	Intercept   Intercept // intercept.*
 
 	ShutdownTimeout time.Duration // shutdown_timeout
 
@@ -98,6 +99,24 @@ type Limits struct {
 	MaxHeaderBytes    int           // limits.max_header_bytes
 }
 
+// Intercept configures intercept mode (and `certlens ca`).
+type Intercept struct {
+	CADir            string            // intercept.ca_dir: "" is the default data dir
+	ClientCerts      []ClientCertEntry // intercept.client_certs: "HOST_PATTERN=FILE"
+	UpstreamRoots    []string          // intercept.upstream_roots: PEM files
+	InsecureUpstream bool              // intercept.insecure_upstream
+}
+
+// ClientCertEntry presents the certificate and key in File (PEM with both,
+// or PKCS#12) to servers whose host matches Pattern (path.Match syntax).
+type ClientCertEntry struct {
+	Pattern, File string
+}
+
+// PFXPasswordEnv holds the password of PKCS#12 files in
+// intercept.client_certs; a secret, so it is no config key.
+const PFXPasswordEnv = "CERTLENS_PFX_PASSWORD"
+
 // Route sends connections whose SNI matches Pattern (path.Match syntax,
 // e.g. *.example.com) to Upstream.
 type Route struct {
@@ -151,6 +170,10 @@ var keys = []key{
 	{name: "limits.read_header_timeout", def: "10s"},
 	{name: "limits.max_header_bytes", def: 65536},
 	{name: "shutdown_timeout", def: "10s"},
+	{name: "intercept.ca_dir", def: ""},
+	{name: "intercept.client_certs", def: []string{}},
+	{name: "intercept.upstream_roots", def: []string{}},
+	{name: "intercept.insecure_upstream", def: false},
 }
 
 // envVar is the environment variable that sets a key, spelled the way viper

@@ -325,6 +325,12 @@ func (l *loader) decode() *Config {
 			MaxHeaderBytes:    l.int("limits.max_header_bytes"),
 		},
 		ShutdownTimeout: l.duration("shutdown_timeout"),
+		Intercept: Intercept{
+			CADir:            l.str("intercept.ca_dir"),
+			ClientCerts:      l.clientCerts("intercept.client_certs"),
+			UpstreamRoots:    l.list("intercept.upstream_roots"),
+			InsecureUpstream: l.bool("intercept.insecure_upstream"),
+		},
 	}
 }
 
@@ -389,6 +395,25 @@ func (l *loader) patterns(key string) []string {
 			return nil
 		}
 		out = append(out, item)
+	}
+	return out
+}
+
+// clientCerts reads "HOST_PATTERN=FILE" items, like routes.
+func (l *loader) clientCerts(key string) []ClientCertEntry {
+	var out []ClientCertEntry
+	for _, item := range l.list(key) {
+		pattern, file, ok := strings.Cut(item, "=")
+		pattern, file = strings.TrimSpace(pattern), strings.TrimSpace(file)
+		if !ok || pattern == "" || file == "" {
+			l.fail(key, fmt.Sprintf("%q is not HOST_PATTERN=FILE", item))
+			return nil
+		}
+		if _, err := path.Match(pattern, ""); err != nil {
+			l.fail(key, fmt.Sprintf("%q: bad pattern: %v", pattern, err))
+			return nil
+		}
+		out = append(out, ClientCertEntry{Pattern: pattern, File: file})
 	}
 	return out
 }

@@ -119,6 +119,16 @@ func (c *Config) validate(userSet func(key string) bool) *Error {
 	if c.Limits.MaxHeaderBytes < 4096 {
 		return bad("limits.max_header_bytes", "%d is too small for real requests; use at least 4096", c.Limits.MaxHeaderBytes)
 	}
+	for _, cc := range c.Intercept.ClientCerts {
+		if p := readableProblem(cc.File); p != "" {
+			return bad("intercept.client_certs", "cannot read %q: %s", cc.File, p)
+		}
+	}
+	for _, name := range c.Intercept.UpstreamRoots {
+		if p := readableProblem(name); p != "" {
+			return bad("intercept.upstream_roots", "cannot read %q: %s", name, p)
+		}
+	}
 	return positive("shutdown_timeout", c.ShutdownTimeout)
 }
 

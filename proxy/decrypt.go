@@ -41,7 +41,7 @@ func (t *tunnel) awaitSecret() {
 			// A line may have come between the parser's lookup and Wait.
 			t.mu.Lock()
 			t.parser.Retry()
-			t.logHandshakes(t.parser.Drain())
+			t.logHandshakes(t.parser.Drain(), false)
 			_, still := t.parser.Waiting()
 			t.mu.Unlock()
 			if !still {
@@ -56,7 +56,7 @@ func (t *tunnel) awaitSecret() {
 				cancel()
 				t.mu.Lock()
 				t.parser.GiveUp()
-				t.logHandshakes(t.parser.Drain())
+				t.logHandshakes(t.parser.Drain(), false)
 				t.mu.Unlock()
 			case <-t.closed:
 				cancel()
@@ -110,7 +110,7 @@ func (t *tunnel) lastChance() {
 	}
 	t.mu.Lock()
 	t.parser.Retry()
-	t.logHandshakes(t.parser.Drain())
+	t.logHandshakes(t.parser.Drain(), true)
 	t.mu.Unlock()
 }
 

@@ -35,6 +35,14 @@ func (e *events) Write(p []byte) (int, error) {
 
 func (e *events) Sync() error { return nil }
 
+// text is the log so far. Fatalf must not be called with e.mu held: the
+// proxy's cleanup still logs.
+func (e *events) text() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.buf.String()
+}
+
 // all returns every event with the given msg.
 func (e *events) all(t testing.TB, msg string) []map[string]any {
 	t.Helper()
@@ -65,8 +73,7 @@ func (e *events) wait(t testing.TB, msg string, n int) []map[string]any {
 		got := e.all(t, msg)
 		if len(got) >= n || time.Now().After(deadline) {
 			if len(got) < n {
-				e.mu.Lock()
-				t.Fatalf("waited for %d %q events, got %d; log:\n%s", n, msg, len(got), e.buf.String())
+				t.Fatalf("waited for %d %q events, got %d; log:\n%s", n, msg, len(got), e.text())
 			}
 			return got
 		}
@@ -195,8 +202,7 @@ func (e *events) settle(t testing.TB, target string, n int) []map[string]any {
 			return hs
 		}
 		if time.Now().After(deadline) {
-			e.mu.Lock()
-			t.Fatalf("waited for %d handshake events for %s with their connections closed; have %d, %d open; log:\n%s", n, target, len(hs), open, e.buf.String())
+			t.Fatalf("waited for %d handshake events for %s with their connections closed; have %d, %d open; log:\n%s", n, target, len(hs), open, e.text())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

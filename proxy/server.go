@@ -26,7 +26,7 @@ import (
 
 // Options configure a Server; cmd/certlens fills them from config.Config.
 type Options struct {
-	Mode string // "observe" or "sidecar"
+	Mode string // "observe", "intercept" or "sidecar"
 	// AllowPort says whether CONNECT may reach a port; nil allows none.
 	AllowPort func(port int) bool
 	// AllowPortsText is shown in refusals ("443,4443,8443").
@@ -41,6 +41,7 @@ type Options struct {
 	// AllowHosts and DenyHosts: see Reloadable.
 	AllowHosts, DenyHosts []string
 	Decrypt               DecryptOptions
+	Intercept             InterceptOptions
 	// Dial replaces the upstream dialer (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -68,10 +69,12 @@ type Server struct {
 	dyn     atomic.Pointer[Reloadable]
 	serving atomic.Bool
 	sidecar net.Listener
+	mirror  *mirrorLists // intercept mode: issuer lists learned per target
 
 	mu       sync.Mutex
 	tunnels  map[*tunnel]struct{}
-	drained  chan struct{} // closed when tunnels empties during shutdown
+	browsers map[*browserConn]struct{} // intercept mode
+	drained  chan struct{}             // closed when tunnels empties during shutdown
 	stopping bool
 }
 
@@ -88,6 +91,10 @@ func New(opts Options, log *zap.Logger) *Server {
 	}
 	if opts.Limits.MaxHeaderBytes <= 0 {
 		opts.Limits.MaxHeaderBytes = 64 << 10
+	}
+	if opts.Mode == ModeIntercept {
+		// certlens's own upstream connections are where IIS renegotiates.
+		opts.WatchRenegotiation = true
 	}
 	s := &Server{opts: opts, log: log, tunnels: map[*tunnel]struct{}{}, metrics: newMetrics()}
 	s.dyn.Store(&Reloadable{AllowPort: opts.AllowPort, AllowPortsText: opts.AllowPortsText, Rules: opts.Rules,
@@ -106,6 +113,9 @@ func New(opts Options, log *zap.Logger) *Server {
 	gp.NonproxyHandler = http.HandlerFunc(s.nonProxy)
 	gp.OnResponse().DoFunc(s.logHTTP)
 	s.gp = gp
+	if opts.Mode == ModeIntercept {
+		s.setupIntercept()
+	}
 	s.http = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
 		ReadHeaderTimeout: opts.Limits.ReadHeaderTimeout,
@@ -155,6 +165,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	drained := s.drained
 	s.mu.Unlock()
 	if n == 0 {
+		s.closeBrowsers()
 		return err
 	}
 	s.log.Info("waiting for open tunnels", zap.Int("tunnels", n))
@@ -171,6 +182,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			t.setReason("shutdown")
 			_ = t.Close()
 		}
+		s.closeBrowsers()
 	}
 	return err
 }
@@ -220,6 +232,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w, r = watchClient(w, r)
+		if s.opts.Mode == ModeIntercept {
+			w, r = s.interceptConnect(w, r)
+		}
 	}
 	s.gp.ServeHTTP(w, r)
 }
@@ -244,6 +259,17 @@ func (s *Server) nextID() string {
 // goproxy answers 502 when it fails.
 func (s *Server) connectDial(r *http.Request, network, addr string) (net.Conn, error) {
 	meta := event.Meta{ConnID: s.nextID(), Mode: s.opts.Mode, ClientAddr: r.RemoteAddr, Target: addr}
+	t, err := s.openTunnel(r.Context(), meta, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	watchedTunnel(r, t)
+	return t, nil
+}
+
+// openTunnel dials the server and wraps the connection in a tracked
+// tunnel; a failed dial is the connection's "connection closed" event.
+func (s *Server) openTunnel(ctx context.Context, meta event.Meta, network, addr string) (*tunnel, error) {
 	s.mu.Lock()
 	stopping := s.stopping
 	s.mu.Unlock()
@@ -251,7 +277,7 @@ func (s *Server) connectDial(r *http.Request, network, addr string) (net.Conn, e
 		return nil, errors.New("certlens is shutting down")
 	}
 	start := time.Now()
-	c, err := s.dial(r.Context(), network, addr)
+	c, err := s.dial(ctx, network, addr)
 	if err != nil {
 		c := event.NewClosed(meta, handshake.Observation{})
 		c.DurationMS, c.Reason = ms(time.Since(start)), "dial failed: "+err.Error()
@@ -260,7 +286,6 @@ func (s *Server) connectDial(r *http.Request, network, addr string) (net.Conn, e
 	}
 	t := s.newTunnel(meta)
 	t.attach(c)
-	watchedTunnel(r, t)
 	s.track(t)
 	return t, nil
 }
@@ -285,7 +310,11 @@ func (s *Server) tunnelDone(t *tunnel) {
 }
 
 func (s *Server) logHandshake(t *tunnel, h *handshake.Handshake) {
-	e := event.Diagnose(t.meta, h, rules.Evidence{KeylogSet: s.opts.Decrypt.Secrets != nil}, s.dyn.Load().Rules)
+	s.emitHandshake(t, h, event.Diagnose(t.meta, h, rules.Evidence{KeylogSet: s.opts.Decrypt.Secrets != nil}, s.dyn.Load().Rules))
+}
+
+// emitHandshake counts and writes one handshake event at its verdict's level.
+func (s *Server) emitHandshake(t *tunnel, h *handshake.Handshake, e *event.Handshake) {
 	issuerBytes := 0
 	if h.CertRequest != nil {
 		issuerBytes = h.CertRequest.IssuerBytes
@@ -326,6 +355,12 @@ func (s *Server) logHTTP(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Respo
 	}
 	fields := []zap.Field{zap.String("client_addr", ctx.Req.RemoteAddr), zap.String("method", ctx.Req.Method),
 		zap.String("host", ctx.Req.URL.Host), zap.String("path", ctx.Req.URL.Path)}
+	if ic, ok := ctx.UserData.(*icConn); ok {
+		fields = append(fields, zap.String("conn_id", ic.meta.ConnID))
+		if o := ic.last.Load(); o != nil && o.Substatus != "" && resp != nil {
+			fields = append(fields, zap.String("http_substatus", o.Substatus))
+		}
+	}
 	if resp != nil {
 		fields = append(fields, zap.Int("status", resp.StatusCode))
 	} else if ctx.Error != nil {

@@ -82,7 +82,7 @@ func (s *Server) handleSidecar(client net.Conn) {
 	if err != nil {
 		_ = client.Close()
 		t.mu.Lock()
-		t.logHandshakes(t.parser.Close())
+		t.logHandshakes(t.parser.Close(), true)
 		t.mu.Unlock()
 		c := event.NewClosed(t.meta, t.parser.Observation())
 		c.DurationMS, c.Reason = ms(time.Since(start)), "dial failed: "+err.Error()

@@ -37,6 +37,9 @@ type tunnel struct {
 	closed     chan struct{} // closed by Close: ends a wait for a key log secret
 	waiting    bool          // a wait for a key log secret runs; t.mu
 	waitSince  time.Time     // when the parser first held records for a secret; t.mu
+	// sink, when set, takes the tunnel's handshakes instead of the default
+	// logging: intercept mode completes them first (closing: the last call).
+	sink func(hs []*handshake.Handshake, closing bool)
 }
 
 func (s *Server) newTunnel(meta event.Meta) *tunnel {
@@ -142,7 +145,7 @@ func (t *tunnel) Close() error {
 		close(t.closed)
 		t.mu.Lock()
 		hs := t.parser.Close()
-		t.logHandshakes(hs)
+		t.logHandshakes(hs, true)
 		t.mu.Unlock()
 		t.srv.logClosed(t)
 		t.srv.tunnelDone(t)
@@ -154,7 +157,7 @@ func (t *tunnel) feed(from handshake.Direction, b []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	more := t.parser.Feed(from, b)
-	t.logHandshakes(t.parser.Drain())
+	t.logHandshakes(t.parser.Drain(), false)
 	t.awaitSecret()
 	if !more {
 		t.tap.Store(false)
@@ -162,7 +165,11 @@ func (t *tunnel) feed(from handshake.Direction, b []byte) {
 }
 
 // logHandshakes writes one event per handshake; t.mu held.
-func (t *tunnel) logHandshakes(hs []*handshake.Handshake) {
+func (t *tunnel) logHandshakes(hs []*handshake.Handshake, closing bool) {
+	if t.sink != nil {
+		t.sink(hs, closing)
+		return
+	}
 	for _, h := range hs {
 		t.srv.logHandshake(t, h)
 	}

@@ -35,6 +35,14 @@ handshake it writes a "handshake" event with the server's certificate request,
 the client certificate sent and a verdict; each tunnel ends with a
 "connection closed" event.
 
+Intercept: like observe, but certlens terminates the browser's TLS with a
+certificate from its own CA ("certlens ca init"; the browser must trust it)
+and connects to the server itself, so it sees TLS 1.3 and renegotiation
+certificate requests and the HTTP status (403.7 ...). Each browser connection
+gets its own upstream connection; intercept.client_certs names certificates
+to present; the browser is asked for a certificate with the issuer list the
+server sent, and its choice is in the events.
+
 Sidecar: clients connect to the listen address as if it were the server;
 certlens relays each connection to --upstream (or a sidecar.routes upstream
 chosen by SNI), with the same events. Nothing to configure in any browser.
@@ -50,6 +58,7 @@ log level are reloaded; a bad file is rejected and the running config kept.`,
 		Example: `  certlens serve
   certlens serve --log-format console
   certlens serve --log-file handshakes.jsonl --allow-ports 443,8443,10000-20000
+  certlens serve --mode intercept --keylog /tmp/certlens-keys.log
   certlens serve --mode sidecar --listen 0.0.0.0:8443 --upstream web:443
   certlens serve --decrypt-keylog ~/sslkeys.log   # the file SSLKEYLOGFILE names
   tail -f handshakes.jsonl | jq 'select(.msg=="handshake" and .verdict!="ok")'`,
@@ -67,9 +76,6 @@ log level are reloaded; a bad file is rejected and the running config kept.`,
 }
 
 func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error {
-	if cfg.Mode == config.ModeIntercept {
-		return &config.Error{Key: "mode", Problem: "intercept mode is not available in this version yet; use observe or sidecar"}
-	}
 	// Catch signals before anything listens: a Ctrl-C that arrives as soon
 	// as the port accepts must still stop certlens gracefully.
 	ctx, stop := signal.NotifyContext(ctx, shutdownSignals...)
@@ -101,6 +107,18 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 	}
 	opts := proxyOptions(cfg, expect)
 	opts.Decrypt = followKeylog(ctx, cfg, log)
+	if cfg.Mode == config.ModeIntercept {
+		iopts, closeKeylog, ierr := interceptOptions(cfg, log)
+		if ierr != nil {
+			_ = ln.Close()
+			if adminLn != nil {
+				_ = adminLn.Close()
+			}
+			return ierr
+		}
+		defer closeKeylog.Close()
+		opts.Intercept = iopts
+	}
 	srv := proxy.New(opts, log)
 
 	if adminLn != nil {

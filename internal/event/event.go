@@ -56,6 +56,44 @@ type Handshake struct {
 	HTTPSubstatus string `json:"http_substatus,omitempty"`
 	// PCAP says where analyze found the handshake in the capture file.
 	PCAP *PCAPRef `json:"pcap,omitempty"`
+	// Intercept is what intercept mode did on its two sides of the handshake.
+	Intercept *Intercept `json:"intercept,omitempty"`
+}
+
+// Intercept says, for a handshake of certlens's own upstream connection,
+// where the client certificate it presented came from, what the browser
+// chose when asked with the same issuer list, and whether the server's
+// certificate was trusted.
+type Intercept struct {
+	// ClientCertSource names the intercept.client_certs entry presented, or
+	// says that none is configured for the host (and so none was sent).
+	ClientCertSource string `json:"client_cert_source,omitempty"`
+	// BrowserAsked: "mirrored" when the browser was asked for a certificate
+	// with the issuer list learned from this host, "not_asked" when no
+	// connection had learned one when the browser connected (the first
+	// connection to a host, or a host that never asks).
+	BrowserAsked string `json:"browser_asked"`
+	// BrowserIssuerCount is the size of the list the browser was asked with.
+	BrowserIssuerCount int `json:"browser_issuer_count,omitempty"`
+	// BrowserCert is the browser's own choice for that list: the
+	// certificate it would send to the real server.
+	BrowserCert *ClientCert `json:"browser_cert,omitempty"`
+	// UpstreamVerified: the server's certificate chained to the system roots
+	// or intercept.upstream_roots and named the host.
+	UpstreamVerified    bool   `json:"upstream_verified"`
+	UpstreamVerifyError string `json:"upstream_verify_error,omitempty"`
+	// InsecureUpstream: intercept.insecure_upstream let an untrusted server through.
+	InsecureUpstream bool `json:"insecure_upstream,omitempty"`
+}
+
+// NewClientCert describes a Certificate message's chain (leaf first) as the
+// event shows it.
+func NewClientCert(chain [][]byte) *ClientCert {
+	c := &ClientCert{Sent: len(chain) > 0}
+	for _, der := range chain {
+		c.Chain = append(c.Chain, describe(der))
+	}
+	return c
 }
 
 // ClientHello carries the ClientHello facts the rules read.
@@ -160,10 +198,7 @@ func NewHandshake(m Meta, h *handshake.Handshake, r rules.Report) *Handshake {
 		e.CertRequest = c
 	}
 	if cc := h.ClientCertificate; cc != nil {
-		e.ClientCert = &ClientCert{Sent: len(cc.Chain) > 0}
-		for _, der := range cc.Chain {
-			e.ClientCert.Chain = append(e.ClientCert.Chain, describe(der))
-		}
+		e.ClientCert = NewClientCert(cc.Chain)
 	}
 	if inf := h.Inferred; inf != nil {
 		e.Inferred = &Inferred{CertRequested: inf.CertRequested.String(), CertSent: inf.CertSent.String(),

@@ -64,7 +64,31 @@ func (e *Handshake) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	addNonEmpty(enc, "http_substatus", e.HTTPSubstatus)
 	if e.PCAP != nil {
-		return enc.AddObject("pcap", e.PCAP)
+		if err := enc.AddObject("pcap", e.PCAP); err != nil {
+			return err
+		}
+	}
+	if e.Intercept != nil {
+		return enc.AddObject("intercept", e.Intercept)
+	}
+	return nil
+}
+
+func (i *Intercept) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	addNonEmpty(enc, "client_cert_source", i.ClientCertSource)
+	enc.AddString("browser_asked", i.BrowserAsked)
+	if i.BrowserIssuerCount != 0 {
+		enc.AddInt("browser_issuer_count", i.BrowserIssuerCount)
+	}
+	if i.BrowserCert != nil {
+		if err := enc.AddObject("browser_cert", i.BrowserCert); err != nil {
+			return err
+		}
+	}
+	enc.AddBool("upstream_verified", i.UpstreamVerified)
+	addNonEmpty(enc, "upstream_verify_error", i.UpstreamVerifyError)
+	if i.InsecureUpstream {
+		enc.AddBool("insecure_upstream", true)
 	}
 	return nil
 }

@@ -30,6 +30,9 @@ type DNamesSummary struct {
 	// by walking the length prefixes of the vector bytes tshark reassembled
 	// (tls.handshake.dnames_raw).
 	Count int
+	// Vector is the certificate_authorities vector as on the wire
+	// (tls.handshake.dnames_raw), length prefixes included.
+	Vector []byte
 	// DNameLens is tls.handshake.dname_len as tshark lists it: at most the
 	// first 100 DNs.
 	DNameLens []int
@@ -142,6 +145,7 @@ func summarize(msg map[string]any) (DNamesSummary, error) {
 	if err != nil {
 		return s, fmt.Errorf("dnames_raw: %w", err)
 	}
+	s.Vector = vec
 	if len(vec) != s.DNamesLen {
 		return s, fmt.Errorf("dnames_raw holds %d bytes, dnames_len says %d", len(vec), s.DNamesLen)
 	}
