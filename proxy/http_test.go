@@ -45,3 +45,25 @@ func TestPlainHTTPIsProxiedAndLoggedBriefly(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainHTTPErrorKeepsQueryOut: a request the proxy cannot forward is
+// logged with the error, without the URL's query string.
+func TestPlainHTTPErrorKeepsQueryOut(t *testing.T) {
+	proxyAddr, ev := startProxy(t, Options{Dial: loopbackOnly})
+	proxyURL, _ := url.Parse("http://" + proxyAddr)
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
+	resp, err := client.Get("http://unreachable.invalid/reset?token=querysecret")
+	if err == nil {
+		resp.Body.Close()
+	}
+	e := ev.wait(t, "http", 1)[0]
+	if e["error"] == nil || e["path"] != "/reset" {
+		t.Errorf("event %v, want the error and the path", e)
+	}
+	ev.mu.Lock()
+	log := ev.buf.String()
+	ev.mu.Unlock()
+	if strings.Contains(log, "querysecret") {
+		t.Errorf("the log contains the query string:\n%s", log)
+	}
+}

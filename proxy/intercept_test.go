@@ -564,7 +564,7 @@ func TestInterceptResetAfterRequest(t *testing.T) {
 	})
 	status, _ := k.curl(t, "https://"+addr+"/")
 	h := k.ev.settle(t, addr, 1)[0]
-	if status != http.StatusBadGateway || !slices.Contains(findingIDs(h), "tls13-late-client-cert") || h["verdict"] != "500.0" {
+	if status != http.StatusBadGateway || !slices.Contains(findingIDs(h), "tls13-late-client-cert") || h["verdict"] != "500.0" || h["verdict_certain"] != true {
 		t.Errorf("status %d, verdict %v, findings %v, errors %v; event %v", status, h["verdict"], findingIDs(h), h["errors"], h)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -364,7 +365,12 @@ func (s *Server) logHTTP(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Respo
 	if resp != nil {
 		fields = append(fields, zap.Int("status", resp.StatusCode))
 	} else if ctx.Error != nil {
-		fields = append(fields, zap.String("error", ctx.Error.Error()))
+		err := ctx.Error
+		// A *url.Error repeats the URL, query string (and its tokens) included.
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err
+		}
+		fields = append(fields, zap.String("error", err.Error()))
 	}
 	s.log.Info("http", fields...)
 	return resp

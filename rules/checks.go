@@ -111,7 +111,9 @@ func tls13LateClientCert(in *input, r *Rule) []Finding {
 	case hr != nil && hr.Status == 403 && strings.Contains(hr.Body, "Post-Handshake Authentication"):
 		why, predicts, certain = "the server answered 403 \"Cannot perform Post-Handshake Authentication\" (Apache)", "403.7", true
 	case in.ev.ResetAfterRequest:
-		why = "the server reset the connection after the request without answering, as IIS on Server 2022 and Windows 11 before 24H2 do"
+		// Seen by a mode that made the request itself (intercept, probe):
+		// no answer came, the reset did.
+		why, certain = "the server reset the connection after the request without answering, as IIS on Server 2022 and Windows 11 before 24H2 do", true
 	case in.hostWantsCert():
 		why = fmt.Sprintf("%s is in rules.client_cert_hosts", in.host())
 	default:

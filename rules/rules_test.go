@@ -179,7 +179,7 @@ func TestRules(t *testing.T) {
 		{name: "no key log, no complaint", h: tls13, absent: "keylog-secret-missing", verdict: VerdictUnknown},
 		{name: "TLS 1.3 then IIS 500 0x80070032", h: &tls13clear, ev: Evidence{HTTP: &HTTPOutcome{Status: 500, Body: "HTTP Error 500.0 ... Error Code 0x80070032"}},
 			fires: "tls13-late-client-cert", verdict: "500.0", certain: true},
-		{name: "TLS 1.3 then a reset after the request", h: &tls13clear, ev: Evidence{ResetAfterRequest: true}, fires: "tls13-late-client-cert", verdict: "500.0"},
+		{name: "TLS 1.3 then a reset after the request", h: &tls13clear, ev: Evidence{ResetAfterRequest: true}, fires: "tls13-late-client-cert", verdict: "500.0", certain: true},
 		{name: "TLS 1.3 then Apache's post-handshake 403", h: &tls13clear, ev: Evidence{HTTP: &HTTPOutcome{Status: 403, Body: "Cannot perform Post-Handshake Authentication"}},
 			fires: "tls13-late-client-cert", verdict: "403.7", certain: true},
 		{name: "TLS 1.2 without a request to a listed host", h: tls12(nil, nil), opts: Options{ClientCertHosts: []string{"*.example.test"}},

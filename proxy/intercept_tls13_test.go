@@ -1,0 +1,71 @@
+package proxy
+
+// The TLS 1.3 "late certificate" failure as intercept mode sees it: the
+// server's own answer is the evidence, so the verdict is certain.
+
+import (
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/certlens/certlens/internal/peertest"
+	"github.com/certlens/certlens/internal/pkitest"
+)
+
+// TestInterceptIIS24H2LateCert: a test upstream that behaves as IIS on
+// Windows 11 24H2 and Server 2025 when a folder wants a certificate the
+// TLS 1.3 handshake did not ask for: HTTP 500.0 with 0x80070032.
+func TestInterceptIIS24H2LateCert(t *testing.T) {
+	k := newIntercept(t, nil)
+	const page = "<html><head><title>IIS 10.0 Detailed Error - 500.0 - Internal Server Error</title></head><body>" +
+		"<h3>HTTP Error 500.0 - Internal Server Error</h3><table><tr><th>Error Code</th><td>0x80070032</td></tr></table></body></html>"
+	addr := goUpstream(t, k, nil, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, page)
+	})
+	status, body := k.curl(t, "https://"+addr+"/secure/")
+	if status != 500 || body != page {
+		t.Errorf("the browser got %d %q, want the server's page untouched", status, body)
+	}
+	h := k.ev.settle(t, addr, 1)[0]
+	if h["tls_version"] != "TLS 1.3" || h["cert_request"] != nil || h["http_status"] != float64(500) {
+		t.Errorf("version %v cert_request %v http_status %v", h["tls_version"], h["cert_request"], h["http_status"])
+	}
+	if h["verdict"] != "500.0" || h["verdict_certain"] != true || !slices.Contains(findingIDs(h), "tls13-late-client-cert") {
+		t.Errorf("verdict %v certain %v findings %v", h["verdict"], h["verdict_certain"], findingIDs(h))
+	}
+	if strings.Contains(k.ev.buf.String(), "Internal Server Error</h3>") {
+		t.Error("the response body reached the log")
+	}
+}
+
+// TestInterceptApacheTLS13LateCert: Apache with TLS 1.3 and a per-location
+// SSLVerifyClient require cannot ask certlens's upstream client (which, as
+// browsers, offers no post-handshake authentication) and answers 403
+// "Cannot perform Post-Handshake Authentication".
+func TestInterceptApacheTLS13LateCert(t *testing.T) {
+	k := newIntercept(t, nil)
+	addr := peertest.Apache(t, peertest.ApacheConfig{Cert: k.server, ClientCAs: []*pkitest.Cert{k.clientCA}})
+	status, _ := k.curl(t, "https://"+addr+peertest.ApacheSecurePath)
+	if status != 403 {
+		t.Errorf("status %d, want Apache's 403", status)
+	}
+	var h map[string]any
+	for _, e := range k.ev.settle(t, addr, 1) {
+		if e["http_status"] == float64(403) {
+			h = e
+		}
+	}
+	if h == nil {
+		t.Fatalf("no handshake event with the 403; log:\n%s", k.ev.buf.String())
+	}
+	if h["tls_version"] != "TLS 1.3" || h["cert_request"] != nil || field(h, "client_hello", "post_handshake_auth") != false {
+		t.Errorf("version %v cert_request %v client_hello %v", h["tls_version"], h["cert_request"], h["client_hello"])
+	}
+	if h["verdict"] != "403.7" || h["verdict_certain"] != true || !slices.Contains(findingIDs(h), "tls13-late-client-cert") {
+		t.Errorf("verdict %v certain %v findings %v", h["verdict"], h["verdict_certain"], findingIDs(h))
+	}
+}
