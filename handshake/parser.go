@@ -173,6 +173,13 @@ func (p *Parser) Close() []*Handshake {
 	}
 	for len(p.open) > 0 {
 		h := p.open[0]
+		if h.decrypted && h.ClientFinished && h.ServerFinished {
+			// A decrypted TLS 1.3 handshake waits for the server's next
+			// record to see an alert; a connection that ends first ended
+			// after a complete handshake.
+			p.finish(h, EndFinished)
+			continue
+		}
 		h.Visibility = VisibilityPartial
 		p.finish(h, EndEOF)
 	}

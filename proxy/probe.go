@@ -21,6 +21,7 @@ import (
 
 	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/internal/event"
+	"github.com/certlens/certlens/internal/keylog"
 	"github.com/certlens/certlens/rules"
 )
 
@@ -217,7 +218,11 @@ func (c *clientViews) get(i int) *clientView {
 func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.Meta) *Attempt {
 	a := &Attempt{Version: version, Meta: meta}
 	start := time.Now()
-	parser := handshake.NewParser(handshake.Options{})
+	// The probe is the client: its own key log lets the parser decrypt
+	// TLS 1.3 and renegotiation as it does a browser's, so records and
+	// bytes are the wire's, not crypto/tls's account of them.
+	secrets := keylog.NewStore(16)
+	parser := handshake.NewParser(handshake.Options{Secrets: secrets})
 	raw, err := dialProbe(ctx, cfg, meta.Target)
 	if err != nil {
 		a.Err = err
@@ -240,7 +245,7 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 		// HTTP/1.1 only: the request below is HTTP/1.1, and renegotiation
 		// is what is being probed (RFC 9113 forbids it over h2).
 		NextProtos:   []string{"http/1.1"},
-		KeyLogWriter: cfg.KeyLogWriter,
+		KeyLogWriter: ownKeyLog{store: secrets, next: cfg.KeyLogWriter},
 		GetClientCertificate: func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			if present == nil {
 				views.asked(cri, [][]byte{})
@@ -290,6 +295,8 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 
 // finish closes the parser and diagnoses every handshake it saw.
 func (a *Attempt) finish(cfg ProbeConfig, parser *handshake.Parser, views *clientViews, tee *probeConn, start time.Time) {
+	// The last secrets may have come after the last bytes were fed.
+	parser.Retry()
 	hs := append(parser.Drain(), parser.Close()...)
 	var remote *handshake.AlertDescription
 	if a.Err != nil {
@@ -557,4 +564,23 @@ func (c *probeConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	c.up += int64(n)
 	return n, err
+}
+
+// ownKeyLog feeds the probe's TLS secrets to its parser, and to the
+// configured KeyLogWriter, if any.
+type ownKeyLog struct {
+	store *keylog.Store
+	next  io.Writer
+}
+
+func (w ownKeyLog) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(string(p), "\n") {
+		if e, ok, err := handshake.ParseKeyLogLine(line); ok && err == nil {
+			w.store.Add(e)
+		}
+	}
+	if w.next != nil {
+		return w.next.Write(p)
+	}
+	return len(p), nil
 }
