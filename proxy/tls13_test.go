@@ -152,14 +152,7 @@ func TestE2EApacheTLS13LateCert(t *testing.T) {
 func TestE2EApachePostHandshakeDecrypted(t *testing.T) {
 	k := newE2E(t)
 	addr := peertest.Apache(t, peertest.ApacheConfig{Cert: k.server, ClientCAs: []*pkitest.Cert{k.clientCA}})
-	keylogPath := filepath.Join(t.TempDir(), "keys.log")
-	if err := os.WriteFile(keylogPath, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	store := keylog.NewStore(1000)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go keylog.NewFollower(keylogPath, store, zap.NewNop()).Run(ctx)
+	keylogPath, store := followedKeylog(t)
 	proxyAddr, ev := startProxy(t, Options{WatchRenegotiation: true, Dial: loopbackOnly,
 		Decrypt: DecryptOptions{Secrets: store, Wait: 3 * time.Second}})
 	dec := &e2e{serverCA: k.serverCA, serverCAFile: k.serverCAFile, proxy: proxyAddr, ev: ev}
@@ -202,4 +195,43 @@ func TestE2EApachePostHandshakeDecrypted(t *testing.T) {
 			expect(t, pha, tc.sent, tc.verdict)
 		})
 	}
+}
+
+// followedKeylog is an empty key log file, followed as serve follows
+// --decrypt-keylog, and the store its lines go to.
+func followedKeylog(t *testing.T) (string, *keylog.Store) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keys.log")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := keylog.NewStore(1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go keylog.NewFollower(path, store, zap.NewNop()).Run(ctx)
+	return path, store
+}
+
+// TestSidecarDecryptsWithKeylog: sidecar mode shares observe mode's key
+// log decryption: curl straight at the sidecar, openssl s_server behind it
+// asking over TLS 1.3 with three CAs.
+func TestSidecarDecryptsWithKeylog(t *testing.T) {
+	k := newE2E(t)
+	upstream, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: k.server, TLS13: true, WWW: true, Verify: 1,
+		ClientCAs: []*pkitest.Cert{k.other1, k.clientCA, k.other2}})
+	keylogPath, store := followedKeylog(t)
+	sidecar, _, ev := startServer(t, Options{Mode: "sidecar", Sidecar: SidecarOptions{Upstream: upstream}, WatchRenegotiation: true,
+		Decrypt: DecryptOptions{Secrets: store, Wait: 3 * time.Second}})
+	c, key := k.client.WriteFiles(t, t.TempDir(), "client")
+	out, stderr, err := runCurlEnv(t, []string{"SSLKEYLOGFILE=" + keylogPath}, "-sS", "--noproxy", "*", "--cacert", k.serverCAFile,
+		"--cert", c, "--key", key, "https://"+sidecar+"/")
+	if err != nil || !strings.Contains(out, "s_server") {
+		t.Fatalf("curl: %v %s", err, stderr)
+	}
+	h := ev.wait(t, "handshake", 1)[0]
+	if h["mode"] != "sidecar" || h["visibility"] != "decrypted" || field(h, "cert_request", "issuer_count") != float64(3) ||
+		field(h, "cert_request", "issuer_bytes") != float64(pkitest.IssuerListSize([]*pkitest.Cert{k.other1, k.clientCA, k.other2})) {
+		t.Errorf("event %v", h)
+	}
+	expect(t, h, true, "ok")
 }
