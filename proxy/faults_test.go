@@ -371,6 +371,11 @@ func faultServerHalfClose(t *testing.T, r *rig) {
 	if greeting, err := io.ReadAll(tc); err != nil || string(greeting) != "hello, now upload" {
 		t.Fatalf("greeting %q %v", greeting, err)
 	}
+	// close_notify ends the TLS stream before the server's FIN crosses the
+	// proxy: wait for the FIN, so that the server closed first here too.
+	if rest, err := io.ReadAll(c); err != nil || len(rest) != 0 {
+		t.Fatalf("after close_notify: %d bytes, %v", len(rest), err)
+	}
 	if _, err := tc.Write(bytes.Repeat([]byte("u"), halfCloseBytes)); err != nil {
 		t.Fatalf("upload after the server's half-close: %v", err)
 	}
