@@ -347,6 +347,11 @@ func faultServerHalfClose(t *testing.T, r *rig) {
 	if greeting, err := io.ReadAll(tc); err != nil || string(greeting) != "hello, now upload" {
 		t.Fatalf("greeting %q %v", greeting, err)
 	}
+	// To the close_notify, then to the FIN: only then has the proxy seen
+	// the server's half-close for sure, and the reason must be the server's.
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := tc.Write(bytes.Repeat([]byte("u"), halfCloseBytes)); err != nil {
 		t.Fatalf("upload after the server's half-close: %v", err)
 	}

@@ -34,10 +34,14 @@ type Options struct {
 	IdleTimeout        time.Duration
 	DialTimeout        time.Duration
 	WatchRenegotiation bool
-	Rules              rules.Options
-	Sidecar            SidecarOptions
-	Access             Access
-	Limits             Limits
+	// NoParse relays tunnels without looking at them (tunnel.parse false):
+	// no handshake events, only "connection closed"; for measuring what
+	// parsing costs.
+	NoParse bool
+	Rules   rules.Options
+	Sidecar SidecarOptions
+	Access  Access
+	Limits  Limits
 	// AllowHosts and DenyHosts: see Reloadable.
 	AllowHosts, DenyHosts []string
 	Decrypt               DecryptOptions
