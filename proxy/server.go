@@ -38,6 +38,8 @@ type Options struct {
 	// no handshake events, only "connection closed"; for measuring what
 	// parsing costs.
 	NoParse bool
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin server.
+	Pprof   bool
 	Rules   rules.Options
 	Sidecar SidecarOptions
 	Access  Access

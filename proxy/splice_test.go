@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
 )
@@ -266,4 +268,48 @@ func x509Pool(certs ...*pkitest.Cert) *x509.CertPool {
 		p.AddCert(c.Cert)
 	}
 	return p
+}
+
+// TestNoParse: with tunnel.parse off, a TLS 1.2 tunnel (watched for
+// renegotiation otherwise) is spliced from the first byte, writes no
+// handshake event, and still counts its bytes.
+func TestNoParse(t *testing.T) {
+	peertest.Require(t, "curl")
+	ca := pkitest.NewCA(t, "certlens noparse CA")
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	pkitest.WritePEM(t, caFile, ca)
+	addr, counts := wireServer(t, ca.NewServer(t, "127.0.0.1"), 1<<20)
+	proxyAddr, s, ev := startServer(t, Options{WatchRenegotiation: true, NoParse: true})
+	out, stderr, err := curl(t, proxyAddr, "-sS", "--cacert", caFile, "--tlsv1.2", "--tls-max", "1.2", "-o", "/dev/null", "-w", "%{size_download}", "https://"+addr+"/")
+	if err != nil || out != strconv.Itoa(1<<20) {
+		t.Fatalf("curl: %q %v %s", out, err, stderr)
+	}
+	wire := <-counts
+	closed := ev.wait(t, "connection closed", 1)[0]
+	if closed["bytes_client_to_server"] != float64(wire[0]) || closed["bytes_server_to_client"] != float64(wire[1]) {
+		t.Errorf("event counted %v up, %v down; the server's wire %v", closed["bytes_client_to_server"], closed["bytes_server_to_client"], wire)
+	}
+	if hs := ev.all(t, "handshake"); len(hs) != 0 {
+		t.Errorf("%d handshake events with parsing off", len(hs))
+	}
+	if got := scrape(t, s, "certlens_tunnels_spliced_total"); got != 2 {
+		t.Errorf("spliced directions %v, want 2", got)
+	}
+}
+
+// TestAdminPprof: the profiler is on the admin server only when asked for.
+func TestAdminPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		s := New(Options{Pprof: on}, zap.NewNop())
+		for path, want := range map[string]int{"/debug/pprof/": 200, "/debug/pprof/heap": 200, "/debug/pprof/goroutine?debug=1": 200} {
+			if !on {
+				want = http.StatusNotFound
+			}
+			rec := httptest.NewRecorder()
+			s.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+			if rec.Code != want {
+				t.Errorf("pprof %v: GET %s = %d, want %d", on, path, rec.Code, want)
+			}
+		}
+	}
 }
