@@ -20,6 +20,7 @@ type Config struct {
 	ExpectCerts []string  // expect_certs
 	AllowPorts  PortSet   // allow_ports
 	AdminListen string    // admin_listen; "" turns the admin server off
+	AdminPprof  bool      // admin_pprof: /debug/pprof/ on the admin server
 	Keylog      string    // keylog: intercept mode's upstream key log
 	Decrypt     Decrypt   // decrypt.*
 	Rules       Rules     // rules.*
@@ -62,6 +63,7 @@ type Tunnel struct {
 	IdleTimeout        time.Duration // tunnel.idle_timeout
 	DialTimeout        time.Duration // tunnel.dial_timeout
 	WatchRenegotiation bool          // tunnel.watch_renegotiation
+	Parse              bool          // tunnel.parse: false relays without looking
 }
 
 // Sidecar tunes sidecar mode.
@@ -149,6 +151,7 @@ var keys = []key{
 	{name: "expect_certs", def: []string{}, flag: "expect-cert"},
 	{name: "allow_ports", def: "443,4443,8443", flag: "allow-ports"},
 	{name: "admin_listen", def: "127.0.0.1:9090", flag: "admin-listen"},
+	{name: "admin_pprof", def: false, flag: "pprof"},
 	{name: "keylog", def: "", flag: "keylog"},
 	{name: "decrypt.keylog_file", def: "", flag: "decrypt-keylog"},
 	{name: "decrypt.max_secrets", def: 100000},
@@ -159,6 +162,7 @@ var keys = []key{
 	{name: "tunnel.idle_timeout", def: "5m", flag: "idle-timeout"},
 	{name: "tunnel.dial_timeout", def: "10s"},
 	{name: "tunnel.watch_renegotiation", def: true},
+	{name: "tunnel.parse", def: true},
 	{name: "sidecar.routes", def: []string{}},
 	{name: "sidecar.proxy_protocol", def: false},
 	{name: "sidecar.proxy_protocol_version", def: 2},

@@ -40,6 +40,8 @@ func AddServeFlags(fs *pflag.FlagSet) {
 	strs("allow-client", "client address or network (CIDR) that may use the proxy; repeat for several; required with proxy authentication unset when --listen is not loopback")
 	strs("allow-host", "CONNECT target host pattern the proxy may reach (e.g. *.corp.example); none set allows every host; repeat for several")
 	strs("deny-host", "CONNECT target host pattern the proxy refuses, before --allow-host; repeat for several")
+	pp := flagKey("pprof")
+	fs.Bool("pprof", pp.def.(bool), "serve Go's profiler (net/http/pprof) under /debug/pprof/ on the admin server; it shows goroutine stacks and memory, keep the admin server on loopback "+keyRef(pp.name))
 	mc := flagKey("max-conns")
 	fs.Int("max-conns", mc.def.(int), "client connections held at once; more are answered 503 "+keyRef(mc.name))
 

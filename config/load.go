@@ -292,6 +292,7 @@ func (l *loader) decode() *Config {
 		ExpectCerts: l.list("expect_certs"),
 		AllowPorts:  l.ports("allow_ports"),
 		AdminListen: l.str("admin_listen"),
+		AdminPprof:  l.bool("admin_pprof"),
 		Keylog:      l.str("keylog"),
 		Decrypt: Decrypt{
 			KeylogFile: l.str("decrypt.keylog_file"),
@@ -307,6 +308,7 @@ func (l *loader) decode() *Config {
 			IdleTimeout:        l.duration("tunnel.idle_timeout"),
 			DialTimeout:        l.duration("tunnel.dial_timeout"),
 			WatchRenegotiation: l.bool("tunnel.watch_renegotiation"),
+			Parse:              l.bool("tunnel.parse"),
 		},
 		Sidecar: Sidecar{
 			Routes:               l.routes("sidecar.routes"),

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 )
 
 // AdminHandler serves /healthz (the process is up), /readyz (the listener
-// accepts, and in sidecar mode the upstream answers) and /metrics.
+// accepts, and in sidecar mode the upstream answers), /metrics and, with
+// Options.Pprof, Go's profiler under /debug/pprof/ (registered here, not on
+// http.DefaultServeMux, so that it is never served by accident).
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -33,6 +36,13 @@ func (s *Server) AdminHandler() http.Handler {
 		_, _ = fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
+	if s.opts.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -19,6 +19,7 @@ type metrics struct {
 	findings    *prometheus.CounterVec
 	active      prometheus.Gauge
 	connections prometheus.Counter
+	spliced     prometheus.Counter
 	bytesUp     prometheus.Counter
 	bytesDown   prometheus.Counter
 	parseErrors prometheus.Counter
@@ -41,6 +42,9 @@ func newMetrics() *metrics {
 		}),
 		connections: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "certlens_tunnels_total", Help: "Tunnels opened.",
+		}),
+		spliced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "certlens_tunnels_spliced_total", Help: "Tunnel directions handed to the kernel (splice) once the parser needed no more bytes.",
 		}),
 		parseErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "certlens_parse_errors_total", Help: "Handshakes or connections the parser could not read in full.",
@@ -67,7 +71,7 @@ func newMetrics() *metrics {
 		Name: "certlens_log_write_errors_total", Help: "Events the log file (log.file) could not take: full disk, revoked file.",
 	}, func() float64 { return float64(logging.WriteErrors()) })
 	m.reg.MustRegister(logErrors)
-	m.reg.MustRegister(m.handshakes, m.findings, m.active, m.connections, bytes, m.parseErrors, m.issuerBytes,
+	m.reg.MustRegister(m.handshakes, m.findings, m.active, m.connections, m.spliced, bytes, m.parseErrors, m.issuerBytes,
 		m.hsDuration, m.refused, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -35,10 +35,16 @@ type Options struct {
 	IdleTimeout        time.Duration
 	DialTimeout        time.Duration
 	WatchRenegotiation bool
-	Rules              rules.Options
-	Sidecar            SidecarOptions
-	Access             Access
-	Limits             Limits
+	// NoParse relays tunnels without looking at them (tunnel.parse false):
+	// no handshake events, only "connection closed"; for measuring what
+	// parsing costs.
+	NoParse bool
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin server.
+	Pprof   bool
+	Rules   rules.Options
+	Sidecar SidecarOptions
+	Access  Access
+	Limits  Limits
 	// AllowHosts and DenyHosts: see Reloadable.
 	AllowHosts, DenyHosts []string
 	Decrypt               DecryptOptions

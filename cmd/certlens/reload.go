@@ -119,7 +119,8 @@ func (r *reloader) reload(why string) {
 	for key, changed := range map[string]bool{
 		"listen": cfg.Listen != r.cfg.Listen, "mode": cfg.Mode != r.cfg.Mode, "upstream": cfg.Upstream != r.cfg.Upstream,
 		"admin_listen": cfg.AdminListen != r.cfg.AdminListen, "log.format": cfg.Log.Format != r.cfg.Log.Format,
-		"log.file": cfg.Log.File != r.cfg.Log.File,
+		"log.file": cfg.Log.File != r.cfg.Log.File, "admin_pprof": cfg.AdminPprof != r.cfg.AdminPprof,
+		"tunnel.parse": cfg.Tunnel.Parse != r.cfg.Tunnel.Parse,
 	} {
 		if changed {
 			r.log.Warn("config reload: change needs a restart", zap.String("key", key))

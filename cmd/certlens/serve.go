@@ -106,6 +106,7 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 		}
 	}
 	opts := proxyOptions(cfg, expect)
+	opts.Pprof = cfg.AdminPprof
 	opts.Decrypt = followKeylog(ctx, cfg, log)
 	if cfg.Mode == config.ModeIntercept {
 		iopts, closeKeylog, ierr := interceptOptions(cfg, log)
@@ -175,6 +176,7 @@ func proxyOptions(cfg *config.Config, expect []rules.ExpectedCert) proxy.Options
 		IdleTimeout:        cfg.Tunnel.IdleTimeout,
 		DialTimeout:        cfg.Tunnel.DialTimeout,
 		WatchRenegotiation: cfg.Tunnel.WatchRenegotiation,
+		NoParse:            !cfg.Tunnel.Parse,
 		Rules:              dyn.Rules,
 		Sidecar:            side,
 		Access:             proxy.Access{Users: users, AllowClients: cfg.Access.AllowClients},

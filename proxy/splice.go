@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"time"
+)
+
+// spliceChunk bounds one kernel-to-kernel copy, so that the byte counters,
+// the metrics and the idle clock advance while a long transfer runs.
+const spliceChunk = 4 << 20
+
+// copyBufSize is the buffer of the copies that pass through the parser.
+const copyBufSize = 32 << 10
+
+// tcpUnwrapper is a client connection wrapper that can hand over the
+// *net.TCPConn under it, once nothing needs to see the bytes any more.
+type tcpUnwrapper interface{ rawTCP() *net.TCPConn }
+
+func rawTCP(c any) *net.TCPConn {
+	switch c := c.(type) {
+	case *net.TCPConn:
+		return c
+	case tcpUnwrapper:
+		return c.rawTCP()
+	}
+	return nil
+}
+
+func (c *watchedClient) rawTCP() *net.TCPConn { return rawTCP(c.tcp) }
+func (c *guardedConn) rawTCP() *net.TCPConn   { return rawTCP(c.Conn) }
+
+// ReadFrom carries client->server bytes for io.Copy(t, client): through
+// Write, and so the parser, while it wants them; then, once it is done,
+// between the two raw sockets, which on Linux is splice(2).
+func (t *tunnel) ReadFrom(src io.Reader) (int64, error) {
+	return t.relay(struct{ io.Writer }{t}, src, false)
+}
+
+// WriteTo carries server->client bytes for io.Copy(client, t), like ReadFrom.
+func (t *tunnel) WriteTo(dst io.Writer) (int64, error) {
+	return t.relay(dst, struct{ io.Reader }{t}, true)
+}
+
+// relay copies src to dst, one side of which is the tunnel's Read or Write
+// (hidden in a struct, so io.Copy cannot come back here).
+func (t *tunnel) relay(dst io.Writer, src io.Reader, down bool) (int64, error) {
+	buf := make([]byte, copyBufSize)
+	var total int64
+	for t.tap.Load() {
+		n, err := src.Read(buf)
+		if n > 0 {
+			w, werr := dst.Write(buf[:n])
+			total += int64(w)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	out, in := t.tcp, rawTCP(src)
+	if down {
+		out, in = rawTCP(dst), t.tcp
+	}
+	if out == nil || in == nil {
+		// A client that is not plain TCP (TLS to the proxy): copy in user
+		// space, the parser no longer fed.
+		n, err := io.CopyBuffer(dst, src, buf)
+		return total + n, err
+	}
+	n, err := t.splice(out, in, down)
+	return total + n, err
+}
+
+// splice copies src to dst in the kernel until EOF or an error, counting
+// what moved. The idle timeout is kept by a read deadline on src, re-armed
+// at most every quarter of the timeout: a copy that moved bytes is activity;
+// one that moved none for the whole timeout, either way, ends the tunnel.
+// The close reason names the side that failed, as Read and Write do.
+func (t *tunnel) splice(dst, src *net.TCPConn, down bool) (int64, error) {
+	t.srv.metrics.spliced.Inc()
+	idle := t.srv.opts.IdleTimeout
+	var total int64
+	defer func() { _ = src.SetReadDeadline(time.Time{}) }()
+	for {
+		if idle > 0 {
+			deadline := time.Now().Add(idle / 4)
+			if end := time.Unix(0, t.lastActive.Load()).Add(idle); end.Before(deadline) {
+				deadline = end
+			}
+			_ = src.SetReadDeadline(deadline)
+		}
+		n, err := dst.ReadFrom(&io.LimitedReader{R: src, N: spliceChunk})
+		if n > 0 {
+			total += n
+			t.touch()
+			if down {
+				t.down.Add(n)
+				t.srv.metrics.bytesDown.Add(float64(n))
+			} else {
+				t.up.Add(n)
+				t.srv.metrics.bytesUp.Add(float64(n))
+			}
+		}
+		switch {
+		case err == nil && n == spliceChunk:
+			continue
+		case err == nil:
+			// EOF from src: the half-close is passed on by the caller.
+			if down {
+				t.setReason("server closed")
+			}
+			return total, nil
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if n > 0 || idle <= 0 || time.Since(time.Unix(0, t.lastActive.Load())) < idle {
+				continue
+			}
+			t.setReason("idle timeout")
+			return total, err
+		}
+		// splice(2) does not say whether reading src or writing dst
+		// failed; the side the kernel already closed (a reset) is the one.
+		failedDst := socketClosed(dst) && !socketClosed(src)
+		switch {
+		case down && failedDst, !down && !failedDst:
+			t.setReason("client error: " + err.Error())
+		case down:
+			t.setReason("server error: " + err.Error())
+		default:
+			t.setReason("server write error: " + err.Error())
+		}
+		return total, err
+	}
+}
