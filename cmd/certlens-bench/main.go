@@ -245,7 +245,7 @@ func startProc(name, addr string, cmd *exec.Cmd) (*peer, error) {
 
 func (b *bench) certlens(bin, name string, env []string) (*peer, error) {
 	addr := freeAddr()
-	cmd := exec.Command(bin, "serve", "--config", "", "--listen", addr, "--admin-listen=", "--allow-ports", "1-65535", "--max-conns", "100000")
+	cmd := exec.Command(bin, append([]string{"serve", "--config", "", "--listen", addr, "--allow-ports", "1-65535", "--max-conns", "100000"}, adminArgs()...)...)
 	cmd.Env = append(os.Environ(), env...)
 	// Events go to /dev/null but are still built and written: that is the cost users pay.
 	return startProc(name, addr, cmd)
@@ -347,6 +347,14 @@ func (b *bench) tlsConfig(p *peer, version uint16) *tls.Config {
 // through an intercepting proxy the handshake with the origin only
 // happens for a request, so one small request is part of it.
 func (b *bench) handshake(p *peer, version uint16) (*tls.Conn, error) {
+	return b.open(p, version, p.mitm)
+}
+
+// open is handshake; warm sends the small request that makes an
+// intercepting proxy reach the origin. The throughput run leaves it out:
+// its own request does that, and the origin (no keep-alive) answers with
+// Connection: close, which an intercepting proxy passes on.
+func (b *bench) open(p *peer, version uint16, warm bool) (*tls.Conn, error) {
 	c, err := b.dial(p)
 	if err != nil {
 		return nil, err
@@ -357,7 +365,7 @@ func (b *bench) handshake(p *peer, version uint16) (*tls.Conn, error) {
 		c.Close()
 		return nil, err
 	}
-	if p.mitm {
+	if warm {
 		if _, err := b.get(tc, 1); err != nil {
 			tc.Close()
 			return nil, err
@@ -400,7 +408,7 @@ func (b *bench) measure(p *peer) row {
 	r := row{name: p.name, mitm: p.mitm}
 	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		start := time.Now()
-		tc, err := b.handshake(p, v)
+		tc, err := b.open(p, v, false)
 		var n int64
 		if err == nil {
 			n, err = b.get(tc, b.size)
@@ -594,4 +602,13 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// adminArgs turns certlens's admin server off, or, with
+// CERTLENS_BENCH_PPROF=HOST:PORT, on with the profiler, to profile a run.
+func adminArgs() []string {
+	if a := os.Getenv("CERTLENS_BENCH_PPROF"); a != "" {
+		return []string{"--admin-listen", a, "--pprof"}
+	}
+	return []string{"--admin-listen="}
 }
