@@ -323,8 +323,11 @@ func (ic *icConn) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 	ic.mu.Lock()
 	ic.tunnels = append(ic.tunnels, t)
 	ic.mu.Unlock()
-	tc := tls.Client(t, up.tlsConfig())
+	held := &alertLast{Conn: t}
+	tc := tls.Client(held, up.tlsConfig())
 	if err := tc.HandshakeContext(ctx); err != nil {
+		drainOversize(t, err)
+		_ = held.flush()
 		up.fail("upstream TLS handshake: " + err.Error())
 		t.setReason("TLS handshake failed: " + err.Error())
 		_ = tc.Close()

@@ -69,3 +69,22 @@ func TestInterceptApacheTLS13LateCert(t *testing.T) {
 		t.Errorf("verdict %v certain %v findings %v", h["verdict"], h["verdict_certain"], findingIDs(h))
 	}
 }
+
+// TestInterceptIssuerListOver64KiB: a CertificateRequest over the 64 KiB
+// crypto/tls accepts (282 CAs) fails certlens's upstream handshake, and the
+// event still shows the whole list, read from the wire.
+func TestInterceptIssuerListOver64KiB(t *testing.T) {
+	k := newIntercept(t, nil)
+	cas := append(pkitest.ManyCAs(t, 281), k.clientCA)
+	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: k.server, ClientCAs: cas, Verify: 1, WWW: true, TLS12: true})
+	if status, _ := k.curl(t, "https://"+addr+"/"); status != http.StatusBadGateway {
+		t.Errorf("status %d, want 502", status)
+	}
+	h := k.ev.settle(t, addr, 1)[0]
+	if field(h, "cert_request", "issuer_count") != float64(len(cas)) || field(h, "cert_request", "issuer_bytes") != float64(pkitest.IssuerListSize(cas)) {
+		t.Errorf("cert_request %v, want %d DNs, %d bytes", h["cert_request"], len(cas), pkitest.IssuerListSize(cas))
+	}
+	if !slices.Contains(findingIDs(h), "issuer-list-too-large") || h["verdict"] != "403.7" {
+		t.Errorf("verdict %v findings %v", h["verdict"], findingIDs(h))
+	}
+}

@@ -232,7 +232,8 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 	tee := &probeConn{Conn: raw, parser: parser}
 	views := &clientViews{parser: parser, views: map[int]*clientView{}}
 	present := cfg.Certificate
-	tc := tls.Client(tee, &tls.Config{
+	held := &alertLast{Conn: tee}
+	tc := tls.Client(held, &tls.Config{
 		ServerName: serverName(cfg.Host),
 		MinVersion: version, MaxVersion: version,
 		// The probe judges the server's certificate itself (trust below)
@@ -262,6 +263,8 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 
 	_ = tc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	if err := tc.HandshakeContext(ctx); err != nil {
+		drainOversize(tee, err)
+		_ = held.flush()
 		a.Unsupported = versionRefused(err)
 		a.Err = &ProbeError{Stage: "handshake", Addr: meta.Target, Err: timedOut(err, cfg.HandshakeTimeout, "--handshake-timeout")}
 		return a

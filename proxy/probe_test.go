@@ -372,3 +372,23 @@ func TestProbeResetAfterRequest(t *testing.T) {
 		t.Errorf("verdict %s certain %v findings %v visibility %s errors %v", e.Verdict, e.VerdictCertain, eventFindings(e), e.Visibility, e.Errors)
 	}
 }
+
+// TestProbeIssuerListOver64KiB: 282 CAs make a CertificateRequest of 65,560
+// bytes, over the 64 KiB crypto/tls accepts. The probe's TLS client gives
+// up on it, and the probe still reads the whole list from the wire.
+func TestProbeIssuerListOver64KiB(t *testing.T) {
+	f := newProbeFixture(t)
+	cas := append(pkitest.ManyCAs(t, 281), f.clientCA)
+	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: f.server, ClientCAs: cas, Verify: 1, WWW: true, TLS12: true})
+	as := runProbe(t, addr, ProbeConfig{Versions: []uint16{tls.VersionTLS12}})
+	if len(as) != 1 || as[0].Err == nil || len(as[0].Events) != 1 {
+		t.Fatalf("attempts %+v", as)
+	}
+	e := as[0].Events[0]
+	if e.CertRequest == nil || e.CertRequest.IssuerCount != len(cas) || e.CertRequest.IssuerBytes != pkitest.IssuerListSize(cas) {
+		t.Fatalf("cert_request %+v, want %d DNs, %d bytes", e.CertRequest, len(cas), pkitest.IssuerListSize(cas))
+	}
+	if !hasFinding(e, "issuer-list-too-large") || e.Verdict != "403.7" {
+		t.Errorf("verdict %s findings %v", e.Verdict, eventFindings(e))
+	}
+}

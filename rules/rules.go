@@ -211,6 +211,14 @@ func verdict(in *input, findings []Finding) (Verdict, bool) {
 	// A browser that hangs up to pick a certificate retries elsewhere: the
 	// server's alert to its EOF (OpenSSL's decode_error) is no verdict.
 	if clientNeverAnswered(in) {
+		// Unless the request itself is the failure: a list past Windows'
+		// limit is what clients choke on (Go's crypto/tls refuses messages
+		// over 64 KiB outright).
+		for _, f := range findings {
+			if f.ID == "issuer-list-too-large" && f.Severity == SeverityError {
+				return Verdict(f.Predicts), false
+			}
+		}
 		return VerdictUnknown, false
 	}
 	if h.End == handshake.EndAlert {
