@@ -39,8 +39,11 @@ type Inference struct {
 	ServerAlert bool `json:"server_alert,omitempty"`
 	// Resumed: a PSK resumption, which carries the first session's
 	// authentication instead of a certificate exchange.
-	Resumed  bool   `json:"resumed,omitempty"`
-	Evidence string `json:"evidence"`
+	Resumed bool `json:"resumed,omitempty"`
+	// ClientFlight is how many of the client's records its handshake
+	// flight took (0 when not known): the records after it are its data.
+	ClientFlight int    `json:"-"`
+	Evidence     string `json:"evidence"`
 }
 
 // Known reports whether anything was inferred.
@@ -99,17 +102,17 @@ func InferTLS13(suite CipherSuite, server, client []int) Inference {
 	switch {
 	case len(client) == 0:
 	case client[0] == fin:
-		inf.CertSent = No
+		inf.CertSent, inf.ClientFlight = No, 1
 		if inf.CertRequested == Unknown {
 			// A client asked for a certificate must answer with a Certificate.
 			inf.CertRequested = No
 		}
 		ev = append(ev, fmt.Sprintf("client flight starts with a %d-byte record: Finished alone", fin))
 	case client[0] == emptyCertMsg+aeadOverhead && len(client) > 1 && client[1] == fin:
-		inf.CertSent, inf.CertRequested = No, Yes
+		inf.CertSent, inf.CertRequested, inf.ClientFlight = No, Yes, 2
 		ev = append(ev, fmt.Sprintf("client records %v: an empty Certificate (%d) then Finished (%d)", client[:2], emptyCertMsg+aeadOverhead, fin))
 	case client[0] == emptyCertMsg+4+h+aeadOverhead:
-		inf.CertSent, inf.CertRequested = No, Yes
+		inf.CertSent, inf.CertRequested, inf.ClientFlight = No, Yes, 1
 		ev = append(ev, fmt.Sprintf("client record of %d bytes: an empty Certificate and Finished together", client[0]))
 	case client[0] > fin+maxCertRecord && f >= 0:
 		// Only beside a server whose records are unpadded: a padded Finished

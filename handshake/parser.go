@@ -173,7 +173,7 @@ func (p *Parser) Close() []*Handshake {
 	}
 	for len(p.open) > 0 {
 		h := p.open[0]
-		if h.decrypted && h.ClientFinished && h.ServerFinished {
+		if h.decrypted && h.ClientFinished && h.ServerFinished || p.flightsDone13(h) {
 			// A decrypted TLS 1.3 handshake waits for the server's next
 			// record to see an alert; a connection that ends first ended
 			// after a complete handshake.
@@ -780,6 +780,18 @@ func (p *Parser) finish(h *Handshake, end End) {
 	}
 	p.ready = append(p.ready, h)
 	p.emitted++
+}
+
+// flightsDone13: a TLS 1.3 handshake seen without keys whose server flight
+// ended with its Finished and whose client sent a flight that fits one
+// (its Finished among it): complete, though the server never spoke again
+// before the connection ended (a reset after the request).
+func (p *Parser) flightsDone13(h *Handshake) bool {
+	if h.decrypted || h.Version != VersionTLS13 || h.ServerHello == nil || len(h.ClientRecords) == 0 || h.Phase != PhaseInitial {
+		return false
+	}
+	inf := InferTLS13(h.ServerHello.CipherSuite, h.ServerRecords, h.ClientRecords)
+	return inf.ClientFlight > 0
 }
 
 // infer reads what an encrypted TLS 1.3 handshake did from its record

@@ -316,8 +316,9 @@ func (s *Server) tunnelDone(t *tunnel) {
 	}
 }
 
-func (s *Server) logHandshake(t *tunnel, h *handshake.Handshake) {
-	s.emitHandshake(t, h, event.Diagnose(t.meta, h, rules.Evidence{KeylogSet: s.opts.Decrypt.Secrets != nil}, s.dyn.Load().Rules))
+func (s *Server) logHandshake(t *tunnel, h *handshake.Handshake, ev rules.Evidence) {
+	ev.KeylogSet = s.opts.Decrypt.Secrets != nil
+	s.emitHandshake(t, h, event.Diagnose(t.meta, h, ev, s.dyn.Load().Rules))
 }
 
 // emitHandshake counts and writes one handshake event at its verdict's level.

@@ -1,8 +1,14 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -234,4 +240,62 @@ func TestSidecarDecryptsWithKeylog(t *testing.T) {
 		t.Errorf("event %v", h)
 	}
 	expect(t, h, true, "ok")
+}
+
+// TestObserveResetAfterRequest: a TLS 1.3 server that asks for no
+// certificate, reads the request and resets the connection, as IIS on
+// Server 2022 does for a folder that wants one. Observe mode holds the
+// handshake's event until the connection ends and reads the reset as the
+// evidence (not certain: the request was never seen); a server that
+// answers gets no finding.
+func TestObserveResetAfterRequest(t *testing.T) {
+	k := newE2E(t)
+	cfg := &tls.Config{Certificates: []tls.Certificate{k.server.TLSCertificate()}, MinVersion: tls.VersionTLS13}
+	serve := func(reset bool) string {
+		return tcpServer(t, func(c net.Conn) {
+			tc := tls.Server(c, cfg)
+			if _, err := http.ReadRequest(bufio.NewReader(tc)); err != nil {
+				return
+			}
+			if reset {
+				_ = c.(*net.TCPConn).SetLinger(0)
+				return
+			}
+			_, _ = io.WriteString(tc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+			_ = tc.Close()
+		})
+	}
+	resetting, answering := serve(true), serve(false)
+	pool := x509.NewCertPool()
+	pool.AddCert(k.serverCA.Cert)
+	get := func(addr string) {
+		c, err := net.Dial("tcp", k.proxy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", addr, addr)
+		br := bufio.NewReader(c)
+		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("CONNECT: %v %v", resp, err)
+		}
+		// crypto/tls, like browsers, offers no post-handshake authentication.
+		tc := tls.Client(c, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(tc, "GET /secure/ HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+		_, _ = io.ReadAll(tc)
+	}
+	get(resetting)
+	h := k.next(t, resetting, 0)[0]
+	if h["visibility"] != "inferred" || field(h, "inferred", "cert_requested") != "no" {
+		t.Errorf("visibility %v inferred %v", h["visibility"], h["inferred"])
+	}
+	if !slices.Contains(findingIDs(h), "tls13-late-client-cert") || h["verdict"] != "500.0" || h["verdict_certain"] != false {
+		t.Errorf("verdict %v certain %v findings %v", h["verdict"], h["verdict_certain"], findingIDs(h))
+	}
+	get(answering)
+	h = k.next(t, answering, 0)[0]
+	if ids := findingIDs(h); len(ids) != 0 || h["verdict"] != "ok" {
+		t.Errorf("a server that answers: verdict %v findings %v", h["verdict"], ids)
+	}
 }

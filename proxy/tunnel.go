@@ -11,6 +11,7 @@ import (
 
 	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/internal/event"
+	"github.com/certlens/certlens/rules"
 )
 
 // tunnel is the upstream side of a CONNECT tunnel (or a sidecar connection):
@@ -43,6 +44,11 @@ type tunnel struct {
 	// sink, when set, takes the tunnel's handshakes instead of the default
 	// logging: intercept mode completes them first (closing: the last call).
 	sink func(hs []*handshake.Handshake, closing bool)
+	// late is a TLS 1.3 handshake held for a reset after the request
+	// (late.go); t.mu.
+	late      *handshake.Handshake
+	lateUp    int64
+	lateTimer *time.Timer
 }
 
 func (s *Server) newTunnel(meta event.Meta) *tunnel {
@@ -154,6 +160,7 @@ func (t *tunnel) Close() error {
 		t.lastChance()
 		close(t.closed)
 		t.mu.Lock()
+		t.releaseLate()
 		hs := t.parser.Close()
 		t.logHandshakes(hs, true)
 		t.mu.Unlock()
@@ -181,6 +188,14 @@ func (t *tunnel) logHandshakes(hs []*handshake.Handshake, closing bool) {
 		return
 	}
 	for _, h := range hs {
-		t.srv.logHandshake(t, h)
+		if !closing && t.late == nil && lateCandidate(h) {
+			t.holdLate(h)
+			continue
+		}
+		ev := rules.Evidence{}
+		if closing {
+			ev = t.closeEvidence(h)
+		}
+		t.srv.logHandshake(t, h, ev)
 	}
 }

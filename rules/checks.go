@@ -123,7 +123,8 @@ func tls13LateClientCert(in *input, r *Rule) []Finding {
 		"TLS 1.3 without a certificate request: the server cannot ask for the client certificate later",
 		fmt.Sprintf("The TLS 1.3 handshake carried no CertificateRequest, the client did not offer post_handshake_auth "+
 			"(browsers never do), and %s. IIS asks for client certificates after the request, which TLS 1.3 cannot do for these clients.", why))
-	f.Certain = certain
+	// A handshake read only from its record sizes keeps the doubt.
+	f.Certain = certain && in.readable()
 	return []Finding{f}
 }
 
