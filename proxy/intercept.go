@@ -39,6 +39,7 @@ import (
 
 	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/internal/event"
+	"github.com/certlens/certlens/internal/keylog"
 	"github.com/certlens/certlens/rules"
 )
 
@@ -316,15 +317,25 @@ func (ic *icConn) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 		return nil, err
 	}
 	up := &upstream{ic: ic, t: t, meta: meta}
-	// No handshake can have been drained yet: the sink is in place in time.
+	// certlens is this connection's client: its own key log lets the
+	// parser decrypt TLS 1.3 and renegotiation from the wire (records,
+	// certificate types), as the probe does.
+	secrets := keylog.NewStore(16)
+	popts := parserOptions(s.opts)
+	popts.Secrets = secrets
+	// No handshake can have been drained yet, and no byte fed: the sink and
+	// the parser are in place in time.
 	t.mu.Lock()
 	t.sink = up.take
+	t.parser = handshake.NewParser(popts)
 	t.mu.Unlock()
 	ic.mu.Lock()
 	ic.tunnels = append(ic.tunnels, t)
 	ic.mu.Unlock()
 	held := &alertLast{Conn: t}
-	tc := tls.Client(held, up.tlsConfig())
+	cfg := up.tlsConfig()
+	cfg.KeyLogWriter = ownKeyLog{store: secrets, next: cfg.KeyLogWriter}
+	tc := tls.Client(held, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		drainOversize(t, err)
 		_ = held.flush()
@@ -645,13 +656,17 @@ func completeUpstream(h *handshake.Handshake, req *certRequestSeen, completed bo
 	// and names it in its error.
 	for _, e := range errs {
 		if d, ok := alertInText(e); ok {
+			named := handshake.Alert{From: handshake.FromServer, Level: handshake.AlertFatal, Description: d}
+			if slices.Contains(c.Alerts, named) {
+				break // the parser read it itself, decrypted
+			}
 			alerts := make([]handshake.Alert, 0, len(c.Alerts)+1)
 			for _, a := range c.Alerts {
 				if !(a.Encrypted && a.From == handshake.FromServer) {
 					alerts = append(alerts, a)
 				}
 			}
-			c.Alerts = append(alerts, handshake.Alert{From: handshake.FromServer, Level: handshake.AlertFatal, Description: d})
+			c.Alerts = append(alerts, named)
 			c.End = handshake.EndAlert
 			if hidden {
 				c.Visibility = handshake.VisibilityDecrypted

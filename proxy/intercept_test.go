@@ -166,6 +166,11 @@ func TestInterceptTLS13RequiredCertificate(t *testing.T) {
 				t.Errorf("issuers %v, want %v", got, want)
 			}
 			wantBytes := 4 + len(k.clientCA.Cert.RawSubject) + len(k.other.Cert.RawSubject)
+			// Read from the wire with certlens's own key log: the records
+			// are counted, not estimated.
+			if got := field(h, "cert_request", "records"); got != float64(1) || h["visibility"] != "decrypted" {
+				t.Errorf("records %v visibility %v, want 1 decrypted record", got, h["visibility"])
+			}
 			if got := field(h, "cert_request", "issuer_bytes"); got != float64(wantBytes) {
 				t.Errorf("issuer_bytes %v, want %d", got, wantBytes)
 			}

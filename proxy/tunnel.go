@@ -161,6 +161,9 @@ func (t *tunnel) Close() error {
 		close(t.closed)
 		t.mu.Lock()
 		t.releaseLate()
+		// A secret logged after the last bytes came (the tunnel's own
+		// key log, intercept mode) still decrypts what is held.
+		t.parser.Retry()
 		hs := t.parser.Close()
 		t.logHandshakes(hs, true)
 		t.mu.Unlock()
