@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -71,12 +72,13 @@ type Server struct {
 	idPfx string
 	seq   atomic.Uint64
 
-	metrics *metrics
-	auth    authCache
-	dyn     atomic.Pointer[Reloadable]
-	serving atomic.Bool
-	sidecar net.Listener
-	mirror  *mirrorLists // intercept mode: issuer lists learned per target
+	metrics   *metrics
+	auth      authCache
+	releasing atomic.Bool // a releaseWhenIdle is pending
+	dyn       atomic.Pointer[Reloadable]
+	serving   atomic.Bool
+	sidecar   net.Listener
+	mirror    *mirrorLists // intercept mode: issuer lists learned per target
 
 	mu       sync.Mutex
 	tunnels  map[*tunnel]struct{}
@@ -314,6 +316,28 @@ func (s *Server) tunnelDone(t *tunnel) {
 		close(s.drained)
 		s.drained = nil
 	}
+	if len(s.tunnels) == 0 {
+		s.releaseWhenIdle()
+	}
+}
+
+// releaseWhenIdle gives freed memory back to the OS a second after the last
+// tunnel closed, if none opened since: Go's scavenger returns it slowly,
+// and a proxy left running between diagnoses should not keep a burst's
+// peak. At most once a second, and only while idle.
+func (s *Server) releaseWhenIdle() {
+	if !s.releasing.CompareAndSwap(false, true) {
+		return
+	}
+	time.AfterFunc(time.Second, func() {
+		s.releasing.Store(false)
+		s.mu.Lock()
+		idle := len(s.tunnels) == 0
+		s.mu.Unlock()
+		if idle {
+			debug.FreeOSMemory()
+		}
+	})
 }
 
 func (s *Server) logHandshake(t *tunnel, h *handshake.Handshake, ev rules.Evidence) {
