@@ -13,7 +13,10 @@ import (
 	"github.com/certlens/certlens/internal/pkitest"
 )
 
-var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+// now is the rules' clock in these tests. pkitest mints certificates valid
+// from an hour before the real time, so it must be the real time: a fixed
+// date turned every certificate "not yet valid" once that hour passed.
+var now = time.Now().UTC().Truncate(time.Second)
 
 // fixture holds a small PKI: a root, an intermediate under it, and a foreign root.
 type fixture struct {
