@@ -32,6 +32,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -339,7 +340,7 @@ func (ic *icConn) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 	if err := tc.HandshakeContext(ctx); err != nil {
 		drainOversize(t, err)
 		_ = held.flush()
-		up.fail("upstream TLS handshake: " + err.Error())
+		up.fail("upstream TLS handshake: ", err)
 		t.setReason("TLS handshake failed: " + err.Error())
 		_ = tc.Close()
 		_ = t.Close()
@@ -409,7 +410,7 @@ type upConn struct {
 func (c *upConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-		c.up.fail("upstream TLS: " + err.Error())
+		c.up.fail("upstream TLS: ", err)
 	}
 	return n, err
 }
@@ -426,7 +427,9 @@ type upstream struct {
 	verified    bool
 	verifyErr   string
 	errs        []string
-	pending     []*handshake.Handshake // drained, waiting for the HTTP answer
+	alert       *handshake.AlertDescription // the server's, as crypto/tls read it
+	reset       bool                        // the server reset the connection
+	pending     []*handshake.Handshake      // drained, waiting for the HTTP answer
 	// requestsSent and answers tell a server that reset the connection
 	// after a request, unanswered (IIS over TLS 1.3 wanting a certificate).
 	requestsSent, answers int
@@ -521,11 +524,17 @@ func (up *upstream) clientCert(cri *tls.CertificateRequestInfo) (*tls.Certificat
 	return cert, nil
 }
 
-func (up *upstream) fail(msg string) {
+// fail notes an error of certlens's TLS client: its text for the event,
+// the server's alert it carries, and whether the server reset the connection.
+func (up *upstream) fail(context string, err error) {
 	up.mu.Lock()
 	if len(up.errs) < 4 {
-		up.errs = append(up.errs, msg)
+		up.errs = append(up.errs, context+err.Error())
 	}
+	if d, ok := remoteAlert(err); ok && up.alert == nil {
+		up.alert = &d
+	}
+	up.reset = up.reset || errors.Is(err, syscall.ECONNRESET)
 	up.mu.Unlock()
 }
 
@@ -578,14 +587,9 @@ func (up *upstream) emit(h *handshake.Handshake, hr *rules.HTTPOutcome) {
 		}
 	}
 	completed := up.handshakeOK && h.Index == 0
-	errs := up.errs
-	up.errs = nil
-	reset := false
-	if up.requestsSent > up.answers {
-		for _, e := range errs {
-			reset = reset || strings.Contains(e, "connection reset")
-		}
-	}
+	errs, alert := up.errs, up.alert
+	up.errs, up.alert = nil, nil
+	reset := up.reset && up.requestsSent > up.answers
 	info := &event.Intercept{UpstreamVerified: up.verified, UpstreamVerifyError: up.verifyErr}
 	up.mu.Unlock()
 	info.InsecureUpstream = s.opts.Intercept.InsecureUpstream && info.UpstreamVerifyError != ""
@@ -594,7 +598,7 @@ func (up *upstream) emit(h *handshake.Handshake, hr *rules.HTTPOutcome) {
 	}
 	up.ic.browserSide(info)
 
-	m := completeUpstream(h, req, completed, errs)
+	m := completeUpstream(h, req, completed, errs, alert)
 	e := event.Diagnose(up.meta, m, rules.Evidence{HTTP: hr, ResetAfterRequest: reset}, s.dyn.Load().Rules)
 	if hr != nil {
 		e.HTTPStatus, e.HTTPSubstatus = hr.Status, hr.Substatus
@@ -610,25 +614,14 @@ func (up *upstream) emit(h *handshake.Handshake, hr *rules.HTTPOutcome) {
 // with; such a handshake is then `decrypted`, as certlens holds its keys.
 // completed says certlens's TLS client finished the handshake (known for
 // the initial one), so that no request means none was made. errs are the
-// TLS client's errors. h is not changed.
-func completeUpstream(h *handshake.Handshake, req *certRequestSeen, completed bool, errs []string) *handshake.Handshake {
+// TLS client's errors, alert the server's alert among them. h is not changed.
+func completeUpstream(h *handshake.Handshake, req *certRequestSeen, completed bool, errs []string, alert *handshake.AlertDescription) *handshake.Handshake {
 	c := *h
 	hidden := c.Visibility == handshake.VisibilityEncrypted || c.Visibility == handshake.VisibilityInferred
 	if req != nil {
 		if c.CertRequest == nil {
-			cr := &handshake.CertificateRequest{
-				TLS13:          req.version == tls.VersionTLS13,
-				Issuers:        make([]handshake.DN, len(req.cas)),
-				HasAuthorities: req.version != tls.VersionTLS13 || len(req.cas) > 0,
-			}
-			for i, dn := range req.cas {
-				cr.Issuers[i] = handshake.DN{Raw: dn}
-				cr.IssuerBytes += 2 + len(dn)
-			}
-			for _, sc := range req.schemes {
-				cr.SignatureSchemes = append(cr.SignatureSchemes, handshake.SignatureScheme(sc))
-			}
-			c.CertRequest = cr
+			c.CertRequest = certRequestFromClient(&tls.CertificateRequestInfo{AcceptableCAs: req.cas, SignatureSchemes: req.schemes},
+				handshake.Version(req.version))
 		}
 		if c.ClientCertificate == nil {
 			c.ClientCertificate = &handshake.CertificateMsg{Chain: req.sent}
@@ -652,50 +645,17 @@ func completeUpstream(h *handshake.Handshake, req *certRequestSeen, completed bo
 	if len(errs) > 0 {
 		c.Errors = append(slices.Clone(c.Errors), errs...)
 	}
-	// The parser saw the server's alert encrypted; crypto/tls decrypted it
-	// and names it in its error.
-	for _, e := range errs {
-		if d, ok := alertInText(e); ok {
-			named := handshake.Alert{From: handshake.FromServer, Level: handshake.AlertFatal, Description: d}
-			if slices.Contains(c.Alerts, named) {
-				break // the parser read it itself, decrypted
-			}
-			alerts := make([]handshake.Alert, 0, len(c.Alerts)+1)
-			for _, a := range c.Alerts {
-				if !(a.Encrypted && a.From == handshake.FromServer) {
-					alerts = append(alerts, a)
-				}
-			}
-			c.Alerts = append(alerts, named)
-			c.End = handshake.EndAlert
+	// The parser saw the server's alert encrypted; crypto/tls decrypted it.
+	if alert != nil {
+		if alerts, ok := nameServerAlert(c.Alerts, *alert); ok {
+			c.Alerts, c.End = alerts, handshake.EndAlert
 			if hidden {
 				c.Visibility = handshake.VisibilityDecrypted
 				c.Inferred = nil
 			}
-			break
 		}
 	}
 	return &c
-}
-
-// goAlerts maps crypto/tls's alert texts to their code points (RFC 8446 6).
-var goAlerts = map[string]handshake.AlertDescription{
-	"handshake failure": 40, "bad certificate": 42, "unsupported certificate": 43,
-	"revoked certificate": 44, "expired certificate": 45, "unknown certificate": 46,
-	"illegal parameter": 47, "unknown certificate authority": 48, "access denied": 49,
-	"error decoding message": 50, "error decrypting message": 51, "protocol version not supported": 70,
-	"insufficient security level": 71, "internal error": 80, "certificate required": 116,
-}
-
-// alertInText reads the alert out of crypto/tls's "remote error: tls: ..." text.
-func alertInText(err string) (handshake.AlertDescription, bool) {
-	const marker = "remote error: tls: "
-	i := strings.Index(err, marker)
-	if i < 0 {
-		return 0, false
-	}
-	d, ok := goAlerts[err[i+len(marker):]]
-	return d, ok
 }
 
 // peekOutcome reads the status, and for an error the start of the body

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -386,14 +385,8 @@ func mergeClientView(h *handshake.Handshake, v *clientView, remote *handshake.Al
 		}
 	}
 	if remote != nil {
-		// The alert the parser saw encrypted is the one crypto/tls read.
-		for i := len(m.Alerts) - 1; i >= 0; i-- {
-			if a := m.Alerts[i]; a.Encrypted && a.From == handshake.FromServer {
-				m.Alerts = append([]handshake.Alert(nil), m.Alerts...)
-				m.Alerts[i] = handshake.Alert{From: handshake.FromServer, Level: handshake.AlertFatal, Description: *remote}
-				filled = true
-				break
-			}
+		if alerts, ok := nameServerAlert(m.Alerts, *remote); ok {
+			m.Alerts, filled = alerts, true
 		}
 	}
 	if v != nil && v.done && m.End == handshake.EndEOF {
@@ -410,41 +403,6 @@ func mergeClientView(h *handshake.Handshake, v *clientView, remote *handshake.Al
 		m.Visibility, m.Inferred = handshake.VisibilityDecrypted, nil
 	}
 	return &m
-}
-
-// certRequestFromClient rebuilds the CertificateRequest from what crypto/tls
-// passed to GetClientCertificate. The DNs are the raw DER in wire order, so
-// IssuerBytes is the vector length as sent. Certificate types are not
-// passed on (TLS 1.2), and Records is the fewest records that can carry
-// the list, not a count.
-func certRequestFromClient(cri *tls.CertificateRequestInfo, v handshake.Version) *handshake.CertificateRequest {
-	cr := &handshake.CertificateRequest{TLS13: v == handshake.VersionTLS13, Issuers: make([]handshake.DN, 0, len(cri.AcceptableCAs)),
-		HasAuthorities: len(cri.AcceptableCAs) > 0 || v != handshake.VersionTLS13}
-	for _, dn := range cri.AcceptableCAs {
-		cr.Issuers = append(cr.Issuers, handshake.DN{Raw: dn})
-		cr.IssuerBytes += 2 + len(dn)
-	}
-	for _, s := range cri.SignatureSchemes {
-		cr.SignatureSchemes = append(cr.SignatureSchemes, handshake.SignatureScheme(s))
-	}
-	cr.Records = (cr.IssuerBytes + 1<<14 - 1) >> 14
-	cr.Records = max(cr.Records, 1)
-	return cr
-}
-
-// remoteAlert returns the alert the server sent, when crypto/tls failed
-// because of one. Its error type is unexported; its value is the alert's
-// description byte.
-func remoteAlert(err error) (handshake.AlertDescription, bool) {
-	var op *net.OpError
-	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
-		return 0, false
-	}
-	v := reflect.ValueOf(op.Err)
-	if v.Kind() != reflect.Uint8 || v.Type().PkgPath() != "crypto/tls" {
-		return 0, false
-	}
-	return handshake.AlertDescription(v.Uint()), true
 }
 
 // alertProtocolVersion is the alert a server answers a version it does not

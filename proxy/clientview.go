@@ -1,0 +1,66 @@
+package proxy
+
+// What certlens's own TLS clients (probe, intercept's upstream side) know
+// of a handshake that the parser may not have read: crypto/tls's view,
+// turned into the parser's types. One place for both modes.
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"reflect"
+
+	"github.com/certlens/certlens/handshake"
+)
+
+// certRequestFromClient rebuilds the CertificateRequest from what crypto/tls
+// passed to GetClientCertificate. The DNs are the raw DER in wire order, so
+// IssuerBytes is the vector length as sent. Certificate types are not
+// passed on (TLS 1.2), and Records is the fewest records that can carry
+// the list, not a count.
+func certRequestFromClient(cri *tls.CertificateRequestInfo, v handshake.Version) *handshake.CertificateRequest {
+	cr := &handshake.CertificateRequest{TLS13: v == handshake.VersionTLS13, Issuers: make([]handshake.DN, 0, len(cri.AcceptableCAs)),
+		HasAuthorities: len(cri.AcceptableCAs) > 0 || v != handshake.VersionTLS13}
+	for _, dn := range cri.AcceptableCAs {
+		cr.Issuers = append(cr.Issuers, handshake.DN{Raw: dn})
+		cr.IssuerBytes += 2 + len(dn)
+	}
+	for _, s := range cri.SignatureSchemes {
+		cr.SignatureSchemes = append(cr.SignatureSchemes, handshake.SignatureScheme(s))
+	}
+	cr.Records = (cr.IssuerBytes + 1<<14 - 1) >> 14
+	cr.Records = max(cr.Records, 1)
+	return cr
+}
+
+// remoteAlert returns the alert the server sent, when crypto/tls failed
+// because of one. Its error type is unexported; its value is the alert's
+// description byte.
+func remoteAlert(err error) (handshake.AlertDescription, bool) {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return 0, false
+	}
+	v := reflect.ValueOf(op.Err)
+	if v.Kind() != reflect.Uint8 || v.Type().PkgPath() != "crypto/tls" {
+		return 0, false
+	}
+	return handshake.AlertDescription(v.Uint()), true
+}
+
+// nameServerAlert puts the alert crypto/tls read, d, in place of the
+// server's alerts the parser saw only encrypted. It reports false, and
+// leaves alerts alone, when the parser read d itself.
+func nameServerAlert(alerts []handshake.Alert, d handshake.AlertDescription) ([]handshake.Alert, bool) {
+	named := handshake.Alert{From: handshake.FromServer, Level: handshake.AlertFatal, Description: d}
+	out := make([]handshake.Alert, 0, len(alerts)+1)
+	for _, a := range alerts {
+		if a == named {
+			return alerts, false
+		}
+		if !(a.Encrypted && a.From == handshake.FromServer) {
+			out = append(out, a)
+		}
+	}
+	return append(out, named), true
+}
