@@ -235,29 +235,8 @@ func loopbackOnly(ctx context.Context, network, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, network, addr)
 }
 
-// tcpServer accepts on a free loopback port and runs handle on each
-// connection, closing it afterwards; it stops with the test.
-func tcpServer(t testing.TB, handle func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				handle(c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+// tcpServer is peertest.TCPServer.
+func tcpServer(t testing.TB, handle func(net.Conn)) string { return peertest.TCPServer(t, handle) }
 
 // echo sends back what it reads until the client half-closes.
 func echo(c net.Conn) { _, _ = io.Copy(c, c) }

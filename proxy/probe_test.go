@@ -342,26 +342,14 @@ func eventFindings(e *event.Handshake) []string {
 func TestProbeResetAfterRequest(t *testing.T) {
 	f := newProbeFixture(t)
 	cert := f.server.TLSCertificate()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
-			buf := make([]byte, 4096)
-			if _, err := tc.Read(buf); err == nil {
-				c.(*net.TCPConn).SetLinger(0) // close with RST
-			}
-			c.Close()
+	addr := tcpServer(t, func(c net.Conn) {
+		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+		buf := make([]byte, 4096)
+		if _, err := tc.Read(buf); err == nil {
+			_ = c.(*net.TCPConn).SetLinger(0) // closed with RST
 		}
-	}()
-	as := runProbe(t, ln.Addr().String(), ProbeConfig{Versions: []uint16{tls.VersionTLS13}})
+	})
+	as := runProbe(t, addr, ProbeConfig{Versions: []uint16{tls.VersionTLS13}})
 	a := as[0]
 	if a.HTTP != nil || !strings.Contains(a.Err.Error(), "connection reset") || len(a.Events) != 1 {
 		t.Fatalf("http %+v err %v events %d", a.HTTP, a.Err, len(a.Events))

@@ -291,7 +291,7 @@ func TestLogFileUnwritable(t *testing.T) {
 		t.Skip("no /dev/full here to stand for a full disk")
 	}
 	curlBin := peertest.Require(t, "curl")
-	upstream := tcpEcho(t)
+	upstream := peertest.TCPServer(t, func(c net.Conn) { _, _ = io.Copy(c, c) })
 	_, upPort, _ := strings.Cut(upstream, ":")
 	listen := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
 	admin := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
@@ -330,24 +330,4 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// tcpEcho is a TCP server that echoes, for tunnels that carry no TLS.
-func tcpEcho(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String()
 }

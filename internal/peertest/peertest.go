@@ -142,3 +142,28 @@ func Version(tb testing.TB, binary string) string {
 	line, _, _ := strings.Cut(string(bytes.TrimSpace(out)), "\n")
 	return strings.TrimSpace(line)
 }
+
+// TCPServer accepts on a free loopback port and runs handle on each
+// connection, closing it afterwards; it stops with the test. It stands in
+// for servers no real peer can play (one that resets, one that echoes).
+func TCPServer(tb testing.TB, handle func(net.Conn)) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
