@@ -131,8 +131,22 @@ func (c CipherSuite) String() string {
 	if isGREASE(uint16(c)) {
 		return "GREASE"
 	}
+	if name, ok := suiteNames[c]; ok {
+		return name
+	}
 	return tls.CipherSuiteName(uint16(c))
 }
+
+// suiteNames is crypto/tls's names, looked up once: tls.CipherSuiteName
+// builds both suite lists on every call, which showed in profiles (every
+// event names its suite).
+var suiteNames = func() map[CipherSuite]string {
+	m := map[CipherSuite]string{}
+	for _, s := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
+		m[CipherSuite(s.ID)] = s.Name
+	}
+	return m
+}()
 
 func (c CipherSuite) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 

@@ -251,3 +251,34 @@ func TestIdleTunnelIsClosed(t *testing.T) {
 		t.Errorf("reason %v", closed["reason"])
 	}
 }
+
+// A CONNECT whose server cannot be reached is answered 502 with the
+// reason, and the proxy connection is closed.
+func TestConnectDialFailureSaysWhy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := ln.Addr().String()
+	ln.Close() // nothing listens there now: connection refused
+	proxyAddr, ev := startProxy(t, Options{WatchRenegotiation: true})
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	reply, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("the proxy connection was not closed after the 502: %v", err)
+	}
+	if !strings.HasPrefix(string(reply), "HTTP/1.1 502") || !strings.Contains(string(reply), "cannot reach "+target) ||
+		!strings.Contains(string(reply), "connection refused") {
+		t.Errorf("reply %q", reply)
+	}
+	closed := ev.wait(t, "connection closed", 1)[0]
+	if rs := fmt.Sprint(closed["reason"]); !strings.HasPrefix(rs, "dial failed: ") {
+		t.Errorf("reason %q", rs)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -117,8 +118,10 @@ func New(opts Options, log *zap.Logger) *Server {
 	// Plain-HTTP requests are forwarded directly, never through whatever
 	// proxy the environment names: certlens must not chain by surprise.
 	gp.Tr = &http.Transport{Proxy: nil, DialContext: s.dial, ResponseHeaderTimeout: time.Minute, IdleConnTimeout: 90 * time.Second}
+	// CONNECT in observe mode never reaches goproxy (connect); in
+	// intercept mode goproxy terminates TLS and the upstream side is
+	// certlens's own transport. Never a proxy named by the environment.
 	gp.ConnectDial = nil
-	gp.ConnectDialWithReq = s.connectDial
 	gp.NonproxyHandler = http.HandlerFunc(s.nonProxy)
 	gp.OnResponse().DoFunc(s.logHTTP)
 	s.gp = gp
@@ -240,12 +243,60 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "certlens: CONNECT refused: "+reason+"; add it with --allow-ports", http.StatusForbidden)
 			return
 		}
-		w, r = watchClient(w, r)
-		if s.opts.Mode == ModeIntercept {
-			w, r = s.interceptConnect(w, r)
+		if s.opts.Mode != ModeIntercept {
+			s.connect(w, r)
+			return
 		}
+		w, r = s.interceptConnect(w, r)
 	}
 	s.gp.ServeHTTP(w, r)
+}
+
+// connect serves an observe-mode CONNECT without goproxy, which has
+// nothing to add to a tunnel and costs per tunnel: three goroutines of
+// its own, formatting, logging checks. Here the handler's goroutine,
+// whose stack has already grown, carries one direction, and a dial
+// failure is an ordinary 502 that says why.
+func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "certlens: this connection cannot carry a tunnel", http.StatusInternalServerError)
+		return
+	}
+	meta := event.Meta{ConnID: s.nextID(), Mode: s.opts.Mode, ClientAddr: r.RemoteAddr, Target: r.Host}
+	t, err := s.openTunnel(r.Context(), meta, "tcp", r.Host)
+	if err != nil {
+		w.Header().Set("Connection", "close")
+		http.Error(w, "certlens: cannot reach "+r.Host+": "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	client, rw, err := hj.Hijack()
+	if err != nil {
+		t.setReason("client error: " + err.Error())
+		_ = t.Close()
+		return
+	}
+	established := "HTTP/1.1 200 Connection established\r\n\r\n"
+	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+		established = "HTTP/1.0 200 Connection established\r\n\r\n"
+	}
+	if _, err := io.WriteString(client, established); err != nil {
+		t.setReason("client error: " + err.Error())
+		_ = client.Close()
+		_ = t.Close()
+		return
+	}
+	// A client may send its ClientHello with the CONNECT, without waiting
+	// for the answer: net/http has read it already.
+	if n := rw.Reader.Buffered(); n > 0 {
+		early, _ := rw.Reader.Peek(n)
+		if _, err := t.Write(early); err != nil {
+			_ = client.Close()
+			_ = t.Close()
+			return
+		}
+	}
+	relay(client, t)
 }
 
 func (s *Server) nonProxy(w http.ResponseWriter, r *http.Request) {
@@ -262,18 +313,6 @@ func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, erro
 
 func (s *Server) nextID() string {
 	return s.idPfx + "-" + strconv.FormatUint(s.seq.Add(1), 10)
-}
-
-// connectDial opens the upstream side of a CONNECT tunnel and wraps it.
-// goproxy answers 502 when it fails.
-func (s *Server) connectDial(r *http.Request, network, addr string) (net.Conn, error) {
-	meta := event.Meta{ConnID: s.nextID(), Mode: s.opts.Mode, ClientAddr: r.RemoteAddr, Target: addr}
-	t, err := s.openTunnel(r.Context(), meta, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	watchedTunnel(r, t)
-	return t, nil
 }
 
 // openTunnel dials the server and wraps the connection in a tracked

@@ -107,9 +107,10 @@ func (s *Server) handleSidecar(client net.Conn) {
 }
 
 // relay copies both ways until both directions are done, passing
-// half-closes on, then closes both ends.
+// half-closes on, then closes both ends. The server->client copy runs in
+// the caller's goroutine: one goroutine fewer per tunnel.
 func relay(client net.Conn, t *tunnel) {
-	done := make(chan struct{}, 2)
+	up := make(chan struct{})
 	go func() {
 		_, err := io.Copy(t, client) // client -> server, through the parser
 		if err != nil {
@@ -121,22 +122,18 @@ func relay(client net.Conn, t *tunnel) {
 		} else {
 			_ = t.CloseWrite()
 		}
-		done <- struct{}{}
+		close(up)
 	}()
-	go func() {
-		_, err := io.Copy(client, t) // server -> client, through the parser
-		if cw, ok := client.(interface{ CloseWrite() error }); ok && err == nil {
-			_ = cw.CloseWrite()
-		} else {
-			if err != nil {
-				t.setReason("client error: " + err.Error())
-			}
-			_ = client.Close()
+	_, err := io.Copy(client, t) // server -> client, through the parser
+	if cw, ok := client.(interface{ CloseWrite() error }); ok && err == nil {
+		_ = cw.CloseWrite()
+	} else {
+		if err != nil {
+			t.setReason("client error: " + err.Error())
 		}
-		done <- struct{}{}
-	}()
-	<-done
-	<-done
+		_ = client.Close()
+	}
+	<-up
 	_ = client.Close()
 	_ = t.Close()
 }

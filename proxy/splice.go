@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -14,6 +15,10 @@ const spliceChunk = 4 << 20
 
 // copyBufSize is the buffer of the copies that pass through the parser.
 const copyBufSize = 32 << 10
+
+// copyBufs recycles the parsing copies' buffers: two per tunnel, which
+// most tunnels drop after the handshake.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
 // tcpUnwrapper is a client connection wrapper that can hand over the
 // *net.TCPConn under it, once nothing needs to see the bytes any more.
@@ -29,8 +34,7 @@ func rawTCP(c any) *net.TCPConn {
 	return nil
 }
 
-func (c *watchedClient) rawTCP() *net.TCPConn { return rawTCP(c.tcp) }
-func (c *guardedConn) rawTCP() *net.TCPConn   { return rawTCP(c.Conn) }
+func (c *guardedConn) rawTCP() *net.TCPConn { return rawTCP(c.Conn) }
 
 // ReadFrom carries client->server bytes for io.Copy(t, client): through
 // Write, and so the parser, while it wants them; then, once it is done,
@@ -47,7 +51,13 @@ func (t *tunnel) WriteTo(dst io.Writer) (int64, error) {
 // relay copies src to dst, one side of which is the tunnel's Read or Write
 // (hidden in a struct, so io.Copy cannot come back here).
 func (t *tunnel) relay(dst io.Writer, src io.Reader, down bool) (int64, error) {
-	buf := make([]byte, copyBufSize)
+	bp := copyBufs.Get().(*[]byte)
+	defer func() {
+		if bp != nil {
+			copyBufs.Put(bp)
+		}
+	}()
+	buf := *bp
 	var total int64
 	for t.tap.Load() {
 		n, err := src.Read(buf)
@@ -75,6 +85,9 @@ func (t *tunnel) relay(dst io.Writer, src io.Reader, down bool) (int64, error) {
 		n, err := io.CopyBuffer(dst, src, buf)
 		return total + n, err
 	}
+	// A spliced tunnel may live for hours: its buffer goes back now.
+	copyBufs.Put(bp)
+	bp = nil
 	n, err := t.splice(out, in, down)
 	return total + n, err
 }
