@@ -306,9 +306,8 @@ func (p *Parser) header(s *stream) bool {
 	// length and type are all that can be known.
 	s.keep = !s.protected || (typ == ContentAlert && length == 2) || typ == ContentChangeCipherSpec ||
 		p.dec.wants(p, s, typ)
-	if s.keep && s.body == nil && length > 0 {
-		s.body = make([]byte, 0, min(length, 4096))
-	}
+	// No buffer yet: a record that comes whole in one chunk, as most do,
+	// is parsed in place; feed allocates one for a record cut across chunks.
 	return true
 }
 

@@ -307,7 +307,9 @@ func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	if s.opts.Dial != nil {
 		return s.opts.Dial(ctx, network, addr)
 	}
-	d := net.Dialer{Timeout: s.opts.DialTimeout}
+	// No TCP keep-alive: the tunnel's idle timeout ends dead connections
+	// (see serve's listener).
+	d := net.Dialer{Timeout: s.opts.DialTimeout, KeepAlive: -1}
 	return d.DialContext(ctx, network, addr)
 }
 

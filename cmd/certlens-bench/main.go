@@ -56,8 +56,13 @@ func main() {
 	hs := flag.Int("handshakes", 300, "handshakes for the latency and CPU columns (README: 2000)")
 	idle := flag.Int("idle", 300, "idle tunnels for the RSS column (README: 2000)")
 	rate := flag.Duration("rate-for", 2*time.Second, "how long the new-tunnels/s load runs")
-	only := flag.String("only", "", "comma-separated peers to run (direct,certlens,certlens-noparse,certlens-nowatch,squid,tinyproxy,certlens-intercept,mitmproxy); empty runs all found")
+	only := flag.String("only", "", "comma-separated peers to run (direct,certlens,certlens-noparse,certlens-nowatch,go-relay,squid,tinyproxy,certlens-intercept,mitmproxy); empty runs all found")
+	relayAddr := flag.String("relay", "", "internal: run the go-relay peer on this address")
 	flag.Parse()
+	if *relayAddr != "" {
+		fmt.Fprintln(os.Stderr, "certlens-bench -relay:", serveRelay(*relayAddr))
+		os.Exit(2)
+	}
 	if err := run(*certlens, *size, *hs, *idle, *rate, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "certlens-bench:", err)
 		os.Exit(2)
@@ -98,6 +103,7 @@ func run(certlens, sizeText string, hs, idle int, rate time.Duration, only strin
 		{"certlens-nowatch", func() (*peer, error) {
 			return b.certlens(certlens, "certlens-nowatch", []string{"CERTLENS_TUNNEL_WATCH_RENEGOTIATION=false"})
 		}},
+		{"go-relay", b.goRelay},
 		{"squid", b.squid},
 		{"tinyproxy", b.tinyproxy},
 		{"certlens-intercept", func() (*peer, error) {
@@ -116,7 +122,16 @@ func run(certlens, sizeText string, hs, idle int, rate time.Duration, only strin
 			want[n] = true
 		}
 	}
-	var rows []row
+	// Every peer runs for the whole measurement, so that the latency
+	// column can interleave them: handshake i goes through each peer in
+	// turn, and a drift of the machine (another process, the CPU's clock)
+	// falls on all of them alike instead of on whichever ran then.
+	var peers []*peer
+	defer func() {
+		for _, p := range peers {
+			p.stop()
+		}
+	}()
 	for _, s := range starters {
 		if len(want) > 0 && !want[s.name] {
 			continue
@@ -126,10 +141,23 @@ func run(certlens, sizeText string, hs, idle int, rate time.Duration, only strin
 			fmt.Fprintf(os.Stderr, "skip %s: %v\n", s.name, err)
 			continue
 		}
-		fmt.Fprintf(os.Stderr, "measuring %s...\n", s.name)
-		r := b.measure(p)
-		p.stop()
-		rows = append(rows, r)
+		peers = append(peers, p)
+	}
+	rows := make([]row, len(peers))
+	for i, p := range peers {
+		fmt.Fprintf(os.Stderr, "throughput through %s...\n", p.name)
+		rows[i] = row{name: p.name, mitm: p.mitm}
+		b.throughput(p, &rows[i])
+	}
+	fmt.Fprintf(os.Stderr, "latency and CPU, %d handshakes through each path, interleaved...\n", b.handshakes)
+	b.latency(peers, rows)
+	fmt.Fprintf(os.Stderr, "new tunnels/s, interleaved...\n")
+	b.rates(peers, rows)
+	for i, p := range peers {
+		fmt.Fprintf(os.Stderr, "idle memory through %s...\n", p.name)
+		if p.pid > 0 && !p.mitm {
+			rows[i].rssPerTunnel, rows[i].rssBase, rows[i].rssAfter = b.idleRSS(p)
+		}
 	}
 	printTable(os.Stdout, rows, b)
 	return nil
@@ -396,6 +424,7 @@ type row struct {
 	mbps12, mbps13     float64
 	p50, p99           time.Duration
 	cpuPerHS           time.Duration
+	cpuPerGB           time.Duration // proxy CPU time per GB relayed
 	rate               float64
 	rateErrors         int64
 	rssPerTunnel       float64 // KiB
@@ -404,8 +433,11 @@ type row struct {
 	throughputFailures []string
 }
 
-func (b *bench) measure(p *peer) row {
-	r := row{name: p.name, mitm: p.mitm}
+// throughput downloads b.size through p once over TLS 1.2 and once over
+// TLS 1.3, and notes the proxy's CPU time for the bytes.
+func (b *bench) throughput(p *peer, r *row) {
+	cpu0 := procCPU(p.pid)
+	var moved int64
 	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		start := time.Now()
 		tc, err := b.open(p, v, false)
@@ -414,6 +446,7 @@ func (b *bench) measure(p *peer) row {
 			n, err = b.get(tc, b.size)
 			tc.Close()
 		}
+		moved += n
 		mbps := float64(n) / 1e6 / time.Since(start).Seconds()
 		if err != nil {
 			r.throughputFailures = append(r.throughputFailures, tls.VersionName(v)+": "+err.Error())
@@ -425,38 +458,79 @@ func (b *bench) measure(p *peer) row {
 			r.mbps13 = mbps
 		}
 	}
-	// Latency and CPU: sequential TLS 1.3 mutual handshakes.
-	cpu0 := procCPU(p.pid)
-	lat := make([]time.Duration, 0, b.handshakes)
-	for range b.handshakes {
-		start := time.Now()
-		tc, err := b.handshake(p, tls.VersionTLS13)
-		if err != nil {
-			r.hsErrors++
-			continue
+	if p.pid > 0 && moved > 0 {
+		r.cpuPerGB = time.Duration(float64(procCPU(p.pid)-cpu0) / (float64(moved) / 1e9))
+	}
+}
+
+// latency runs b.handshakes sequential TLS 1.3 mutual handshakes through
+// every peer, in blocks: a block through each peer in turn, each round
+// starting with the next peer. Each proxy's CPU time is counted only
+// during its own blocks. Interleaving spreads over all peers alike what
+// drifts during a run: the TIME_WAIT sockets every tunnel leaves (tens of
+// thousands, which make connect(2) dearer), another process, the CPU's
+// clock.
+func (b *bench) latency(peers []*peer, rows []row) {
+	const blocks = 20
+	per := max(1, b.handshakes/blocks)
+	cpu := make([]time.Duration, len(peers))
+	lat := make([][]time.Duration, len(peers))
+	for round := 0; round*per < b.handshakes; round++ {
+		n := min(per, b.handshakes-round*per)
+		for k := range peers {
+			i := (round + k) % len(peers)
+			p := peers[i]
+			c0 := procCPU(p.pid)
+			for range n {
+				start := time.Now()
+				tc, err := b.handshake(p, tls.VersionTLS13)
+				if err != nil {
+					rows[i].hsErrors++
+					continue
+				}
+				lat[i] = append(lat[i], time.Since(start))
+				tc.Close()
+			}
+			time.Sleep(20 * time.Millisecond) // the last tunnel's close work
+			cpu[i] += procCPU(p.pid) - c0
 		}
-		lat = append(lat, time.Since(start))
-		tc.Close()
 	}
-	if p.pid > 0 && len(lat) > 0 {
-		r.cpuPerHS = (procCPU(p.pid) - cpu0) / time.Duration(len(lat))
+	for i, p := range peers {
+		r := &rows[i]
+		if p.pid > 0 && len(lat[i]) > 0 {
+			r.cpuPerHS = cpu[i] / time.Duration(len(lat[i]))
+		}
+		l := lat[i]
+		sort.Slice(l, func(a, b int) bool { return l[a] < l[b] })
+		if len(l) > 0 {
+			r.p50, r.p99 = l[len(l)/2], l[len(l)*99/100]
+		}
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	if len(lat) > 0 {
-		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+}
+
+// rates measures new tunnels/s through every peer in slices of rateFor/4,
+// interleaved like latency.
+func (b *bench) rates(peers []*peer, rows []row) {
+	const slices = 4
+	ok := make([]int64, len(peers))
+	for round := range slices {
+		for k := range peers {
+			i := (round + k) % len(peers)
+			n, bad := b.tunnelRate(peers[i], b.rateFor/slices)
+			ok[i] += n
+			rows[i].rateErrors += bad
+		}
 	}
-	r.rate, r.rateErrors = b.tunnelRate(p)
-	if p.pid > 0 && !p.mitm {
-		r.rssPerTunnel, r.rssBase, r.rssAfter = b.idleRSS(p)
+	for i := range peers {
+		rows[i].rate = float64(ok[i]) / b.rateFor.Seconds()
 	}
-	return r
 }
 
 // tunnelRate runs new tunnels (each a mutual TLS 1.3 handshake, then
-// closed) from several workers for rateFor.
-func (b *bench) tunnelRate(p *peer) (float64, int64) {
-	var ok, bad atomic.Int64
-	stop := time.Now().Add(b.rateFor)
+// closed) from several workers for d: how many succeeded and failed.
+func (b *bench) tunnelRate(p *peer, d time.Duration) (ok, bad int64) {
+	var okN, badN atomic.Int64
+	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
 	for range b.workers {
 		wg.Add(1)
@@ -465,16 +539,16 @@ func (b *bench) tunnelRate(p *peer) (float64, int64) {
 			for time.Now().Before(stop) {
 				tc, err := b.handshake(p, tls.VersionTLS13)
 				if err != nil {
-					bad.Add(1)
+					badN.Add(1)
 					continue
 				}
 				tc.Close()
-				ok.Add(1)
+				okN.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	return float64(ok.Load()) / b.rateFor.Seconds(), bad.Load()
+	return okN.Load(), badN.Load()
 }
 
 // idleRSS opens b.idle tunnels with a finished handshake and leaves them
@@ -542,16 +616,19 @@ func printTable(w io.Writer, rows []row, b *bench) {
 			direct = &rows[i]
 		}
 	}
-	fmt.Fprintf(w, "certlens-bench: %s per throughput run, %d handshakes (TLS 1.3, mutual, ECDSA P-256), %d idle tunnels, %d workers for %s\n\n",
+	fmt.Fprintf(w, "certlens-bench: %s per throughput run, %d handshakes through each path, in interleaved blocks (TLS 1.3, mutual, ECDSA P-256), %d idle tunnels, %d workers for %s\n\n",
 		humanBytes(b.size), b.handshakes, b.idle, b.workers, b.rateFor)
-	fmt.Fprintln(w, "| path | TLS 1.2 MB/s | TLS 1.3 MB/s | handshake p50 | p99 | added p50 | added p99 | proxy CPU/handshake | new tunnels/s (errors) | RSS/idle tunnel | RSS base -> after close |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| path | TLS 1.2 MB/s | TLS 1.3 MB/s | proxy CPU/GB | handshake p50 | p99 | added p50 | added p99 | proxy CPU/handshake | new tunnels/s (errors) | RSS/idle tunnel | RSS base -> after close |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		added50, added99 := "-", "-"
 		if direct != nil && r.name != "direct" && !r.mitm {
 			added50, added99 = ms(r.p50-direct.p50), ms(r.p99-direct.p99)
 		}
-		cpu, rss, base := "-", "-", "-"
+		cpu, cpuGB, rss, base := "-", "-", "-", "-"
+		if r.cpuPerGB > 0 {
+			cpuGB = fmt.Sprintf("%d ms", r.cpuPerGB.Milliseconds())
+		}
 		if r.cpuPerHS > 0 {
 			cpu = fmt.Sprintf("%d us", r.cpuPerHS.Microseconds())
 		}
@@ -559,7 +636,7 @@ func printTable(w io.Writer, rows []row, b *bench) {
 			rss = fmt.Sprintf("%.1f KiB", r.rssPerTunnel)
 			base = fmt.Sprintf("%d -> %d KiB", r.rssBase, r.rssAfter)
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %.0f | %s | %s | %s | %s | %s | %.0f (%d) | %s | %s |\n", r.name, r.mbps12, r.mbps13,
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %.0f (%d) | %s | %s |\n", r.name, r.mbps12, r.mbps13, cpuGB,
 			ms(r.p50), ms(r.p99), added50, added99, cpu, r.rate, r.rateErrors, rss, base)
 	}
 	fmt.Fprintln(w)
@@ -579,7 +656,7 @@ func printTable(w io.Writer, rows []row, b *bench) {
 		fmt.Fprintf(w, "- %s / %s: throughput TLS 1.2 %.2fx, TLS 1.3 %.2fx, new tunnels/s %.2fx\n", a, bname, x.mbps12/y.mbps12, x.mbps13/y.mbps13, x.rate/y.rate)
 	}
 	for _, pair := range [][2]string{{"certlens", "certlens-noparse"}, {"certlens-nowatch", "certlens-noparse"}, {"certlens", "direct"},
-		{"certlens", "squid"}, {"certlens", "tinyproxy"}, {"certlens-intercept", "mitmproxy"}} {
+		{"certlens", "go-relay"}, {"certlens", "squid"}, {"certlens", "tinyproxy"}, {"certlens-intercept", "mitmproxy"}} {
 		ratios(pair[0], pair[1])
 	}
 	for _, r := range rows {
