@@ -39,6 +39,7 @@ type bench struct {
 	idle       int
 	rateFor    time.Duration
 	workers    int
+	rounds     int // throughput runs per peer and version; the median is kept
 }
 
 // peer is one way to the origin: direct, or through a proxy process.
@@ -53,6 +54,7 @@ type peer struct {
 func main() {
 	certlens := flag.String("certlens", "", "certlens binary (go build -o /tmp/certlens ./cmd/certlens)")
 	size := flag.String("size", "64MiB", "bytes per throughput run (the README's table: 1GiB)")
+	rounds := flag.Int("rounds", 3, "throughput runs per path and TLS version; the table shows the median")
 	hs := flag.Int("handshakes", 300, "handshakes for the latency and CPU columns (README: 2000)")
 	idle := flag.Int("idle", 300, "idle tunnels for the RSS column (README: 2000)")
 	rate := flag.Duration("rate-for", 2*time.Second, "how long the new-tunnels/s load runs")
@@ -63,13 +65,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "certlens-bench -relay:", serveRelay(*relayAddr))
 		os.Exit(2)
 	}
-	if err := run(*certlens, *size, *hs, *idle, *rate, *only); err != nil {
+	if err := run(*certlens, *size, *hs, *idle, *rate, *only, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "certlens-bench:", err)
 		os.Exit(2)
 	}
 }
 
-func run(certlens, sizeText string, hs, idle int, rate time.Duration, only string) error {
+func run(certlens, sizeText string, hs, idle int, rate time.Duration, only string, rounds int) error {
 	if certlens == "" {
 		return errors.New("-certlens is required: build it with go build -o /tmp/certlens ./cmd/certlens")
 	}
@@ -82,7 +84,7 @@ func run(certlens, sizeText string, hs, idle int, rate time.Duration, only strin
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{dir: dir, size: size, handshakes: hs, idle: idle, rateFor: rate, workers: 8}
+	b := &bench{dir: dir, size: size, handshakes: hs, idle: idle, rateFor: rate, workers: 8, rounds: max(1, rounds)}
 	if err := b.keys(); err != nil {
 		return err
 	}
@@ -145,10 +147,10 @@ func run(certlens, sizeText string, hs, idle int, rate time.Duration, only strin
 	}
 	rows := make([]row, len(peers))
 	for i, p := range peers {
-		fmt.Fprintf(os.Stderr, "throughput through %s...\n", p.name)
 		rows[i] = row{name: p.name, mitm: p.mitm}
-		b.throughput(p, &rows[i])
 	}
+	fmt.Fprintf(os.Stderr, "throughput, %d rounds through each path, interleaved...\n", b.rounds)
+	b.throughputs(peers, rows)
 	fmt.Fprintf(os.Stderr, "latency and CPU, %d handshakes through each path, interleaved...\n", b.handshakes)
 	b.latency(peers, rows)
 	fmt.Fprintf(os.Stderr, "new tunnels/s, interleaved...\n")
@@ -424,7 +426,8 @@ type row struct {
 	mbps12, mbps13     float64
 	p50, p99           time.Duration
 	cpuPerHS           time.Duration
-	cpuPerGB           time.Duration // proxy CPU time per GB relayed
+	cpuPerGB12         time.Duration // proxy CPU time per GB relayed, TLS 1.2
+	cpuPerGB13         time.Duration
 	rate               float64
 	rateErrors         int64
 	rssPerTunnel       float64 // KiB
@@ -433,34 +436,50 @@ type row struct {
 	throughputFailures []string
 }
 
-// throughput downloads b.size through p once over TLS 1.2 and once over
-// TLS 1.3, and notes the proxy's CPU time for the bytes.
-func (b *bench) throughput(p *peer, r *row) {
-	cpu0 := procCPU(p.pid)
-	var moved int64
-	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-		start := time.Now()
-		tc, err := b.open(p, v, false)
-		var n int64
-		if err == nil {
-			n, err = b.get(tc, b.size)
-			tc.Close()
-		}
-		moved += n
-		mbps := float64(n) / 1e6 / time.Since(start).Seconds()
-		if err != nil {
-			r.throughputFailures = append(r.throughputFailures, tls.VersionName(v)+": "+err.Error())
-			mbps = 0
-		}
-		if v == tls.VersionTLS12 {
-			r.mbps12 = mbps
-		} else {
-			r.mbps13 = mbps
+// throughputs downloads b.size through every peer over TLS 1.2 and over
+// TLS 1.3, b.rounds times, each round starting with the next peer, and
+// keeps the median MB/s and the median proxy CPU time per GB of each.
+func (b *bench) throughputs(peers []*peer, rows []row) {
+	mbps := make([][2][]float64, len(peers))
+	cpu := make([][2][]float64, len(peers))
+	for round := range b.rounds {
+		for k := range peers {
+			i := (round + k) % len(peers)
+			p := peers[i]
+			for j, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+				c0 := procCPU(p.pid)
+				start := time.Now()
+				tc, err := b.open(p, v, false)
+				var n int64
+				if err == nil {
+					n, err = b.get(tc, b.size)
+					tc.Close()
+				}
+				if err != nil {
+					rows[i].throughputFailures = append(rows[i].throughputFailures, tls.VersionName(v)+": "+err.Error())
+					continue
+				}
+				mbps[i][j] = append(mbps[i][j], float64(n)/1e6/time.Since(start).Seconds())
+				if p.pid > 0 {
+					time.Sleep(20 * time.Millisecond) // the tunnel's close
+					cpu[i][j] = append(cpu[i][j], float64(procCPU(p.pid)-c0)/(float64(n)/1e9))
+				}
+			}
 		}
 	}
-	if p.pid > 0 && moved > 0 {
-		r.cpuPerGB = time.Duration(float64(procCPU(p.pid)-cpu0) / (float64(moved) / 1e9))
+	for i := range peers {
+		r := &rows[i]
+		r.mbps12, r.mbps13 = median(mbps[i][0]), median(mbps[i][1])
+		r.cpuPerGB12, r.cpuPerGB13 = time.Duration(median(cpu[i][0])), time.Duration(median(cpu[i][1]))
 	}
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	return xs[len(xs)/2]
 }
 
 // latency runs b.handshakes sequential TLS 1.3 mutual handshakes through
@@ -616,9 +635,9 @@ func printTable(w io.Writer, rows []row, b *bench) {
 			direct = &rows[i]
 		}
 	}
-	fmt.Fprintf(w, "certlens-bench: %s per throughput run, %d handshakes through each path, in interleaved blocks (TLS 1.3, mutual, ECDSA P-256), %d idle tunnels, %d workers for %s\n\n",
-		humanBytes(b.size), b.handshakes, b.idle, b.workers, b.rateFor)
-	fmt.Fprintln(w, "| path | TLS 1.2 MB/s | TLS 1.3 MB/s | proxy CPU/GB | handshake p50 | p99 | added p50 | added p99 | proxy CPU/handshake | new tunnels/s (errors) | RSS/idle tunnel | RSS base -> after close |")
+	fmt.Fprintf(w, "certlens-bench: %s per throughput run (median of %d, interleaved), %d handshakes through each path, in interleaved blocks (TLS 1.3, mutual, ECDSA P-256), %d idle tunnels, %d workers for %s\n\n",
+		humanBytes(b.size), b.rounds, b.handshakes, b.idle, b.workers, b.rateFor)
+	fmt.Fprintln(w, "| path | TLS 1.2 MB/s | TLS 1.3 MB/s | proxy CPU/GB (1.2 / 1.3) | handshake p50 | p99 | added p50 | added p99 | proxy CPU/handshake | new tunnels/s (errors) | RSS/idle tunnel | RSS base -> after close |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		added50, added99 := "-", "-"
@@ -626,8 +645,8 @@ func printTable(w io.Writer, rows []row, b *bench) {
 			added50, added99 = ms(r.p50-direct.p50), ms(r.p99-direct.p99)
 		}
 		cpu, cpuGB, rss, base := "-", "-", "-", "-"
-		if r.cpuPerGB > 0 {
-			cpuGB = fmt.Sprintf("%d ms", r.cpuPerGB.Milliseconds())
+		if r.cpuPerGB12 > 0 || r.cpuPerGB13 > 0 {
+			cpuGB = fmt.Sprintf("%d / %d ms", r.cpuPerGB12.Milliseconds(), r.cpuPerGB13.Milliseconds())
 		}
 		if r.cpuPerHS > 0 {
 			cpu = fmt.Sprintf("%d us", r.cpuPerHS.Microseconds())
