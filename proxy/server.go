@@ -75,7 +75,9 @@ type Server struct {
 
 	metrics   *metrics
 	auth      authCache
-	releasing atomic.Bool // a releaseWhenIdle is pending
+	releasing atomic.Bool   // a releaseWhenIdle is pending
+	opened    atomic.Uint64 // tunnels opened so far
+	release   func()        // debug.FreeOSMemory; tests count the calls
 	dyn       atomic.Pointer[Reloadable]
 	serving   atomic.Bool
 	sidecar   net.Listener
@@ -106,7 +108,7 @@ func New(opts Options, log *zap.Logger) *Server {
 		// certlens's own upstream connections are where IIS renegotiates.
 		opts.WatchRenegotiation = true
 	}
-	s := &Server{opts: opts, log: log, tunnels: map[*tunnel]struct{}{}, metrics: newMetrics()}
+	s := &Server{opts: opts, log: log, tunnels: map[*tunnel]struct{}{}, metrics: newMetrics(), release: debug.FreeOSMemory}
 	s.dyn.Store(&Reloadable{AllowPort: opts.AllowPort, AllowPortsText: opts.AllowPortsText, Rules: opts.Rules,
 		AllowHosts: opts.AllowHosts, DenyHosts: opts.DenyHosts})
 	var b [3]byte
@@ -341,6 +343,7 @@ func (s *Server) openTunnel(ctx context.Context, meta event.Meta, network, addr 
 }
 
 func (s *Server) track(t *tunnel) {
+	s.opened.Add(1)
 	s.mu.Lock()
 	s.tunnels[t] = struct{}{}
 	s.mu.Unlock()
@@ -362,24 +365,35 @@ func (s *Server) tunnelDone(t *tunnel) {
 	}
 }
 
-// releaseWhenIdle gives freed memory back to the OS a second after the last
-// tunnel closed, if none opened since: Go's scavenger returns it slowly,
-// and a proxy left running between diagnoses should not keep a burst's
-// peak. At most once a second, and only while idle.
+// releaseWhenIdle gives freed memory back to the OS after a whole second
+// without tunnels: Go's scavenger returns it slowly, and a proxy left
+// running between diagnoses should not keep a burst's peak. A second in
+// which tunnels came and went is not idle: a browser opening one every
+// few hundred milliseconds would otherwise cost a forced GC a second.
 func (s *Server) releaseWhenIdle() {
 	if !s.releasing.CompareAndSwap(false, true) {
 		return
 	}
-	time.AfterFunc(time.Second, func() {
+	opened := s.opened.Load()
+	time.AfterFunc(idleRelease, func() {
 		s.releasing.Store(false)
 		s.mu.Lock()
 		idle := len(s.tunnels) == 0
 		s.mu.Unlock()
-		if idle {
-			debug.FreeOSMemory()
+		switch {
+		case !idle:
+			// The last of them to close arms it again.
+		case s.opened.Load() != opened:
+			s.releaseWhenIdle()
+		default:
+			s.release()
 		}
 	})
 }
+
+// idleRelease is how long the proxy must be without tunnels before
+// releaseWhenIdle returns memory.
+const idleRelease = time.Second
 
 func (s *Server) logHandshake(t *tunnel, h *handshake.Handshake, ev rules.Evidence) {
 	ev.KeylogSet = s.opts.Decrypt.Secrets != nil

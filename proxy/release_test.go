@@ -1,0 +1,60 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Memory goes back to the OS once the proxy has been without tunnels for
+// a whole second, not every second while a client keeps opening them.
+func TestReleaseAfterAQuietSecond(t *testing.T) {
+	addr := tcpServer(t, echo)
+	proxyAddr, s, ev := startServer(t, Options{WatchRenegotiation: true})
+	var released atomic.Int32
+	s.release = func() { released.Add(1) }
+	tunnelOnce := func() {
+		t.Helper()
+		c, err := net.Dial("tcp", proxyAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", addr, addr)
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("CONNECT: %v %v", resp, err)
+		}
+	}
+	waitReleased := func(want int32, within time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(within); released.Load() < want; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("released %d times %s after the last tunnel, want %d", released.Load(), within, want)
+			}
+		}
+	}
+
+	tunnelOnce()
+	ev.wait(t, "connection closed", 1)
+	waitReleased(1, 3*time.Second)
+
+	// A tunnel every 250 ms for 2.5 s: never a quiet second.
+	for i := range 10 {
+		tunnelOnce()
+		ev.wait(t, "connection closed", 2+i)
+		time.Sleep(250 * time.Millisecond)
+		if n := released.Load(); n != 1 {
+			t.Fatalf("released %d times while tunnels kept coming", n)
+		}
+	}
+	waitReleased(2, 3*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	if n := released.Load(); n != 2 {
+		t.Errorf("released %d times after one quiet spell, want 2", n)
+	}
+}
