@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"time"
 )
 
@@ -15,10 +14,6 @@ const spliceChunk = 4 << 20
 
 // copyBufSize is the buffer of the copies that pass through the parser.
 const copyBufSize = 32 << 10
-
-// copyBufs recycles the parsing copies' buffers: two per tunnel, which
-// most tunnels drop after the handshake.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
 // tcpUnwrapper is a client connection wrapper that can hand over the
 // *net.TCPConn under it, once nothing needs to see the bytes any more.
@@ -51,13 +46,9 @@ func (t *tunnel) WriteTo(dst io.Writer) (int64, error) {
 // relay copies src to dst, one side of which is the tunnel's Read or Write
 // (hidden in a struct, so io.Copy cannot come back here).
 func (t *tunnel) relay(dst io.Writer, src io.Reader, down bool) (int64, error) {
-	bp := copyBufs.Get().(*[]byte)
-	defer func() {
-		if bp != nil {
-			copyBufs.Put(bp)
-		}
-	}()
-	buf := *bp
+	// Not pooled: an idle tunnel holds its buffers, and a pool would keep
+	// a burst's worth (2,000 tunnels: 120 MB) for two GCs after they close.
+	buf := make([]byte, copyBufSize)
 	var total int64
 	for t.tap.Load() {
 		n, err := src.Read(buf)
@@ -85,9 +76,6 @@ func (t *tunnel) relay(dst io.Writer, src io.Reader, down bool) (int64, error) {
 		n, err := io.CopyBuffer(dst, src, buf)
 		return total + n, err
 	}
-	// A spliced tunnel may live for hours: its buffer goes back now.
-	copyBufs.Put(bp)
-	bp = nil
 	n, err := t.splice(out, in, down)
 	return total + n, err
 }
