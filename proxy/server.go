@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -155,7 +156,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("mode", s.opts.Mode),
 		zap.String("allow_ports", s.opts.AllowPortsText), zap.Bool("auth", len(s.opts.Access.Users) > 0),
-		zap.Int("allow_clients", len(s.opts.Access.AllowClients)), zap.Int("max_conns", s.opts.Limits.MaxConns))
+		zap.Int("allow_clients", len(s.opts.Access.AllowClients)), zap.Int("max_conns", s.opts.Limits.MaxConns),
+		zap.Int("gomaxprocs", runtime.GOMAXPROCS(0)))
 	err := s.http.Serve(s.guard(ln, true))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

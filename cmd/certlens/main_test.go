@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -191,9 +192,15 @@ type serveProc struct {
 
 func startServe(t *testing.T, args ...string) *serveProc {
 	t.Helper()
+	return startServeEnv(t, nil, args...)
+}
+
+// startServeEnv is startServe with more environment variables.
+func startServeEnv(t *testing.T, env []string, args ...string) *serveProc {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = []string{"HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir()}
+	cmd.Env = append([]string{"HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir()}, env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -330,4 +337,25 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Observe mode runs on one P unless GOMAXPROCS says otherwise; intercept
+// mode keeps every core.
+func TestServeGOMAXPROCS(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		args []string
+		want float64
+	}{
+		{nil, nil, 1},
+		{[]string{"GOMAXPROCS=2"}, nil, 2},
+		{[]string{"CERTLENS_INTERCEPT_CA_DIR=" + t.TempDir()}, []string{"--mode", "intercept"}, float64(runtime.NumCPU())},
+	} {
+		listen := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
+		sp := startServeEnv(t, c.env, append([]string{"serve", "--listen", listen, "--admin-listen="}, c.args...)...)
+		if got := sp.next("listening")["gomaxprocs"]; got != c.want {
+			t.Errorf("env %v args %v: gomaxprocs %v, want %v", c.env, c.args, got, c.want)
+		}
+		_ = sp.cmd.Process.Kill()
+	}
 }
