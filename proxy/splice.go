@@ -12,8 +12,12 @@ import (
 // the metrics and the idle clock advance while a long transfer runs.
 const spliceChunk = 4 << 20
 
-// copyBufSize is the buffer of the copies that pass through the parser.
-const copyBufSize = 32 << 10
+// copyBufSize is the buffer of the copies that pass through the parser;
+// bulkBufSize the one they grow to while a read fills it.
+const (
+	copyBufSize = 32 << 10
+	bulkBufSize = 256 << 10
+)
 
 // tcpUnwrapper is a client connection wrapper that can hand over the
 // *net.TCPConn under it, once nothing needs to see the bytes any more.
@@ -58,6 +62,15 @@ func (t *tunnel) relay(dst io.Writer, src io.Reader, down bool) (int64, error) {
 			if werr != nil {
 				return total, werr
 			}
+		}
+		// A bulk transfer the parser must still see (TLS 1.2 with
+		// renegotiation watched) moves in larger copies; once it quiets
+		// down the large buffer goes, so an idle tunnel holds only a small one.
+		switch {
+		case n == len(buf) && len(buf) < bulkBufSize:
+			buf = make([]byte, bulkBufSize)
+		case n < copyBufSize/2 && len(buf) > copyBufSize:
+			buf = make([]byte, copyBufSize)
 		}
 		if err == io.EOF {
 			return total, nil
