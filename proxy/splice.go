@@ -12,10 +12,11 @@ import (
 // the metrics and the idle clock advance while a long transfer runs.
 const spliceChunk = 4 << 20
 
-// copyBufSize is the buffer of the copies that pass through the parser;
-// bulkBufSize the one they grow to while a read fills it.
+// copyBufSize is the first buffer of the copies that pass through the
+// parser: most handshake flights fit, and every tunnel allocates two.
+// A read that fills it makes it four times larger, up to bulkBufSize.
 const (
-	copyBufSize = 32 << 10
+	copyBufSize = 8 << 10
 	bulkBufSize = 256 << 10
 )
 
@@ -63,12 +64,13 @@ func (t *tunnel) relay(dst io.Writer, src io.Reader, down bool) (int64, error) {
 				return total, werr
 			}
 		}
-		// A bulk transfer the parser must still see (TLS 1.2 with
-		// renegotiation watched) moves in larger copies; once it quiets
-		// down the large buffer goes, so an idle tunnel holds only a small one.
+		// A large flight, or a bulk transfer the parser must still see
+		// (TLS 1.2 with renegotiation watched), moves in larger copies;
+		// once it quiets down the large buffer goes, so an idle tunnel
+		// holds only a small one.
 		switch {
 		case n == len(buf) && len(buf) < bulkBufSize:
-			buf = make([]byte, bulkBufSize)
+			buf = make([]byte, min(4*len(buf), bulkBufSize))
 		case n < copyBufSize/2 && len(buf) > copyBufSize:
 			buf = make([]byte, copyBufSize)
 		}
