@@ -79,6 +79,7 @@ type Server struct {
 	releasing atomic.Bool   // a releaseWhenIdle is pending
 	opened    atomic.Uint64 // tunnels opened so far
 	release   func()        // debug.FreeOSMemory; tests count the calls
+	quiet     time.Duration // how long without tunnels before release
 	dyn       atomic.Pointer[Reloadable]
 	serving   atomic.Bool
 	sidecar   net.Listener
@@ -109,7 +110,8 @@ func New(opts Options, log *zap.Logger) *Server {
 		// certlens's own upstream connections are where IIS renegotiates.
 		opts.WatchRenegotiation = true
 	}
-	s := &Server{opts: opts, log: log, tunnels: map[*tunnel]struct{}{}, metrics: newMetrics(), release: debug.FreeOSMemory}
+	s := &Server{opts: opts, log: log, tunnels: map[*tunnel]struct{}{}, metrics: newMetrics(),
+		release: debug.FreeOSMemory, quiet: time.Second}
 	s.dyn.Store(&Reloadable{AllowPort: opts.AllowPort, AllowPortsText: opts.AllowPortsText, Rules: opts.Rules,
 		AllowHosts: opts.AllowHosts, DenyHosts: opts.DenyHosts})
 	var b [3]byte
@@ -377,7 +379,7 @@ func (s *Server) releaseWhenIdle() {
 		return
 	}
 	opened := s.opened.Load()
-	time.AfterFunc(idleRelease, func() {
+	time.AfterFunc(s.quiet, func() {
 		s.releasing.Store(false)
 		s.mu.Lock()
 		idle := len(s.tunnels) == 0
@@ -392,10 +394,6 @@ func (s *Server) releaseWhenIdle() {
 		}
 	})
 }
-
-// idleRelease is how long the proxy must be without tunnels before
-// releaseWhenIdle returns memory.
-const idleRelease = time.Second
 
 func (s *Server) logHandshake(t *tunnel, h *handshake.Handshake, ev rules.Evidence) {
 	ev.KeylogSet = s.opts.Decrypt.Secrets != nil
