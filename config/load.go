@@ -401,21 +401,19 @@ func (l *loader) patterns(key string) []string {
 	return out
 }
 
-// clientCerts reads "HOST_PATTERN=FILE" items, like routes.
+// clientCerts reads "HOST_PATTERN=FILE" items.
 func (l *loader) clientCerts(key string) []ClientCertEntry {
 	var out []ClientCertEntry
-	for _, item := range l.list(key) {
-		pattern, file, ok := strings.Cut(item, "=")
-		pattern, file = strings.TrimSpace(pattern), strings.TrimSpace(file)
-		if !ok || pattern == "" || file == "" {
+	ok := l.patternItems(key, "HOST_PATTERN=FILE", func(item, pattern, file string) bool {
+		if file == "" {
 			l.fail(key, fmt.Sprintf("%q is not HOST_PATTERN=FILE", item))
-			return nil
-		}
-		if _, err := path.Match(pattern, ""); err != nil {
-			l.fail(key, fmt.Sprintf("%q: bad pattern: %v", pattern, err))
-			return nil
+			return false
 		}
 		out = append(out, ClientCertEntry{Pattern: pattern, File: file})
+		return true
+	})
+	if !ok {
+		return nil
 	}
 	return out
 }
@@ -424,24 +422,40 @@ func (l *loader) clientCerts(key string) []ClientCertEntry {
 // the list the same in YAML, in a comma separated variable and on a flag.
 func (l *loader) routes(key string) []Route {
 	var out []Route
+	ok := l.patternItems(key, "SNI_PATTERN=HOST:PORT", func(item, pattern, upstream string) bool {
+		if p := hostPortProblem(upstream, true); p != "" {
+			l.fail(key, fmt.Sprintf("%q: %s", item, p))
+			return false
+		}
+		out = append(out, Route{Pattern: pattern, Upstream: upstream})
+		return true
+	})
+	if !ok {
+		return nil
+	}
+	return out
+}
+
+// patternItems splits key's "PATTERN=VALUE" items, checks the pattern and
+// hands each to take. The first bad item (or take's false) ends the list:
+// the key has failed, and it returns false.
+func (l *loader) patternItems(key, form string, take func(item, pattern, value string) bool) bool {
 	for _, item := range l.list(key) {
-		pattern, upstream, ok := strings.Cut(item, "=")
-		pattern, upstream = strings.TrimSpace(pattern), strings.TrimSpace(upstream)
+		pattern, value, ok := strings.Cut(item, "=")
+		pattern, value = strings.TrimSpace(pattern), strings.TrimSpace(value)
 		if !ok || pattern == "" {
-			l.fail(key, fmt.Sprintf("%q is not SNI_PATTERN=HOST:PORT", item))
-			return nil
+			l.fail(key, fmt.Sprintf("%q is not %s", item, form))
+			return false
 		}
 		if _, err := path.Match(pattern, ""); err != nil {
 			l.fail(key, fmt.Sprintf("%q: bad pattern: %v", pattern, err))
-			return nil
+			return false
 		}
-		if p := hostPortProblem(upstream, true); p != "" {
-			l.fail(key, fmt.Sprintf("%q: %s", item, p))
-			return nil
+		if !take(item, pattern, value) {
+			return false
 		}
-		out = append(out, Route{Pattern: pattern, Upstream: upstream})
 	}
-	return out
+	return true
 }
 
 // scalar renders a single YAML, env or flag value as text; ok is false for
