@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -768,10 +769,7 @@ func (ml *mirrorLists) get(target string) *learnedList {
 // end of a shutdown.
 func (s *Server) closeBrowsers() {
 	s.mu.Lock()
-	left := make([]*browserConn, 0, len(s.browsers))
-	for c := range s.browsers {
-		left = append(left, c)
-	}
+	left := slices.Collect(maps.Keys(s.browsers))
 	s.mu.Unlock()
 	for _, c := range left {
 		_ = c.Close()

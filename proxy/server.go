@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -191,10 +193,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-drained:
 	case <-ctx.Done():
 		s.mu.Lock()
-		left := make([]*tunnel, 0, len(s.tunnels))
-		for t := range s.tunnels {
-			left = append(left, t)
-		}
+		left := slices.Collect(maps.Keys(s.tunnels))
 		s.mu.Unlock()
 		for _, t := range left {
 			t.setReason("shutdown")
