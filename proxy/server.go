@@ -184,23 +184,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	drained := s.drained
 	s.mu.Unlock()
-	if n == 0 {
-		s.closeBrowsers()
-		return err
-	}
-	s.log.Info("waiting for open tunnels", zap.Int("tunnels", n))
-	select {
-	case <-drained:
-	case <-ctx.Done():
-		s.mu.Lock()
-		left := slices.Collect(maps.Keys(s.tunnels))
-		s.mu.Unlock()
-		for _, t := range left {
-			t.setReason("shutdown")
-			_ = t.Close()
+	if n > 0 {
+		s.log.Info("waiting for open tunnels", zap.Int("tunnels", n))
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			s.mu.Lock()
+			left := slices.Collect(maps.Keys(s.tunnels))
+			s.mu.Unlock()
+			for _, t := range left {
+				t.setReason("shutdown")
+				_ = t.Close()
+			}
 		}
-		s.closeBrowsers()
 	}
+	s.closeBrowsers()
 	return err
 }
 
@@ -406,9 +404,6 @@ func (s *Server) emitHandshake(t *tunnel, h *handshake.Handshake, e *event.Hands
 		issuerBytes = h.CertRequest.IssuerBytes
 	}
 	s.metrics.observe(e, issuerBytes, h.CertRequest != nil, h.Unparsed || len(h.Errors) > 0)
-	if h.Index == 0 {
-		s.metrics.hsDuration.Observe(time.Since(t.start).Seconds())
-	}
 	switch e.Level() {
 	case "error":
 		s.log.Error("handshake", zap.Inline(e))

@@ -186,6 +186,13 @@ func (t *tunnel) feed(from handshake.Direction, b []byte) {
 
 // logHandshakes writes one event per handshake; t.mu held.
 func (t *tunnel) logHandshakes(hs []*handshake.Handshake, closing bool) {
+	// Measured when the parser decided, not when the event is written:
+	// late.go and intercept's sink may hold it for seconds.
+	for _, h := range hs {
+		if h.Index == 0 {
+			t.srv.metrics.hsDuration.Observe(time.Since(t.start).Seconds())
+		}
+	}
 	if t.sink != nil {
 		t.sink(hs, closing)
 		return
