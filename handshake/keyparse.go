@@ -47,6 +47,10 @@ type dirCipher struct {
 	// application traffic secret was not in the key log yet (a client
 	// logs it a moment after the handshake ones).
 	needTraffic bool
+	// unkeyed counts TLS 1.2 records that passed before the keys were
+	// set up (they are set up only for a renegotiation): the cipher's
+	// sequence number starts after them.
+	unkeyed uint64
 }
 
 type heldRecord struct {
@@ -82,8 +86,37 @@ func (d *decryptor) wants(p *Parser, s *stream, typ ContentType) bool {
 	if d.skipClient(p, s) {
 		return false
 	}
-	// TLS 1.2 shows the type: application data is only counted.
-	return p.tls13 || typ != ContentApplicationData
+	// TLS 1.2 shows the type: application data is only counted, and the
+	// initial handshake's Finished shows nothing the clear part did not.
+	return p.tls13 || typ != ContentApplicationData && !initialFinished12(p, s)
+}
+
+// initialFinished12 reports whether the protected record s starts is a
+// TLS 1.2 initial handshake's Finished.
+func initialFinished12(p *Parser, s *stream) bool {
+	h := p.current(s)
+	return s.awaitFinished && h != nil && h.Phase == PhaseInitial
+}
+
+// keyless12 says whether a TLS 1.2 record can pass before the keys are set
+// up, only counted: all but a renegotiation's records. A clear handshake
+// is neither held for a secret nor blamed for a missing one; an alert is
+// opened if the secret is already there.
+func (p *Parser) keyless12(s *stream, typ ContentType) bool {
+	d := p.dec
+	switch {
+	case p.tls13 || d.ready:
+		return false
+	case typ == ContentApplicationData, typ == ContentHandshake && initialFinished12(p, s):
+		return true
+	case typ == ContentAlert:
+		if d.ch == nil {
+			return true
+		}
+		_, ok := d.src.Lookup([32]byte(d.ch.Random))
+		return !ok || !p.setupKeys()
+	}
+	return false
 }
 
 // maxPHARecords bounds the server records opened after a TLS 1.3 handshake
@@ -244,6 +277,9 @@ func (p *Parser) setupKeys() bool {
 		return false
 	}
 	d.dirs[FromClient].c, d.dirs[FromServer].c = c, s
+	for i := range d.dirs {
+		d.dirs[i].c.seq += d.dirs[i].unkeyed
+	}
 	d.ready = true
 	return true
 }
@@ -265,6 +301,10 @@ func (p *Parser) intercept(s *stream, typ ContentType, version uint16, length in
 		return false
 	}
 	if !s.protected || dc.done || d.missing {
+		return false
+	}
+	if p.keyless12(s, typ) {
+		dc.unkeyed++
 		return false
 	}
 	if !d.ready && !p.setupKeys() {

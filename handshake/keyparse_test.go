@@ -135,3 +135,32 @@ func TestParserWaitsForTheSecret(t *testing.T) {
 		})
 	}
 }
+
+// TestClearTLS12IsNotHeld: a key log that has no line for a TLS 1.2
+// connection must not delay or blame its initial handshake, which is all
+// in clear: the keys only matter for a renegotiation (with the secret, it
+// is still decrypted: TestParserDecryptsRecordedTranscripts, whose keys are
+// set up only when it starts).
+func TestClearTLS12IsNotHeld(t *testing.T) {
+	for _, name := range []string{"tls12-3ca-curl-cert", "tls12-renegotiation-sclient"} {
+		t.Run(name, func(t *testing.T) {
+			rec := loadTranscript(t, name)
+			p := NewParser(Options{Secrets: &lateKeyLog{KeyLog{}}})
+			var hs []*Handshake
+			for _, ch := range *rec.conn {
+				p.Feed(ch.from, ch.data)
+				hs = append(hs, p.Drain()...)
+				if len(hs) > 0 {
+					break
+				}
+			}
+			if _, waiting := p.Waiting(); waiting || len(hs) == 0 {
+				t.Fatalf("waiting %v with %d handshakes out; the initial handshake is in clear", waiting, len(hs))
+			}
+			h := hs[0]
+			if h.Visibility != VisibilityClear || h.SecretMissing || len(h.Errors) > 0 || h.End != EndFinished {
+				t.Errorf("visibility %s, secret missing %v, errors %v, end %s", h.Visibility, h.SecretMissing, h.Errors, h.End)
+			}
+		})
+	}
+}
