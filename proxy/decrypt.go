@@ -22,7 +22,7 @@ type DecryptOptions struct {
 // DecryptOptions.Wait; it is never held longer. t.mu held.
 func (t *tunnel) awaitSecret() {
 	d := t.srv.opts.Decrypt
-	if d.Secrets == nil || t.waiting {
+	if t.secrets == nil || t.waiting {
 		return
 	}
 	cr, ok := t.parser.Waiting()
@@ -37,7 +37,7 @@ func (t *tunnel) awaitSecret() {
 	go func() {
 		defer deadline.Stop()
 		for {
-			woken, cancel := d.Secrets.Wait(cr)
+			woken, cancel := t.secrets.Wait(cr)
 			// A line may have come between the parser's lookup and Wait.
 			t.mu.Lock()
 			t.parser.Retry()
@@ -88,7 +88,7 @@ func decryptWait(d DecryptOptions) time.Duration {
 // waits with it, never longer.
 func (t *tunnel) lastChance() {
 	d := t.srv.opts.Decrypt
-	if d.Secrets == nil {
+	if t.secrets == nil {
 		return
 	}
 	t.mu.Lock()
@@ -99,7 +99,7 @@ func (t *tunnel) lastChance() {
 		return
 	}
 	if left := decryptWait(d) - time.Since(since); left > 0 {
-		woken, cancel := d.Secrets.Wait(cr)
+		woken, cancel := t.secrets.Wait(cr)
 		timer := time.NewTimer(left)
 		select {
 		case <-woken:

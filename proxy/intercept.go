@@ -330,6 +330,7 @@ func (ic *icConn) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 	t.mu.Lock()
 	t.sink = up.take
 	t.parser = handshake.NewParser(popts)
+	t.secrets = secrets
 	t.mu.Unlock()
 	ic.mu.Lock()
 	ic.tunnels = append(ic.tunnels, t)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/internal/event"
+	"github.com/certlens/certlens/internal/keylog"
 	"github.com/certlens/certlens/rules"
 )
 
@@ -30,7 +31,11 @@ type tunnel struct {
 
 	mu     sync.Mutex // serialises logging of this tunnel's events
 	parser *handshake.Parser
-	tap    atomic.Bool // false once the parser wants no more bytes
+	// secrets is the key store the parser decrypts with and a wait for a
+	// secret watches: the followed key log, or in intercept mode
+	// certlens's own (dialTLS).
+	secrets *keylog.Store
+	tap     atomic.Bool // false once the parser wants no more bytes
 
 	start      time.Time
 	readDL     time.Time // the upstream read deadline armed; only the server->client copy touches it
@@ -53,11 +58,12 @@ type tunnel struct {
 
 func (s *Server) newTunnel(meta event.Meta) *tunnel {
 	t := &tunnel{
-		srv:    s,
-		meta:   meta,
-		parser: handshake.NewParser(parserOptions(s.opts)),
-		start:  time.Now(),
-		closed: make(chan struct{}),
+		srv:     s,
+		meta:    meta,
+		parser:  handshake.NewParser(parserOptions(s.opts)),
+		secrets: s.opts.Decrypt.Secrets,
+		start:   time.Now(),
+		closed:  make(chan struct{}),
 	}
 	t.tap.Store(!s.opts.NoParse)
 	t.touch()
