@@ -51,7 +51,7 @@ func refusal(t *testing.T, ev *events, msg, want string) map[string]any {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %q event with reason %q; log:\n%s", msg, want, ev.buf.String())
+			t.Fatalf("no %q event with reason %q; log:\n%s", msg, want, ev.text())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -94,7 +94,7 @@ func TestProxyAuthentication(t *testing.T) {
 			t.Errorf("the proxy's credentials reached the server: %q", h.Get("Proxy-Authorization"))
 		}
 	})
-	if log := ev.buf.String(); strings.Contains(log, "s3cret-pw") || strings.Contains(log, "alice:wrong") {
+	if log := ev.text(); strings.Contains(log, "s3cret-pw") || strings.Contains(log, "alice:wrong") {
 		t.Error("a password is in the log")
 	}
 }

@@ -120,7 +120,7 @@ func startServerInto(t testing.TB, opts Options, ev *events) (string, *Server) {
 		defer cancel()
 		_ = s.Shutdown(ctx)
 		if t.Failed() {
-			t.Logf("proxy log:\n%s", ev.buf.String())
+			t.Logf("proxy log:\n%s", ev.text())
 		}
 	})
 	return ln.Addr().String(), s

@@ -36,9 +36,7 @@ func TestPlainHTTPIsProxiedAndLoggedBriefly(t *testing.T) {
 	if e["method"] != "POST" || e["path"] != "/login" || e["status"] != float64(200) || e["host"] != strings.TrimPrefix(backend.URL, "http://") {
 		t.Errorf("event %v", e)
 	}
-	ev.mu.Lock()
-	log := ev.buf.String()
-	ev.mu.Unlock()
+	log := ev.text()
 	for _, secret := range []string{"cookiesecret", "YXV0aHNlY3JldA", "bodysecret", "querysecret"} {
 		if strings.Contains(log, secret) {
 			t.Errorf("the log contains %q:\n%s", secret, log)
@@ -60,9 +58,7 @@ func TestPlainHTTPErrorKeepsQueryOut(t *testing.T) {
 	if e["error"] == nil || e["path"] != "/reset" {
 		t.Errorf("event %v, want the error and the path", e)
 	}
-	ev.mu.Lock()
-	log := ev.buf.String()
-	ev.mu.Unlock()
+	log := ev.text()
 	if strings.Contains(log, "querysecret") {
 		t.Errorf("the log contains the query string:\n%s", log)
 	}

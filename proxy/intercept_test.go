@@ -261,7 +261,7 @@ func TestInterceptIISErrorPage(t *testing.T) {
 	if line == nil || line["status"] != float64(403) || line["http_substatus"] != "403.7" || line["path"] != "/private/" {
 		t.Errorf("http line %v", line)
 	}
-	if raw := k.ev.buf.String(); strings.Contains(raw, "requires your browser") {
+	if raw := k.ev.text(); strings.Contains(raw, "requires your browser") {
 		t.Error("the response body reached the log")
 	}
 }

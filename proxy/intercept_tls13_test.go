@@ -37,7 +37,7 @@ func TestInterceptIIS24H2LateCert(t *testing.T) {
 	if h["verdict"] != "500.0" || h["verdict_certain"] != true || !slices.Contains(findingIDs(h), "tls13-late-client-cert") {
 		t.Errorf("verdict %v certain %v findings %v", h["verdict"], h["verdict_certain"], findingIDs(h))
 	}
-	if strings.Contains(k.ev.buf.String(), "Internal Server Error</h3>") {
+	if strings.Contains(k.ev.text(), "Internal Server Error</h3>") {
 		t.Error("the response body reached the log")
 	}
 }
@@ -60,7 +60,7 @@ func TestInterceptApacheTLS13LateCert(t *testing.T) {
 		}
 	}
 	if h == nil {
-		t.Fatalf("no handshake event with the 403; log:\n%s", k.ev.buf.String())
+		t.Fatalf("no handshake event with the 403; log:\n%s", k.ev.text())
 	}
 	if h["tls_version"] != "TLS 1.3" || h["cert_request"] != nil || field(h, "client_hello", "post_handshake_auth") != false {
 		t.Errorf("version %v cert_request %v client_hello %v", h["tls_version"], h["cert_request"], h["client_hello"])

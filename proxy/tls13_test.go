@@ -192,7 +192,7 @@ func TestE2EApachePostHandshakeDecrypted(t *testing.T) {
 				}
 			}
 			if pha == nil {
-				t.Fatalf("no post_handshake event; log:\n%s", ev.buf.String())
+				t.Fatalf("no post_handshake event; log:\n%s", ev.text())
 			}
 			if pha["visibility"] != "decrypted" || field(pha, "cert_request", "phase") != "post_handshake" ||
 				field(pha, "cert_request", "issuer_count") != float64(1) || field(pha, "client_hello", "post_handshake_auth") != true {
