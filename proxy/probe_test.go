@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,10 +63,9 @@ func requests(as []*Attempt) []*event.Handshake {
 
 func wantIssuers(t *testing.T, e *event.Handshake, cas []*pkitest.Cert) {
 	t.Helper()
-	want, bytes := make([]string, len(cas)), 0
+	want, bytes := make([]string, len(cas)), pkitest.IssuerListSize(cas)
 	for i, c := range cas {
 		want[i] = c.Cert.Subject.String()
-		bytes += 2 + len(c.Cert.RawSubject)
 	}
 	cr := e.CertRequest
 	if cr.IssuerCount != len(cas) || cr.IssuerBytes != bytes {
@@ -293,12 +293,7 @@ func TestProbeThroughProxy(t *testing.T) {
 }
 
 func TestProbeConnectErrors(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
 	as := runProbe(t, addr, ProbeConfig{Versions: []uint16{tls.VersionTLS12}})
 	if as[0].Connected() || !strings.Contains(as[0].Err.Error(), "connect to "+addr) {
 		t.Errorf("err %v", as[0].Err)

@@ -120,7 +120,7 @@ func TestSpliceCountsBytes(t *testing.T) {
 				}
 				proxyAddr, s, ev := startServer(t, opts)
 				if mode == "sidecar" {
-					args = append(args, "--connect-to", "127.0.0.1:"+portOf(addr)+":"+proxyAddr)
+					args = append(args, "--connect-to", "127.0.0.1:"+strconv.Itoa(port(t, addr))+":"+proxyAddr)
 				} else {
 					args = append(args, "-x", "http://"+proxyAddr)
 				}
@@ -147,11 +147,6 @@ func TestSpliceCountsBytes(t *testing.T) {
 			})
 		}
 	}
-}
-
-func portOf(addr string) string {
-	_, p, _ := net.SplitHostPort(addr)
-	return p
 }
 
 // TestSpliceIdleAndResets: after a TLS 1.3 handshake the tunnel is spliced;

@@ -55,14 +55,7 @@ func firstEvent(t *testing.T, out, msg string) map[string]any {
 	return nil
 }
 
-func findingIDs(h map[string]any) string {
-	var ids []string
-	fs, _ := h["findings"].([]any)
-	for _, f := range fs {
-		ids = append(ids, f.(map[string]any)["id"].(string))
-	}
-	return strings.Join(ids, ",")
-}
+func findingIDs(h map[string]any) string { return strings.Join(ids(h), ",") }
 
 // TestServeDecryptsWithClientKeylog: real clients writing real key logs
 // through observe mode with --decrypt-keylog, the file absent when serve

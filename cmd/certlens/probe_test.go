@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"flag"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -403,7 +405,7 @@ func TestProbeApache(t *testing.T) {
 func TestProbeThroughServe(t *testing.T) {
 	e := newProbeEnv(t)
 	addr := e.openssl(t, []*pkitest.Cert{e.other1, e.clientCA, e.other2})
-	listen := "127.0.0.1:" + strings.TrimPrefix(freePortString(t), ":")
+	listen := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
 	sp := startServe(t, "serve", "--listen", listen, "--admin-listen=", "--allow-ports", portOf(t, addr))
 	peertest.WaitTCP(t, listen, 10*time.Second)
 	stdout, stderr, code := run(t, nil, "probe", "--json", "--tls12", "--proxy", "http://"+listen, "https://"+addr+"/")
@@ -419,15 +421,6 @@ func TestProbeThroughServe(t *testing.T) {
 	}
 }
 
-func freePortString(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).AddrPort().String()[len("127.0.0.1"):]
-}
-
 func portOf(t *testing.T, addr string) string {
 	_, p, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -440,7 +433,7 @@ func TestProbeUsageAndConnectionErrors(t *testing.T) {
 	e := newProbeEnv(t)
 	certPath, _ := e.files(t, e.clientCA.NewClient(t, "alice"), "alice")
 	_, otherKey := e.files(t, e.clientCA.NewClient(t, "bob"), "bob")
-	closed := "127.0.0.1:" + strings.TrimPrefix(freePortString(t), ":")
+	closed := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
 	cases := []struct {
 		name string
 		env  []string
@@ -470,22 +463,10 @@ func TestProbeUsageAndConnectionErrors(t *testing.T) {
 // TestProbeTimeouts: a server that accepts and never answers is a
 // connection error naming the limit; what was seen is still reported.
 func TestProbeTimeouts(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
+	// Reads what comes and never answers.
+	addr := peertest.TCPServer(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 	start := time.Now()
-	stdout, stderr, code := run(t, nil, "probe", "--tls12", "--handshake-timeout", "500ms", "https://"+ln.Addr().String()+"/")
+	stdout, stderr, code := run(t, nil, "probe", "--tls12", "--handshake-timeout", "500ms", "https://"+addr+"/")
 	if code != 2 || !strings.Contains(stderr, "no answer within 500ms (--handshake-timeout)") || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
