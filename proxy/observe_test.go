@@ -282,3 +282,28 @@ func TestConnectDialFailureSaysWhy(t *testing.T) {
 		t.Errorf("reason %q", rs)
 	}
 }
+
+// A CONNECT sent as HTTP/1.0 is answered in HTTP/1.0, and the tunnel flows.
+func TestConnectHTTP10(t *testing.T) {
+	addr := tcpServer(t, echo)
+	proxyAddr, ev := startProxy(t, Options{WatchRenegotiation: true})
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.0\r\n\r\n", addr)
+	const want = "HTTP/1.0 200 Connection established\r\n\r\n"
+	reply := make([]byte, len(want))
+	if _, err := io.ReadFull(c, reply); err != nil || string(reply) != want {
+		t.Fatalf("reply %q, %v", reply, err)
+	}
+	fmt.Fprint(c, "ping\n")
+	echoed := make([]byte, 5)
+	if _, err := io.ReadFull(c, echoed); err != nil || string(echoed) != "ping\n" {
+		t.Fatalf("echo %q, %v", echoed, err)
+	}
+	c.Close()
+	ev.wait(t, "connection closed", 1)
+}
