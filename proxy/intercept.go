@@ -602,9 +602,6 @@ func (up *upstream) emit(h *handshake.Handshake, hr *rules.HTTPOutcome) {
 
 	m := completeUpstream(h, req, completed, errs, alert)
 	e := event.Diagnose(up.meta, m, rules.Evidence{HTTP: hr, ResetAfterRequest: reset}, s.dyn.Load().Rules)
-	if hr != nil {
-		e.HTTPStatus, e.HTTPSubstatus = hr.Status, hr.Substatus
-	}
 	e.Intercept = info
 	s.emitHandshake(up.t, m, e)
 }
@@ -685,7 +682,7 @@ func peekOutcome(resp *http.Response) *rules.HTTPOutcome {
 		text = inflatePrefix(prefix)
 	}
 	o.Body = string(text)
-	o.Substatus = substatus(resp.StatusCode, o.Body)
+	o.Substatus = rules.IISSubstatus(resp.StatusCode, o.Body)
 	return o
 }
 
@@ -702,32 +699,6 @@ func inflatePrefix(b []byte) []byte {
 	out, _ := io.ReadAll(io.LimitReader(zr, maxInflatedPeek))
 	return out
 }
-
-// substatus finds the IIS substatus an error page names for status:
-// "HTTP Error 403.7 - Forbidden" gives "403.7".
-func substatus(status int, body string) string {
-	code := strconv.Itoa(status) + "."
-	for i := 0; ; {
-		j := strings.Index(body[i:], code)
-		if j < 0 {
-			return ""
-		}
-		start := i + j
-		end := start + len(code)
-		k := end
-		for k < len(body) && k-end < 3 && body[k] >= '0' && body[k] <= '9' {
-			k++
-		}
-		before := start == 0 || !(isDigit(body[start-1]) || body[start-1] == '.')
-		after := k == len(body) || !(isDigit(body[k]) || body[k] == '.' && k+1 < len(body) && isDigit(body[k+1]))
-		if k > end && before && after {
-			return body[start:k]
-		}
-		i = end
-	}
-}
-
-func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 
 // mirrorLists are the issuer lists learned per target (host:port), the
 // raw DNs and a CertPool that makes crypto/tls send exactly them.

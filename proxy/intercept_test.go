@@ -266,28 +266,6 @@ func TestInterceptIISErrorPage(t *testing.T) {
 	}
 }
 
-func TestSubstatus(t *testing.T) {
-	for _, tc := range []struct {
-		status int
-		body   string
-		want   string
-	}{
-		{403, "<h3>HTTP Error 403.7 - Forbidden</h3>", "403.7"},
-		{403, "HTTP Error 403.16 - Forbidden", "403.16"},
-		{403, "403 - Forbidden: Access is denied.", ""},
-		{403, "version 1.403.7 of something", ""},
-		{403, "error 5403.7", ""},
-		{403, "see 403.7.1 and then HTTP Error 403.13", "403.13"},
-		{500, "HTTP Error 500.0 - Internal Server Error 0x80070032", "500.0"},
-		{403, "HTTP Error 403.", ""},
-		{403, "", ""},
-	} {
-		if got := substatus(tc.status, tc.body); got != tc.want {
-			t.Errorf("substatus(%d, %q) = %q, want %q", tc.status, tc.body, got, tc.want)
-		}
-	}
-}
-
 // TestInterceptGzipErrorPage: a compressed error page still yields its
 // substatus, and reaches the browser byte for byte.
 func TestInterceptGzipErrorPage(t *testing.T) {

@@ -1,24 +1,36 @@
 package rules
 
 import (
-	"regexp"
 	"strconv"
+	"strings"
 )
 
-// substatusRE finds an IIS substatus as its error pages write it: "HTTP
-// Error 403.7 - Forbidden", "403.16 - Forbidden: Client certificate is
-// untrusted or invalid" (detailed and custom error pages alike).
-var substatusRE = regexp.MustCompile(`\b([1-5][0-9]{2})\.([0-9]{1,3})\b`)
-
 // IISSubstatus returns the substatus ("403.7") an error page body names for
-// status, or "" when it names none. Only a substatus of the answered status
-// counts: a page may quote other numbers.
+// status, as IIS's detailed and custom error pages write it ("HTTP Error
+// 403.7 - Forbidden", "403.16 - Forbidden: Client certificate is untrusted
+// or invalid"), or "" when it names none. Only a substatus of the answered
+// status counts, and only as a number of its own: not "1.403.7", "5403.7"
+// or "403.7.1".
 func IISSubstatus(status int, body string) string {
-	want := strconv.Itoa(status)
-	for _, m := range substatusRE.FindAllStringSubmatch(body, 8) {
-		if m[1] == want {
-			return m[1] + "." + m[2]
+	code := strconv.Itoa(status) + "."
+	for i := 0; ; {
+		j := strings.Index(body[i:], code)
+		if j < 0 {
+			return ""
 		}
+		start := i + j
+		end := start + len(code)
+		k := end
+		for k < len(body) && k-end < 3 && isDigit(body[k]) {
+			k++
+		}
+		before := start == 0 || !(isDigit(body[start-1]) || body[start-1] == '.')
+		after := k == len(body) || !(isDigit(body[k]) || body[k] == '.' && k+1 < len(body) && isDigit(body[k+1]))
+		if k > end && before && after {
+			return body[start:k]
+		}
+		i = end
 	}
-	return ""
 }
+
+func isDigit(b byte) bool { return b >= '0' && b <= '9' }
