@@ -35,8 +35,8 @@ func NewTLS13Cipher(suite CipherSuite, secret Secret) (*RecordCipher, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnsupportedSuite, suite)
 	}
-	if len(secret) != s.hash().Size() {
-		return nil, fmt.Errorf("TLS 1.3 keys: traffic secret of %d bytes, %s wants %d", len(secret), suite, s.hash().Size())
+	if n := hashLen(suite); len(secret) != n {
+		return nil, fmt.Errorf("TLS 1.3 keys: traffic secret of %d bytes, %s wants %d", len(secret), suite, n)
 	}
 	key, err := expandLabel(s.hash, secret, "key", s.keyLen)
 	if err != nil {

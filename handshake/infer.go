@@ -77,7 +77,7 @@ func InferTLS13(suite CipherSuite, server, client []int) Inference {
 	fin := 4 + h + aeadOverhead
 	inf := Inference{}
 	var ev []string
-	finText := itoa(fin) + " = 4+" + itoa(h) + "+17"
+	finText := strconv.Itoa(fin) + " = 4+" + strconv.Itoa(h) + "+17"
 
 	// Server: EncryptedExtensions, [CertificateRequest], Certificate,
 	// CertificateVerify, Finished, one record each.
@@ -86,7 +86,7 @@ func InferTLS13(suite CipherSuite, server, client []int) Inference {
 	case f == 4:
 		inf.CertRequested = Yes
 		inf.CertRequestLen = server[1] - aeadOverhead
-		ev = append(ev, "server records "+ints(server[:5])+": EncryptedExtensions, CertificateRequest ("+itoa(inf.CertRequestLen)+
+		ev = append(ev, "server records "+ints(server[:5])+": EncryptedExtensions, CertificateRequest ("+strconv.Itoa(inf.CertRequestLen)+
 			" bytes), Certificate, CertificateVerify, Finished ("+finText+")")
 	case f == 3:
 		inf.CertRequested = No
@@ -97,7 +97,7 @@ func InferTLS13(suite CipherSuite, server, client []int) Inference {
 		inf.CertRequested, inf.Resumed = No, true
 		ev = append(ev, "server records "+ints(server[:2])+": EncryptedExtensions and Finished only (resumption)")
 	default:
-		ev = append(ev, "server records "+ints(head(server, 6))+" fit no one-message-per-record layout with a "+itoa(fin)+"-byte Finished")
+		ev = append(ev, "server records "+ints(head(server, 6))+" fit no one-message-per-record layout with a "+strconv.Itoa(fin)+"-byte Finished")
 	}
 
 	// Client: its flight is the first records it protected.
@@ -109,24 +109,24 @@ func InferTLS13(suite CipherSuite, server, client []int) Inference {
 			// A client asked for a certificate must answer with a Certificate.
 			inf.CertRequested = No
 		}
-		ev = append(ev, "client flight starts with a "+itoa(fin)+"-byte record: Finished alone")
+		ev = append(ev, "client flight starts with a "+strconv.Itoa(fin)+"-byte record: Finished alone")
 	case client[0] == emptyCertMsg+aeadOverhead && len(client) > 1 && client[1] == fin:
 		inf.CertSent, inf.CertRequested, inf.ClientFlight = No, Yes, 2
-		ev = append(ev, "client records "+ints(client[:2])+": an empty Certificate ("+itoa(emptyCertMsg+aeadOverhead)+") then Finished ("+itoa(fin)+")")
+		ev = append(ev, "client records "+ints(client[:2])+": an empty Certificate ("+strconv.Itoa(emptyCertMsg+aeadOverhead)+") then Finished ("+strconv.Itoa(fin)+")")
 	case client[0] == emptyCertMsg+4+h+aeadOverhead:
 		inf.CertSent, inf.CertRequested, inf.ClientFlight = No, Yes, 1
-		ev = append(ev, "client record of "+itoa(client[0])+" bytes: an empty Certificate and Finished together")
+		ev = append(ev, "client record of "+strconv.Itoa(client[0])+" bytes: an empty Certificate and Finished together")
 	case client[0] > fin+maxCertRecord && f >= 0:
 		// Only beside a server whose records are unpadded: a padded Finished
 		// is as large as a short chain.
 		inf.CertSent, inf.CertRequested = Yes, Yes
-		ev = append(ev, "client flight starts with a "+itoa(client[0])+"-byte record: a certificate chain")
+		ev = append(ev, "client flight starts with a "+strconv.Itoa(client[0])+"-byte record: a certificate chain")
 	default:
 		ev = append(ev, "client records "+ints(head(client, 4))+" fit no known flight")
 	}
 	if f >= 0 && len(server) > f+1 && len(client) > 0 && server[f+1] == alertRecord {
 		inf.ServerAlert = true
-		ev = append(ev, "the server's next record is "+itoa(alertRecord)+" bytes: an alert")
+		ev = append(ev, "the server's next record is "+strconv.Itoa(alertRecord)+" bytes: an alert")
 	}
 	inf.Evidence = strings.Join(ev, "; ") + " (" + suite.String() + ")"
 	return inf
@@ -143,7 +143,7 @@ func indexOf(xs []int, v int) int {
 
 func head(xs []int, n int) []int { return xs[:min(len(xs), n)] }
 
-// ints and itoa write what %v and %d would: InferTLS13 runs for every
+// ints writes what %v would: InferTLS13 runs for every
 // keyless TLS 1.3 handshake, and fmt's reflection was a visible share of a
 // tunnel's CPU.
 func ints(xs []int) string {
@@ -158,4 +158,3 @@ func ints(xs []int) string {
 	return string(append(b, ']'))
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }

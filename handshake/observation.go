@@ -91,6 +91,10 @@ type Handshake struct {
 	complete bool
 	// decrypted: messages of this handshake were read from decrypted records.
 	decrypted bool
+	// inf13 is the last InferTLS13 of this handshake, for inf13Records
+	// server and client records (inference13).
+	inf13        *Inference
+	inf13Records [2]int
 	// hrrPending: a HelloRetryRequest was seen; the next ClientHello belongs here.
 	hrrPending bool
 }

@@ -789,8 +789,18 @@ func (p *Parser) flightsDone13(h *Handshake) bool {
 	if h.decrypted || h.Version != VersionTLS13 || h.ServerHello == nil || len(h.ClientRecords) == 0 || h.Phase != PhaseInitial {
 		return false
 	}
-	inf := InferTLS13(h.ServerHello.CipherSuite, h.ServerRecords, h.ClientRecords)
-	return inf.ClientFlight > 0
+	return h.inference13().ClientFlight > 0
+}
+
+// inference13 is InferTLS13 of h's records so far, computed once for them:
+// Close asks flightsDone13 and then infer about the same records.
+func (h *Handshake) inference13() Inference {
+	n := [2]int{len(h.ServerRecords), len(h.ClientRecords)}
+	if h.inf13 == nil || h.inf13Records != n {
+		inf := InferTLS13(h.ServerHello.CipherSuite, h.ServerRecords, h.ClientRecords)
+		h.inf13, h.inf13Records = &inf, n
+	}
+	return *h.inf13
 }
 
 // infer reads what an encrypted TLS 1.3 handshake did from its record
@@ -803,7 +813,7 @@ func (p *Parser) infer(h *Handshake) {
 	if !encrypted || h.Version != VersionTLS13 || h.Phase != PhaseInitial || h.ServerHello == nil {
 		return
 	}
-	inf := InferTLS13(h.ServerHello.CipherSuite, h.ServerRecords, h.ClientRecords)
+	inf := h.inference13()
 	if inf.Known() {
 		h.Inferred = &inf
 		if h.Visibility == VisibilityEncrypted {
