@@ -157,4 +157,3 @@ func ints(xs []int) string {
 	}
 	return string(append(b, ']'))
 }
-
