@@ -39,7 +39,7 @@ func (t *tunnel) drainServer(limit int, d time.Duration) {
 	for limit > 0 {
 		n, err := t.Conn.Read(b[:min(len(b), limit)])
 		if n > 0 {
-			t.down.Add(int64(n))
+			t.moved(true, int64(n))
 			t.feed(handshake.FromServer, b[:n])
 			limit -= n
 		}

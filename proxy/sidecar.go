@@ -94,8 +94,7 @@ func (s *Server) handleSidecar(client net.Conn) {
 	if len(pending) > 0 {
 		// Already fed to the parser while reading the ClientHello: relay only.
 		n, err := up.Write(pending)
-		t.up.Add(int64(n))
-		s.metrics.bytesUp.Add(float64(n))
+		t.moved(false, int64(n))
 		if err != nil {
 			t.setReason("server write error: " + err.Error())
 			_ = client.Close()

@@ -116,14 +116,7 @@ func (t *tunnel) splice(dst, src *net.TCPConn, down bool) (int64, error) {
 		n, err := dst.ReadFrom(&io.LimitedReader{R: src, N: spliceChunk})
 		if n > 0 {
 			total += n
-			t.touch()
-			if down {
-				t.down.Add(n)
-				t.srv.metrics.bytesDown.Add(float64(n))
-			} else {
-				t.up.Add(n)
-				t.srv.metrics.bytesUp.Add(float64(n))
-			}
+			t.moved(down, n)
 		}
 		switch {
 		case err == nil && n == spliceChunk:

@@ -78,6 +78,19 @@ func (t *tunnel) attach(c net.Conn) {
 
 func (t *tunnel) touch() { t.lastActive.Store(time.Now().UnixNano()) }
 
+// moved counts n bytes relayed (down: server->client) in the tunnel and the
+// metrics, and notes the activity.
+func (t *tunnel) moved(down bool, n int64) {
+	t.touch()
+	if down {
+		t.down.Add(n)
+		t.srv.metrics.bytesDown.Add(float64(n))
+	} else {
+		t.up.Add(n)
+		t.srv.metrics.bytesUp.Add(float64(n))
+	}
+}
+
 // setReason keeps the first reason the tunnel ended: later ones are consequences.
 func (t *tunnel) setReason(r string) { t.reason.CompareAndSwap(nil, &r) }
 
@@ -97,9 +110,7 @@ func (t *tunnel) Read(b []byte) (int, error) {
 		}
 		n, err := t.Conn.Read(b)
 		if n > 0 {
-			t.touch()
-			t.down.Add(int64(n))
-			t.srv.metrics.bytesDown.Add(float64(n))
+			t.moved(true, int64(n))
 			if t.tap.Load() {
 				t.feed(handshake.FromServer, b[:n])
 			}
@@ -124,13 +135,11 @@ func (t *tunnel) Read(b []byte) (int, error) {
 
 // Write carries client->server bytes.
 func (t *tunnel) Write(b []byte) (int, error) {
-	t.touch()
 	if t.tap.Load() {
 		t.feed(handshake.FromClient, b)
 	}
 	n, err := t.Conn.Write(b)
-	t.up.Add(int64(n))
-	t.srv.metrics.bytesUp.Add(float64(n))
+	t.moved(false, int64(n))
 	if err != nil {
 		t.setReason("server write error: " + err.Error())
 	}
