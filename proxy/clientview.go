@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"reflect"
@@ -63,4 +64,19 @@ func nameServerAlert(alerts []handshake.Alert, d handshake.AlertDescription) ([]
 		}
 	}
 	return append(out, named), true
+}
+
+// verifyServer checks the chain a server sent against roots (nil: the
+// system's) for host, as a browser would; probe and intercept both record
+// the answer instead of failing the handshake on it.
+func verifyServer(cs tls.ConnectionState, host string, roots *x509.CertPool) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("the server sent no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: inter})
+	return err
 }

@@ -465,16 +465,7 @@ func (up *upstream) tlsConfig() *tls.Config {
 
 func (up *upstream) verify(cs tls.ConnectionState) error {
 	opts := &up.ic.srv.opts.Intercept
-	var err error
-	if len(cs.PeerCertificates) == 0 {
-		err = errors.New("the server sent no certificate")
-	} else {
-		inter := x509.NewCertPool()
-		for _, c := range cs.PeerCertificates[1:] {
-			inter.AddCert(c)
-		}
-		_, err = cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: up.ic.host, Roots: opts.UpstreamRoots, Intermediates: inter})
-	}
+	err := verifyServer(cs, up.ic.host, opts.UpstreamRoots)
 	up.mu.Lock()
 	up.verified = err == nil
 	if err != nil {

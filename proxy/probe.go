@@ -271,7 +271,7 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 	cs := tc.ConnectionState()
 	views.settle(cs)
 	a.Server = cs.PeerCertificates
-	a.Trust = verifyServer(cfg, cs)
+	a.Trust = verifyServer(cs, cfg.Host, cfg.RootCAs)
 
 	_ = tc.SetDeadline(time.Now().Add(cfg.ResponseTimeout))
 	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: certlens-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n",
@@ -420,18 +420,6 @@ func versionRefused(err error) bool {
 }
 
 // verifyServer checks the server's chain against the roots, for the host.
-func verifyServer(cfg ProbeConfig, cs tls.ConnectionState) error {
-	if len(cs.PeerCertificates) == 0 {
-		return errors.New("no certificate")
-	}
-	inter := x509.NewCertPool()
-	for _, c := range cs.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: cfg.Host, Roots: cfg.RootCAs, Intermediates: inter})
-	return err
-}
-
 func serverName(host string) string {
 	if net.ParseIP(host) != nil {
 		return "" // SNI carries names only (RFC 6066 3)
