@@ -115,9 +115,5 @@ func (t *tunnel) lastChance() {
 }
 
 func parserOptions(o Options) handshake.Options {
-	opts := handshake.Options{StopAfterHandshake: !o.WatchRenegotiation}
-	if o.Decrypt.Secrets != nil {
-		opts.Secrets = o.Decrypt.Secrets
-	}
-	return opts
+	return handshake.Options{StopAfterHandshake: !o.WatchRenegotiation}
 }

@@ -314,23 +314,19 @@ func (ic *icConn) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 		// closed the first) keep its id with a suffix.
 		meta.ConnID += "." + strconv.Itoa(int(n))
 	}
-	t, err := s.openTunnel(ctx, meta, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	up := &upstream{ic: ic, t: t, meta: meta}
 	// certlens is this connection's client: its own key log lets the
 	// parser decrypt TLS 1.3 and renegotiation from the wire (records,
 	// certificate types), as the probe does.
 	secrets := keylog.NewStore(16)
-	popts := parserOptions(s.opts)
-	popts.Secrets = secrets
-	// No handshake can have been drained yet, and no byte fed: the sink and
-	// the parser are in place in time.
+	t, err := s.openTunnel(ctx, meta, network, addr, secrets)
+	if err != nil {
+		return nil, err
+	}
+	up := &upstream{ic: ic, t: t, meta: meta}
+	// No handshake can have been drained yet, and no byte fed: the sink is
+	// in place in time.
 	t.mu.Lock()
 	t.sink = up.take
-	t.parser = handshake.NewParser(popts)
-	t.secrets = secrets
 	t.mu.Unlock()
 	ic.mu.Lock()
 	ic.tunnels = append(ic.tunnels, t)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/internal/event"
+	"github.com/certlens/certlens/internal/keylog"
 	"github.com/certlens/certlens/rules"
 )
 
@@ -267,7 +268,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	meta := event.Meta{ConnID: s.nextID(), Mode: s.opts.Mode, ClientAddr: r.RemoteAddr, Target: r.Host}
-	t, err := s.openTunnel(r.Context(), meta, "tcp", r.Host)
+	t, err := s.openTunnel(r.Context(), meta, "tcp", r.Host, s.opts.Decrypt.Secrets)
 	if err != nil {
 		w.Header().Set("Connection", "close")
 		http.Error(w, "certlens: cannot reach "+r.Host+": "+err.Error(), http.StatusBadGateway)
@@ -322,7 +323,7 @@ func (s *Server) nextID() string {
 
 // openTunnel dials the server and wraps the connection in a tracked
 // tunnel; a failed dial is the connection's "connection closed" event.
-func (s *Server) openTunnel(ctx context.Context, meta event.Meta, network, addr string) (*tunnel, error) {
+func (s *Server) openTunnel(ctx context.Context, meta event.Meta, network, addr string, secrets *keylog.Store) (*tunnel, error) {
 	s.mu.Lock()
 	stopping := s.stopping
 	s.mu.Unlock()
@@ -337,7 +338,7 @@ func (s *Server) openTunnel(ctx context.Context, meta event.Meta, network, addr 
 		s.log.Warn("connection closed", zap.Inline(c))
 		return nil, err
 	}
-	t := s.newTunnel(meta)
+	t := s.newTunnel(meta, secrets)
 	t.attach(c)
 	s.track(t)
 	return t, nil

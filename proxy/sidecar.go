@@ -60,7 +60,7 @@ func (s *Server) serveSidecar(ln net.Listener) error {
 
 func (s *Server) handleSidecar(client net.Conn) {
 	meta := event.Meta{ConnID: s.nextID(), Mode: s.opts.Mode, ClientAddr: client.RemoteAddr().String(), Target: s.opts.Sidecar.Upstream}
-	t := s.newTunnel(meta)
+	t := s.newTunnel(meta, s.opts.Decrypt.Secrets)
 	var pending []byte
 	if len(s.opts.Sidecar.Routes) > 0 {
 		pending = s.readClientHello(client, t)

@@ -56,12 +56,18 @@ type tunnel struct {
 	lateTimer *time.Timer
 }
 
-func (s *Server) newTunnel(meta event.Meta) *tunnel {
+// newTunnel starts a tunnel whose parser decrypts with secrets (nil:
+// nothing).
+func (s *Server) newTunnel(meta event.Meta, secrets *keylog.Store) *tunnel {
+	popts := parserOptions(s.opts)
+	if secrets != nil {
+		popts.Secrets = secrets
+	}
 	t := &tunnel{
 		srv:     s,
 		meta:    meta,
-		parser:  handshake.NewParser(parserOptions(s.opts)),
-		secrets: s.opts.Decrypt.Secrets,
+		parser:  handshake.NewParser(popts),
+		secrets: secrets,
 		start:   time.Now(),
 		closed:  make(chan struct{}),
 	}
