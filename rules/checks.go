@@ -61,8 +61,7 @@ func certRequestByRenegotiation(in *input, r *Rule) []Finding {
 // without a CertificateRequest, to a host the user says requires one.
 func expectsRenegotiation(in *input) bool {
 	h := in.h
-	completed := h.End == handshake.EndFinished || h.End == handshake.EndApplicationData
-	return h.Version == handshake.VersionTLS12 && h.Phase == handshake.PhaseInitial && in.readable() && completed &&
+	return h.Version == handshake.VersionTLS12 && h.Phase == handshake.PhaseInitial && in.readable() && completed(h) &&
 		h.CertRequest == nil && !h.Resumed && in.hostWantsCert()
 }
 
@@ -90,14 +89,13 @@ func tls13LateClientCert(in *input, r *Rule) []Finding {
 	h := in.h
 	// Only a completed handshake: a connection the client left mid-way
 	// (Chromium's preconnects) never got as far as a request.
-	completed := h.End == handshake.EndFinished || h.End == handshake.EndApplicationData
-	if h.Version != handshake.VersionTLS13 || h.ClientHello == nil || h.ClientHello.PostHandshakeAuth || !completed {
+	if h.Version != handshake.VersionTLS13 || h.ClientHello == nil || h.ClientHello.PostHandshakeAuth || !completed(h) {
 		return nil
 	}
 	// Only a handshake read in full, or inferred from its record sizes, can
 	// show that no certificate was asked for.
 	noRequest := in.readable() && h.CertRequest == nil
-	if inf := h.Inferred; inf != nil && h.Visibility == handshake.VisibilityInferred && inf.CertRequested == handshake.No && !inf.Resumed {
+	if inf := in.inferred(); inf != nil && inf.CertRequested == handshake.No && !inf.Resumed {
 		noRequest = true
 	}
 	if !noRequest {
@@ -187,7 +185,7 @@ func issuerSummary(cr *handshake.CertificateRequest) string {
 
 func clientCertNotSent(in *input, r *Rule) []Finding {
 	h := in.h
-	if inf := h.Inferred; inf != nil && h.Visibility == handshake.VisibilityInferred && inf.CertRequested == handshake.Yes && inf.CertSent == handshake.No {
+	if inf := in.inferred(); inf != nil && inf.CertRequested == handshake.Yes && inf.CertSent == handshake.No {
 		return []Finding{r.finding(SeverityError, "403.7",
 			"The server asked for a client certificate and the client sent none (inferred from TLS 1.3 record sizes)",
 			"Inferred, not certain: "+inf.Evidence+". IIS answers 403.7 if the site requires client certificates; "+

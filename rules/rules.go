@@ -165,6 +165,23 @@ func (in *input) readable() bool {
 	return v == handshake.VisibilityClear || v == handshake.VisibilityDecrypted
 }
 
+// inferred is what the record sizes showed of a TLS 1.3 handshake, or nil
+// unless that is how it was read: a partial handshake carries the server's
+// side of an inference too (client-abandoned-after-request reads it), but
+// no other rule may.
+func (in *input) inferred() *handshake.Inference {
+	if in.h.Visibility != handshake.VisibilityInferred {
+		return nil
+	}
+	return in.h.Inferred
+}
+
+// completed: the handshake ended with both Finished messages (or
+// application data that proves them).
+func completed(h *handshake.Handshake) bool {
+	return h.End == handshake.EndFinished || h.End == handshake.EndApplicationData
+}
+
 // Diagnose runs every rule over one handshake and decides the verdict.
 func Diagnose(h *handshake.Handshake, opts Options) Report {
 	return DiagnoseWith(h, Evidence{}, opts)
@@ -230,7 +247,7 @@ func verdict(in *input, findings []Finding) (Verdict, bool) {
 	}
 	// A TLS 1.3 server that refuses the handshake does so with an encrypted
 	// alert; its size is all there is to see.
-	if inf := h.Inferred; inf != nil && h.Visibility == handshake.VisibilityInferred && inf.ServerAlert {
+	if inf := in.inferred(); inf != nil && inf.ServerAlert {
 		return VerdictHandshakeFailed, false
 	}
 	best := ""
@@ -247,13 +264,13 @@ func verdict(in *input, findings []Finding) (Verdict, bool) {
 		}
 		return Verdict(best), certain
 	}
-	if inf := h.Inferred; inf != nil && h.Visibility == handshake.VisibilityInferred && (inf.CertSent == handshake.Yes || inf.CertRequested == handshake.No) {
+	if inf := in.inferred(); inf != nil && (inf.CertSent == handshake.Yes || inf.CertRequested == handshake.No) {
 		return VerdictOK, false
 	}
 	if !in.readable() || h.Unparsed {
 		return VerdictUnknown, false
 	}
-	return VerdictOK, h.End == handshake.EndFinished || h.End == handshake.EndApplicationData
+	return VerdictOK, completed(h)
 }
 
 func sentNothing(in *input) bool {
