@@ -38,6 +38,9 @@ type decryptor struct {
 	dirs           [2]dirCipher
 	held           []heldRecord
 	heldBytes      int
+	// plain is the buffer records are opened into, reused: what the
+	// decoders keep, they copy (they parse in place without keys too).
+	plain []byte
 }
 
 type dirCipher struct {
@@ -330,7 +333,7 @@ func (p *Parser) intercept(s *stream, typ ContentType, version uint16, length in
 		return false
 	}
 	h := p.latestOpen()
-	rtyp, pt, err := dc.c.Open(nil, typ, version, body)
+	rtyp, pt, err := dc.c.Open(d.plain[:0], typ, version, body)
 	if err != nil {
 		dc.done = true
 		p.addError(h, fmt.Sprintf("decrypt: %s record: %v", s.dir, err))
@@ -340,7 +343,13 @@ func (p *Parser) intercept(s *stream, typ ContentType, version uint16, length in
 		p.addRecord(h, s.dir, length)
 	}
 	p.decrypting = true
-	defer func() { p.decrypting = false }()
+	defer func() {
+		p.decrypting = false
+		// Nothing of a record outlives it in the buffer: application data
+		// opened to learn its type above all.
+		clear(pt)
+		d.plain = pt[:0]
+	}()
 	switch rtyp {
 	case ContentHandshake:
 		s.awaitFinished = false
@@ -351,7 +360,6 @@ func (p *Parser) intercept(s *stream, typ ContentType, version uint16, length in
 		// TLS 1.3 hides the type: the record was opened only to learn it.
 		// Its content is dropped unread, and the direction is done, unless
 		// the server may still ask for a certificate after the handshake.
-		clear(pt)
 		if !d.watchPHA(p, s.dir) {
 			dc.done = true
 		}
