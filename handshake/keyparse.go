@@ -209,9 +209,19 @@ func (p *Parser) GiveUp() {
 }
 
 func (p *Parser) retry() {
-	if p.setupKeys() {
-		p.replay()
+	if !p.setupKeys() {
+		return
 	}
+	// Held behind a late traffic secret: replay only once it is there, not
+	// on every chunk that comes meanwhile (each replay copied the first
+	// record again to hold it anew).
+	if d := p.dec; len(d.held) > 0 {
+		dir := d.held[0].dir
+		if dc := &d.dirs[dir]; dc.needTraffic && !dc.done && !d.trafficKeys(p, dir) && !dc.done {
+			return
+		}
+	}
+	p.replay()
 }
 
 func (p *Parser) giveUp() {
