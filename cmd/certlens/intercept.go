@@ -14,6 +14,7 @@ import (
 	"github.com/certlens/certlens/config"
 	"github.com/certlens/certlens/internal/ca"
 	"github.com/certlens/certlens/proxy"
+	"github.com/certlens/certlens/rules"
 )
 
 // interceptOptions loads what intercept mode needs before it listens: the
@@ -54,8 +55,13 @@ func interceptOptions(cfg *config.Config, log *zap.Logger) (proxy.InterceptOptio
 		if err != nil {
 			return o, nil, &config.Error{Key: "intercept.upstream_roots", Problem: err.Error()}
 		}
-		if !o.UpstreamRoots.AppendCertsFromPEM(data) {
-			return o, nil, &config.Error{Key: "intercept.upstream_roots", Problem: name + " holds no PEM certificate"}
+		// PEM or DER, as --ca-file takes them.
+		certs, err := rules.ParseCertFile(data)
+		if err != nil {
+			return o, nil, &config.Error{Key: "intercept.upstream_roots", Problem: name + ": " + err.Error()}
+		}
+		for _, c := range certs {
+			o.UpstreamRoots.AddCert(c)
 		}
 	}
 	o.InsecureUpstream = cfg.Intercept.InsecureUpstream
@@ -75,26 +81,32 @@ func interceptOptions(cfg *config.Config, log *zap.Logger) (proxy.InterceptOptio
 }
 
 // loadClientCert reads a certificate with its key: PEM holding both, or
-// PKCS#12 with the password in CERTLENS_PFX_PASSWORD.
+// PKCS#12 with the password in CERTLENS_PFX_PASSWORD. The key must be the
+// certificate's (presentable, as for the probe).
 func loadClientCert(name string) (tls.Certificate, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
+	var chain []*x509.Certificate
+	var key any
 	if bytes.Contains(data, []byte("-----BEGIN")) {
-		c, err := tls.X509KeyPair(data, data)
-		if err != nil {
-			return c, fmt.Errorf("PEM certificate and key: %w", err)
+		if chain, err = rules.ParseCertFile(data); err == nil {
+			key, err = parseKey(data)
 		}
-		return c, nil
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("PEM certificate and key: %w", err)
+		}
+	} else {
+		k, leaf, cas, err := pkcs12.DecodeChain(data, os.Getenv(config.PFXPasswordEnv))
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("neither PEM with a key nor PKCS#12 (password from %s): %w", config.PFXPasswordEnv, err)
+		}
+		chain, key = append([]*x509.Certificate{leaf}, cas...), k
 	}
-	key, leaf, cas, err := pkcs12.DecodeChain(data, os.Getenv(config.PFXPasswordEnv))
+	c, err := presentable(chain, key)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("neither PEM with a key nor PKCS#12 (password from %s): %w", config.PFXPasswordEnv, err)
+		return tls.Certificate{}, err
 	}
-	c := tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}
-	for _, x := range cas {
-		c.Certificate = append(c.Certificate, x.Raw)
-	}
-	return c, nil
+	return *c, nil
 }

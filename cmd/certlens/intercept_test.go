@@ -51,8 +51,11 @@ func TestServeIntercept(t *testing.T) {
 	curlBin := peertest.Require(t, "curl")
 	serverCA := pkitest.NewCA(t, "certlens cli intercept server CA")
 	dir := t.TempDir()
-	roots := filepath.Join(dir, "server-ca.pem")
-	pkitest.WritePEM(t, roots, serverCA)
+	// DER, as Windows exports a root: upstream_roots takes it as --ca-file does.
+	roots := filepath.Join(dir, "server-ca.cer")
+	if err := os.WriteFile(roots, serverCA.Cert.Raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{
 		Cert: serverCA.NewServer(t, "127.0.0.1"), ClientCAs: []*pkitest.Cert{serverCA}, Verify: 1, TLS12: true, WWW: true,
 	})
@@ -133,5 +136,13 @@ func TestLoadClientCert(t *testing.T) {
 	}
 	if _, err := loadClientCert(certOnly); err == nil {
 		t.Error("a PEM file without a key was accepted")
+	}
+	bob := ca.NewClient(t, "bob")
+	mismatched := filepath.Join(dir, "mismatched.pem")
+	if err := os.WriteFile(mismatched, append(alice.CertPEM(), bob.KeyPEM()...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadClientCert(mismatched); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("alice's certificate with bob's key: %v", err)
 	}
 }
