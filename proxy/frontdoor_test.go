@@ -200,3 +200,32 @@ func TestBadRequests(t *testing.T) {
 		t.Fatalf("CONNECT after the bad requests: %v %v", err, resp)
 	}
 }
+
+// access.allow_hosts: only the hosts it names are reached, and a reload
+// changes the list for the next CONNECT.
+func TestAllowHosts(t *testing.T) {
+	upstream := tcpServer(t, echo)
+	proxyAddr, s, ev := startServer(t, Options{AllowHosts: []string{"*.corp.example"}})
+	connect := func(target string) (int, string) {
+		return rawRequest(t, proxyAddr, "CONNECT "+target+" HTTP/1.1\r\nHost: "+target+"\r\nConnection: close\r\n\r\n")
+	}
+	status, body := connect(upstream)
+	if status != http.StatusForbidden || !strings.Contains(body, "is not in access.allow_hosts") {
+		t.Errorf("host outside allow_hosts: %d %q", status, body)
+	}
+	refusal(t, ev, "connect refused", "host 127.0.0.1 is not in access.allow_hosts")
+
+	dyn := *s.dyn.Load()
+	dyn.AllowHosts = []string{"*.corp.example", "127.0.0.1"}
+	s.Reload(dyn)
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", upstream, upstream)
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("host allowed after the reload: %v %v", resp, err)
+	}
+}
