@@ -118,9 +118,16 @@ func TestMaxConns(t *testing.T) {
 		}
 		held = append(held, c)
 	}
-	// Accept runs in the server's goroutine: let it take both.
-	time.Sleep(100 * time.Millisecond)
-	status, body := rawRequest(t, proxyAddr, "GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
+	// Accept runs in the server's goroutine: until it has taken both, a
+	// third connection is still served.
+	var status int
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		status, body = rawRequest(t, proxyAddr, "GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
+		if status == http.StatusServiceUnavailable {
+			break
+		}
+	}
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, "limits.max_conns is 2") {
 		t.Errorf("got %d %q, want 503", status, body)
 	}
