@@ -97,8 +97,12 @@ func startServer(t testing.TB, opts Options) (string, *Server, *events) {
 }
 
 // startServerInto is startServer logging into ev, so that several servers
-// (one sidecar per upstream) can share one event stream.
-func startServerInto(t testing.TB, opts Options, ev *events) (string, *Server) {
+// (one sidecar per upstream) can share one event stream; ev may be any
+// sink of JSON lines (the load test counts them instead).
+func startServerInto(t testing.TB, opts Options, ev interface {
+	zapcore.WriteSyncer
+	text() string
+}) (string, *Server) {
 	t.Helper()
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	log := zap.New(zapcore.NewCore(enc, ev, zapcore.DebugLevel))

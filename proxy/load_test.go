@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -23,8 +22,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/certlens/certlens/internal/pkitest"
 )
@@ -78,6 +75,8 @@ func (y *tally) Write(p []byte) (int, error) {
 }
 
 func (y *tally) Sync() error { return nil }
+
+func (y *tally) text() string { return y.String() }
 
 func (y *tally) get(target, kind string) int {
 	y.mu.Lock()
@@ -221,19 +220,7 @@ func TestLoadNothingLost(t *testing.T) {
 	sort.Strings(targets)
 
 	y := &tally{counts: map[string]map[string]int{}}
-	s := New(Options{AllowPort: func(int) bool { return true }, IdleTimeout: time.Minute, WatchRenegotiation: true},
-		zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), y, zapcore.DebugLevel)))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-	})
-	proxyAddr := ln.Addr().String()
+	proxyAddr, _ := startServerInto(t, Options{WatchRenegotiation: true}, y)
 
 	// One connection of each kind first, so that the baseline includes
 	// what the first connections allocate once (TLS, goproxy, zap).
