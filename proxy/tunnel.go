@@ -178,7 +178,11 @@ func (t *tunnel) Close() error {
 	}
 	t.closeOnce.Do(func() {
 		t.setReason("closed")
-		t.lastChance()
+		// A shutdown whose grace ran out closes every tunnel in turn: no
+		// more waiting for key log lines then.
+		if r := t.reason.Load(); r == nil || *r != "shutdown" {
+			t.lastChance()
+		}
 		close(t.closed)
 		t.mu.Lock()
 		t.releaseLate()
