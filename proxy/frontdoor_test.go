@@ -195,17 +195,11 @@ func TestBadRequests(t *testing.T) {
 	})
 	// After all that, the proxy still serves.
 	upstream := tcpServer(t, echo)
-	c, err := net.Dial("tcp", proxyAddr)
+	c, err := dialVia(proxyAddr, upstream)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("CONNECT after the bad requests: %v", err)
 	}
-	defer c.Close()
-	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", upstream, upstream)
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("CONNECT after the bad requests: %v %v", err, resp)
-	}
+	c.Close()
 }
 
 // access.allow_hosts: only the hosts it names are reached, and a reload
@@ -225,14 +219,9 @@ func TestAllowHosts(t *testing.T) {
 	dyn := *s.dyn.Load()
 	dyn.AllowHosts = []string{"*.corp.example", "127.0.0.1"}
 	s.Reload(dyn)
-	c, err := net.Dial("tcp", proxyAddr)
+	c, err := dialVia(proxyAddr, upstream)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("host allowed after the reload: %v", err)
 	}
-	defer c.Close()
-	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", upstream, upstream)
-	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Errorf("host allowed after the reload: %v %v", resp, err)
-	}
+	c.Close()
 }
