@@ -13,22 +13,25 @@ import (
 // Config is everything `certlens serve` needs to run. Load fills it; every
 // field has a config key, named next to it.
 type Config struct {
-	Listen      string    // listen
-	Mode        string    // mode: observe, intercept or sidecar
-	Upstream    string    // upstream: HOST:PORT, required in sidecar mode
-	Log         Log       // log.*
-	ExpectCerts []string  // expect_certs
-	AllowPorts  PortSet   // allow_ports
-	AdminListen string    // admin_listen; "" turns the admin server off
-	AdminPprof  bool      // admin_pprof: /debug/pprof/ on the admin server
-	Keylog      string    // keylog: intercept mode's upstream key log
-	Decrypt     Decrypt   // decrypt.*
-	Rules       Rules     // rules.*
-	Tunnel      Tunnel    // tunnel.*
-	Sidecar     Sidecar   // sidecar.*
-	Access      Access    // access.*
-	Limits      Limits    // limits.*
-	Intercept   Intercept // intercept.*
+	Listen      string   // listen
+	Mode        string   // mode: observe, intercept or sidecar
+	Upstream    string   // upstream: HOST:PORT, required in sidecar mode
+	Log         Log      // log.*
+	ExpectCerts []string // expect_certs
+	AllowPorts  PortSet  // allow_ports
+	// AllowHTTPPorts are the ports plain-HTTP requests through the proxy
+	// may go to (allow_http_ports); CONNECT has allow_ports.
+	AllowHTTPPorts PortSet   // allow_http_ports
+	AdminListen    string    // admin_listen; "" turns the admin server off
+	AdminPprof     bool      // admin_pprof: /debug/pprof/ on the admin server
+	Keylog         string    // keylog: intercept mode's upstream key log
+	Decrypt        Decrypt   // decrypt.*
+	Rules          Rules     // rules.*
+	Tunnel         Tunnel    // tunnel.*
+	Sidecar        Sidecar   // sidecar.*
+	Access         Access    // access.*
+	Limits         Limits    // limits.*
+	Intercept      Intercept // intercept.*
 
 	ShutdownTimeout time.Duration // shutdown_timeout
 
@@ -150,6 +153,7 @@ var keys = []key{
 	{name: "log.file", def: "", flag: "log-file"},
 	{name: "expect_certs", def: []string{}, flag: "expect-cert"},
 	{name: "allow_ports", def: "443,4443,8443", flag: "allow-ports"},
+	{name: "allow_http_ports", def: "80,8080", flag: "allow-http-ports"},
 	{name: "admin_listen", def: "127.0.0.1:9090", flag: "admin-listen"},
 	{name: "admin_pprof", def: false, flag: "pprof"},
 	{name: "keylog", def: "", flag: "keylog"},

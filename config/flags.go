@@ -32,6 +32,7 @@ func AddServeFlags(fs *pflag.FlagSet) {
 	str("log-file", "also append every event as a JSON line to this file (created 0600), for tail -f | jq; stdout keeps the --log-format output")
 	strs("expect-cert", "client certificate file (PEM or DER) you expect the client to send; findings then say why it was not offered; repeat for several")
 	str("allow-ports", "ports the proxy will open CONNECT tunnels to: ports and ranges, e.g. 443,8443,10000-20000")
+	str("allow-http-ports", "ports plain-HTTP requests through the proxy may go to (http:// URLs, not CONNECT), e.g. 80,8080")
 	str("admin-listen", `address of the admin HTTP server, HOST:PORT; "" turns it off`)
 	str("keylog", "intercept mode: write the TLS secrets of both sides, the browser's connection to certlens and certlens's own to the server, to this file (NSS key log format, for Wireshark); empty writes none")
 	str("decrypt-keylog", "the client's key log (the file its SSLKEYLOGFILE names), followed as it grows, to decrypt TLS 1.3 and renegotiation handshakes passively; empty decrypts nothing")

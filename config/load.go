@@ -285,15 +285,16 @@ func (l *loader) fail(key, problem string) {
 // right, so the first problem reported is that of the earliest field.
 func (l *loader) decode() *Config {
 	return &Config{
-		Listen:      l.str("listen"),
-		Mode:        l.str("mode"),
-		Upstream:    l.str("upstream"),
-		Log:         Log{Format: l.str("log.format"), Level: l.str("log.level"), File: l.str("log.file")},
-		ExpectCerts: l.list("expect_certs"),
-		AllowPorts:  l.ports("allow_ports"),
-		AdminListen: l.str("admin_listen"),
-		AdminPprof:  l.bool("admin_pprof"),
-		Keylog:      l.str("keylog"),
+		Listen:         l.str("listen"),
+		Mode:           l.str("mode"),
+		Upstream:       l.str("upstream"),
+		Log:            Log{Format: l.str("log.format"), Level: l.str("log.level"), File: l.str("log.file")},
+		ExpectCerts:    l.list("expect_certs"),
+		AllowPorts:     l.ports("allow_ports"),
+		AllowHTTPPorts: l.ports("allow_http_ports"),
+		AdminListen:    l.str("admin_listen"),
+		AdminPprof:     l.bool("admin_pprof"),
+		Keylog:         l.str("keylog"),
 		Decrypt: Decrypt{
 			KeylogFile: l.str("decrypt.keylog_file"),
 			MaxSecrets: l.int("decrypt.max_secrets"),

@@ -77,13 +77,14 @@ func mustPorts(t *testing.T, s string) PortSet {
 // the key table, so that a changed default fails a test.
 func wantDefaults(t *testing.T) *Config {
 	return &Config{
-		Listen:      "127.0.0.1:8080",
-		Mode:        "observe",
-		Log:         Log{Format: "json", Level: "info"},
-		AllowPorts:  mustPorts(t, "443,4443,8443"),
-		AdminListen: "127.0.0.1:9090",
-		Decrypt:     Decrypt{MaxSecrets: 100000, Wait: time.Second},
-		Rules:       Rules{IssuerListWarnBytes: 12288, IssuerListErrorBytes: 16384},
+		Listen:         "127.0.0.1:8080",
+		Mode:           "observe",
+		Log:            Log{Format: "json", Level: "info"},
+		AllowPorts:     mustPorts(t, "443,4443,8443"),
+		AllowHTTPPorts: mustPorts(t, "80,8080"),
+		AdminListen:    "127.0.0.1:9090",
+		Decrypt:        Decrypt{MaxSecrets: 100000, Wait: time.Second},
+		Rules:          Rules{IssuerListWarnBytes: 12288, IssuerListErrorBytes: 16384},
 		Tunnel: Tunnel{
 			IdleTimeout:        5 * time.Minute,
 			DialTimeout:        10 * time.Second,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 )
@@ -69,6 +70,9 @@ func (c *Config) validate(userSet func(key string) bool) *Error {
 	if c.AllowPorts.Empty() {
 		return bad("allow_ports", "empty; list at least one port, e.g. 443")
 	}
+	if c.AllowHTTPPorts.Empty() {
+		return bad("allow_http_ports", "empty; list at least one port, e.g. 80")
+	}
 	if c.AdminListen != "" {
 		if p := hostPortProblem(c.AdminListen, false); p != "" {
 			return bad("admin_listen", "%s", p)
@@ -82,6 +86,9 @@ func (c *Config) validate(userSet func(key string) bool) *Error {
 	}
 	if c.Decrypt.MaxSecrets <= 0 {
 		return bad("decrypt.max_secrets", "must be positive, got %d", c.Decrypt.MaxSecrets)
+	}
+	if p := keylogProblem(c.Decrypt.KeylogFile); p != "" {
+		return bad("decrypt.keylog_file", "%q %s", c.Decrypt.KeylogFile, p)
 	}
 	if e := positive("decrypt.wait", c.Decrypt.Wait); e != nil {
 		return e
@@ -170,6 +177,32 @@ func sameListener(a, b string) bool {
 	}
 	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 	return hostA == hostB || wildcard(hostA) || wildcard(hostB)
+}
+
+// keylogProblem checks the client's key log. It may not exist yet (the
+// browser creates it when it starts) but it must be able to: a directory
+// would be followed forever and every TLS 1.3 handshake held for a secret
+// that never comes, blamed on the browser.
+func keylogProblem(name string) string {
+	if name == "" {
+		return ""
+	}
+	info, err := os.Stat(name)
+	switch {
+	case err == nil && info.IsDir():
+		return "is a directory; give the file that SSLKEYLOGFILE names"
+	case err == nil && !info.Mode().IsRegular():
+		return "is not a regular file; give the file that SSLKEYLOGFILE names"
+	case err == nil:
+		return ""
+	case !errors.Is(err, os.ErrNotExist):
+		return osProblem(err)
+	}
+	dir := filepath.Dir(name)
+	if d, err := os.Stat(dir); err != nil || !d.IsDir() {
+		return fmt.Sprintf("cannot be created: its directory %s does not exist", dir)
+	}
+	return ""
 }
 
 // readableProblem opens the file now, so that a wrong path is reported at

@@ -48,6 +48,7 @@ func (s *Server) AdminHandler() http.Handler {
 
 // ServeAdmin runs the admin server on ln until ctx ends.
 func (s *Server) ServeAdmin(ctx context.Context, ln net.Listener) error {
+	s.own.add(ln.Addr())
 	srv := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -110,6 +110,10 @@ func startServerInto(t testing.TB, opts Options, ev interface {
 		opts.AllowPort = func(int) bool { return true }
 		opts.AllowPortsText = "1-65535"
 	}
+	if opts.AllowHTTPPort == nil {
+		opts.AllowHTTPPort = func(int) bool { return true }
+		opts.AllowHTTPPortsText = "1-65535"
+	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = time.Minute
 	}

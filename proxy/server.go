@@ -37,7 +37,11 @@ type Options struct {
 	// AllowPort says whether CONNECT may reach a port; nil allows none.
 	AllowPort func(port int) bool
 	// AllowPortsText is shown in refusals ("443,4443,8443").
-	AllowPortsText     string
+	AllowPortsText string
+	// AllowHTTPPort says whether a plain-HTTP request may reach a port;
+	// nil allows none.
+	AllowHTTPPort      func(port int) bool
+	AllowHTTPPortsText string
 	IdleTimeout        time.Duration
 	DialTimeout        time.Duration
 	WatchRenegotiation bool
@@ -61,9 +65,11 @@ type Options struct {
 
 // Reloadable is what a config reload may change while tunnels run.
 type Reloadable struct {
-	AllowPort      func(port int) bool
-	AllowPortsText string
-	Rules          rules.Options
+	AllowPort          func(port int) bool
+	AllowPortsText     string
+	AllowHTTPPort      func(port int) bool
+	AllowHTTPPortsText string
+	Rules              rules.Options
 	// AllowHosts and DenyHosts are lower-case host patterns (access.*).
 	AllowHosts, DenyHosts []string
 }
@@ -85,6 +91,7 @@ type Server struct {
 	quiet     time.Duration // how long without tunnels before release
 	dyn       atomic.Pointer[Reloadable]
 	serving   atomic.Bool
+	own       ownListeners // where certlens itself listens: never a target
 	sidecar   net.Listener
 	mirror    *mirrorLists // intercept mode: issuer lists learned per target
 
@@ -115,7 +122,8 @@ func New(opts Options, log *zap.Logger) *Server {
 	}
 	s := &Server{opts: opts, log: log, tunnels: map[*tunnel]struct{}{}, metrics: newMetrics(),
 		release: debug.FreeOSMemory, quiet: time.Second}
-	s.dyn.Store(&Reloadable{AllowPort: opts.AllowPort, AllowPortsText: opts.AllowPortsText, Rules: opts.Rules,
+	s.dyn.Store(&Reloadable{AllowPort: opts.AllowPort, AllowPortsText: opts.AllowPortsText,
+		AllowHTTPPort: opts.AllowHTTPPort, AllowHTTPPortsText: opts.AllowHTTPPortsText, Rules: opts.Rules,
 		AllowHosts: opts.AllowHosts, DenyHosts: opts.DenyHosts})
 	var b [3]byte
 	_, _ = rand.Read(b[:])
@@ -131,6 +139,7 @@ func New(opts Options, log *zap.Logger) *Server {
 	// certlens's own transport. Never a proxy named by the environment.
 	gp.ConnectDial = nil
 	gp.NonproxyHandler = http.HandlerFunc(s.nonProxy)
+	gp.OnResponse().DoFunc(s.refuseOwn)
 	gp.OnResponse().DoFunc(s.logHTTP)
 	s.gp = gp
 	if opts.Mode == ModeIntercept {
@@ -154,6 +163,7 @@ func (s *Server) Reload(r Reloadable) { s.dyn.Store(&r) }
 // Serve accepts clients on ln until Shutdown: proxy clients, or in sidecar
 // mode the server's clients themselves.
 func (s *Server) Serve(ln net.Listener) error {
+	s.own.add(ln.Addr())
 	s.serving.Store(true)
 	defer s.serving.Store(false)
 	if s.opts.Mode == "sidecar" {
@@ -220,11 +230,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		host, _, _ = net.SplitHostPort(r.Host)
 	}
 	if why := hostRefused(s.dyn.Load(), host); host != "" && why != "" {
-		s.metrics.refused.WithLabelValues("host").Inc()
-		s.log.Warn("connect refused", zap.String("client_addr", r.RemoteAddr), zap.String("target", r.Host), zap.String("reason", why))
-		w.Header().Set("Connection", "close")
-		http.Error(w, "certlens: refused: "+why, http.StatusForbidden)
+		s.refuse(w, r, "host", why, "")
 		return
+	}
+	if r.Method != http.MethodConnect && r.URL.IsAbs() {
+		if why := s.httpPortRefused(r.URL); why != "" {
+			s.refuse(w, r, "port", why, "; add it with --allow-http-ports")
+			return
+		}
 	}
 	if r.Method == http.MethodConnect {
 		host, portText, err := net.SplitHostPort(r.Host)
@@ -238,13 +251,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if dyn := s.dyn.Load(); dyn.AllowPort == nil || !dyn.AllowPort(port) {
-			reason := fmt.Sprintf("port %d is not in allow_ports (%s)", port, dyn.AllowPortsText)
-			s.metrics.refused.WithLabelValues("port").Inc()
-			s.log.Warn("connect refused", zap.String("client_addr", r.RemoteAddr), zap.String("target", r.Host), zap.String("reason", reason))
-			// A refused CONNECT ends the proxy connection: a client that
-			// does not read the status would otherwise send TLS into HTTP.
-			w.Header().Set("Connection", "close")
-			http.Error(w, "certlens: CONNECT refused: "+reason+"; add it with --allow-ports", http.StatusForbidden)
+			s.refuse(w, r, "port", fmt.Sprintf("port %d is not in allow_ports (%s)", port, dyn.AllowPortsText), "; add it with --allow-ports")
 			return
 		}
 		if s.opts.Mode != ModeIntercept {
@@ -269,6 +276,10 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	}
 	meta := event.Meta{ConnID: s.nextID(), Mode: s.opts.Mode, ClientAddr: r.RemoteAddr, Target: r.Host}
 	t, err := s.openTunnel(r.Context(), meta, "tcp", r.Host, s.opts.Decrypt.Secrets)
+	if errors.Is(err, errOwnListener) {
+		s.refuse(w, r, "self", err.Error(), "")
+		return
+	}
 	if err != nil {
 		w.Header().Set("Connection", "close")
 		http.Error(w, "certlens: cannot reach "+r.Host+": "+err.Error(), http.StatusBadGateway)
@@ -312,8 +323,11 @@ func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, erro
 		return s.opts.Dial(ctx, network, addr)
 	}
 	// No TCP keep-alive: the tunnel's idle timeout ends dead connections
-	// (see serve's listener).
-	d := net.Dialer{Timeout: s.opts.DialTimeout, KeepAlive: -1}
+	// (see serve's listener). The check runs on each address the name
+	// resolved to, just before connecting, so a name that resolves to
+	// certlens itself (or is re-pointed there) cannot loop it or reach the
+	// admin server through the proxy.
+	d := net.Dialer{Timeout: s.opts.DialTimeout, KeepAlive: -1, Control: s.own.control}
 	return d.DialContext(ctx, network, addr)
 }
 

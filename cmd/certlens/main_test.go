@@ -267,7 +267,8 @@ func TestPasswdThenServeWithAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := strconv.Itoa(peertest.FreePort(t))
-	sp := startServe(t, "serve", "--config", conf, "--listen", "0.0.0.0:"+port, "--admin-listen=")
+	_, upPort, _ := net.SplitHostPort(strings.TrimPrefix(upstream.URL, "http://"))
+	sp := startServe(t, "serve", "--config", conf, "--listen", "0.0.0.0:"+port, "--admin-listen=", "--allow-http-ports", upPort)
 	if l := sp.next("listening"); l["auth"] != true {
 		t.Errorf("listening event %v, want auth true", l)
 	}

@@ -185,6 +185,8 @@ func proxyOptions(cfg *config.Config, expect []rules.ExpectedCert) proxy.Options
 		Mode:               cfg.Mode,
 		AllowPort:          dyn.AllowPort,
 		AllowPortsText:     dyn.AllowPortsText,
+		AllowHTTPPort:      dyn.AllowHTTPPort,
+		AllowHTTPPortsText: dyn.AllowHTTPPortsText,
 		IdleTimeout:        cfg.Tunnel.IdleTimeout,
 		DialTimeout:        cfg.Tunnel.DialTimeout,
 		WatchRenegotiation: cfg.Tunnel.WatchRenegotiation,
@@ -202,8 +204,10 @@ func proxyOptions(cfg *config.Config, expect []rules.ExpectedCert) proxy.Options
 // reloadable is the part of the config a reload may change.
 func reloadable(cfg *config.Config, expect []rules.ExpectedCert) proxy.Reloadable {
 	return proxy.Reloadable{
-		AllowPort:      cfg.AllowPorts.Contains,
-		AllowPortsText: cfg.AllowPorts.String(),
+		AllowPort:          cfg.AllowPorts.Contains,
+		AllowPortsText:     cfg.AllowPorts.String(),
+		AllowHTTPPort:      cfg.AllowHTTPPorts.Contains,
+		AllowHTTPPortsText: cfg.AllowHTTPPorts.String(),
 		Rules: rules.Options{
 			IssuerListWarnBytes:  cfg.Rules.IssuerListWarnBytes,
 			IssuerListErrorBytes: cfg.Rules.IssuerListErrorBytes,
