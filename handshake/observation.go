@@ -56,8 +56,9 @@ type Handshake struct {
 	ServerFinished          bool `json:"server_finished,omitempty"`
 	// HelloRequest: the server asked for this (re)negotiation.
 	HelloRequest bool `json:"hello_request,omitempty"`
-	// Resumed: a TLS 1.2 abbreviated handshake; no certificate is exchanged.
-	Resumed bool `json:"resumed,omitempty"`
+	// Abbreviated: a TLS 1.2 resumption (abbreviated handshake); no
+	// certificate is exchanged. Resumed covers TLS 1.3 too.
+	Abbreviated bool `json:"resumed,omitempty"`
 
 	Alerts []Alert `json:"alerts,omitempty"`
 	// Messages lists what each side sent, in order, as "client:client_hello";

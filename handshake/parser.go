@@ -357,7 +357,7 @@ func (p *Parser) changeCipherSpec(s *stream) {
 	}
 	h := p.current(s)
 	if h != nil && s.dir == FromServer && h.ServerCertificate == nil && !h.ServerHelloDone && h.ServerHello != nil {
-		h.Resumed = true
+		h.Abbreviated = true
 	}
 	if h != nil {
 		h.addMessage(s.dir, "change_cipher_spec")

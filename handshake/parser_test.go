@@ -117,8 +117,8 @@ func TestMutualTLS12(t *testing.T) {
 	if cc := h.ClientCertificate; cc == nil || len(cc.Chain) != 2 || string(cc.Chain[0]) != "leaf" {
 		t.Errorf("client certificate %+v", cc)
 	}
-	if !h.ClientFinished || !h.ServerFinished || h.Resumed {
-		t.Errorf("finished %v/%v resumed %v", h.ClientFinished, h.ServerFinished, h.Resumed)
+	if !h.ClientFinished || !h.ServerFinished || h.Abbreviated {
+		t.Errorf("finished %v/%v resumed %v", h.ClientFinished, h.ServerFinished, h.Abbreviated)
 	}
 	if obs.Handshakes != 1 || obs.NotTLS != "" {
 		t.Errorf("observation %+v", obs)

@@ -374,7 +374,9 @@ func TestE2EOpenSSL(t *testing.T) {
 	t.Run("issuer list of 261 CAs over 16 KiB", func(t *testing.T) {
 		k.curl(t, "https://"+large+"/", k.client)
 		h := k.next(t, large, 0)[0]
-		expect(t, h, true, "403.7", "issuer-list-too-large")
+		// curl sends its certificate despite the size: the list warns about
+		// SChannel clients, it is no 403.7 for this one.
+		expect(t, h, true, "ok", "issuer-list-too-large")
 		wantBytes := pkitest.IssuerListSize(many)
 		if got := field(h, "cert_request", "issuer_count"); got != float64(len(many)) {
 			t.Errorf("issuer_count %v, want %d", got, len(many))

@@ -329,6 +329,11 @@ func (a *Attempt) finish(cfg ProbeConfig, parser *handshake.Parser, views *clien
 		}
 		a.Events = append(a.Events, event.Diagnose(a.Meta, h, ev, cfg.Rules))
 	}
+	var conn rules.Connection
+	for _, e := range a.Events {
+		e.Fold(&conn)
+	}
+	a.Closed.Conclude(&conn)
 }
 
 // timedOut says which limit a deadline error hit, so the user knows what to raise.

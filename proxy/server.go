@@ -414,6 +414,7 @@ func (s *Server) logHandshake(t *tunnel, h *handshake.Handshake, ev rules.Eviden
 
 // emitHandshake counts and writes one handshake event at its verdict's level.
 func (s *Server) emitHandshake(t *tunnel, h *handshake.Handshake, e *event.Handshake) {
+	t.fold(e)
 	issuerBytes := 0
 	if h.CertRequest != nil {
 		issuerBytes = h.CertRequest.IssuerBytes
@@ -440,6 +441,7 @@ func (s *Server) logClosed(t *tunnel) {
 	}
 	c := event.NewClosed(t.meta, obs)
 	c.BytesUp, c.BytesDown, c.DurationMS, c.Reason = t.up.Load(), t.down.Load(), ms(time.Since(t.start)), reason
+	t.conclude(c)
 	s.log.Info("connection closed", zap.Inline(c))
 }
 

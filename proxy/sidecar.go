@@ -86,6 +86,7 @@ func (s *Server) handleSidecar(client net.Conn) {
 		t.mu.Unlock()
 		c := event.NewClosed(t.meta, t.parser.Observation())
 		c.DurationMS, c.Reason = ms(time.Since(start)), "dial failed: "+err.Error()
+		t.conclude(c)
 		s.log.Warn("connection closed", zap.Inline(c))
 		return
 	}

@@ -54,6 +54,26 @@ type tunnel struct {
 	late      *handshake.Handshake
 	lateUp    int64
 	lateTimer *time.Timer
+
+	// verdict folds the handshake events written, for the connection's
+	// own verdict in "connection closed". Its own lock: intercept writes
+	// events from its upstream's goroutines, not under mu.
+	verdictMu sync.Mutex
+	verdict   rules.Connection
+}
+
+// fold adds a written handshake event to the connection's verdict.
+func (t *tunnel) fold(e *event.Handshake) {
+	t.verdictMu.Lock()
+	e.Fold(&t.verdict)
+	t.verdictMu.Unlock()
+}
+
+// conclude gives the "connection closed" event the connection's verdict.
+func (t *tunnel) conclude(c *event.Closed) {
+	t.verdictMu.Lock()
+	c.Conclude(&t.verdict)
+	t.verdictMu.Unlock()
 }
 
 // newTunnel starts a tunnel whose parser decrypts with secrets (nil:

@@ -5,13 +5,13 @@ package rules
 type Rule struct {
 	ID       string
 	Severity string // as documented; a check may choose within it
-	Predicts string
+	Predicts Verdict
 	Trigger  string
 	Remedy   string
 	check    func(in *input, r *Rule) []Finding
 }
 
-func (r *Rule) finding(sev Severity, predicts, summary, detail string) Finding {
+func (r *Rule) finding(sev Severity, predicts Verdict, summary, detail string) Finding {
 	return Finding{ID: r.ID, Severity: sev, Predicts: predicts, Summary: summary, Detail: detail, Remedy: r.Remedy}
 }
 
@@ -53,7 +53,7 @@ var Catalogue = []*Rule{
 		check:   renegotiationOverHTTP2,
 	},
 	{
-		ID: "tls13-late-client-cert", Severity: "error", Predicts: "500.0",
+		ID: "tls13-late-client-cert", Severity: "error", Predicts: Verdict5000,
 		Trigger: "TLS 1.3 with no CertificateRequest in the handshake and no post_handshake_auth offered, and the server then wanted a " +
 			"certificate (HTTP 500 0x80070032, a reset after the request, Apache's post-handshake 403), or the host is in rules.client_cert_hosts.",
 		Remedy: remedyNegotiate + " Or turn TLS 1.3 off for that binding (\"Disable TLS 1.3 over TCP\", Server 2022 and later); " +
@@ -74,57 +74,65 @@ var Catalogue = []*Rule{
 		check: issuerListEmpty,
 	},
 	{
-		ID: "issuer-list-too-large", Severity: "warning or error", Predicts: "403.7",
+		ID: "cert-request-malformed", Severity: "error",
+		Trigger: "A TLS 1.3 CertificateRequest with a certificate_authorities extension whose list is empty (RFC 8446 requires at least " +
+			"one name; `openssl s_server -no_ca_names` sends it): clients abort with decode_error.",
+		Remedy: "Fix the server: send no certificate_authorities extension at all to accept any CA, or list the client CAs " +
+			"(OpenSSL: SSL_CTX_set_client_CA_list with at least one name, or drop -no_ca_names).",
+		check: certRequestMalformed,
+	},
+	{
+		ID: "issuer-list-too-large", Severity: "warning or error", Predicts: Verdict4037,
 		Trigger: "The issuer list is over rules.issuer_list_warn_bytes (12 KiB, warning) or rules.issuer_list_error_bytes (16 KiB, error: " +
 			"Windows' limit, beyond which clients fail to connect or get a cut list).",
 		Remedy: remedyIssuerList,
 		check:  issuerListTooLarge,
 	},
 	{
-		ID: "client-cert-not-sent", Severity: "error (info when the server answered the request anyway)", Predicts: "403.7",
+		ID: "client-cert-not-sent", Severity: "error (info when the server answered the request anyway)", Predicts: Verdict4037,
 		Trigger: "The server asked for a certificate and the client's Certificate message is empty.",
 		Remedy: "Check that the client has a certificate with its private key, issued under one of the listed CAs, with Key Usage " +
 			"digitalSignature and EKU clientAuth, and not expired; run certlens with --expect-cert FILE to have it checked.",
 		check: clientCertNotSent,
 	},
 	{
-		ID: "expected-cert-not-selectable", Severity: "warning or error", Predicts: "403.7",
+		ID: "expected-cert-not-selectable", Severity: "warning or error", Predicts: Verdict4037,
 		Trigger: "With --expect-cert: the server asked and the client sent no certificate; says every reason a browser would not offer the expected one.",
 		Remedy:  "Fix each reason given: issue the certificate under a listed CA (or add its CA to the server's trusted store), with the right Key Usage, EKU and validity.",
 		check:   expectedCertNotSelectable,
 	},
 	{
-		ID: "client-cert-issuer-not-listed", Severity: "warning", Predicts: "403.16",
+		ID: "client-cert-issuer-not-listed", Severity: "warning", Predicts: Verdict40316,
 		Trigger: "The client sent a certificate whose chain reaches none of the DNs in a non-empty issuer list.",
 		Remedy:  "Install the client certificate's issuing CA (or its root) in the server's trusted store, or give the user a certificate from a listed CA.",
 		check:   clientCertIssuerNotListed,
 	},
 	{
-		ID: "client-cert-key-usage", Severity: "error", Predicts: "403.16",
+		ID: "client-cert-key-usage", Severity: "error", Predicts: Verdict40316,
 		Trigger: "The client certificate has a Key Usage extension without digitalSignature.",
 		Remedy:  "Issue the certificate from a template whose Key Usage includes Digital Signature.",
 		check:   clientCertKeyUsage,
 	},
 	{
-		ID: "client-cert-ext-key-usage", Severity: "error", Predicts: "403.16",
+		ID: "client-cert-ext-key-usage", Severity: "error", Predicts: Verdict40316,
 		Trigger: "The client certificate has an Extended Key Usage extension without clientAuth (1.3.6.1.5.5.7.3.2).",
 		Remedy:  "Issue the certificate from a template whose Application Policies include Client Authentication.",
 		check:   clientCertExtKeyUsage,
 	},
 	{
-		ID: "client-cert-expired", Severity: "error", Predicts: "403.17",
+		ID: "client-cert-expired", Severity: "error", Predicts: Verdict40317,
 		Trigger: "The client certificate's not_after is in the past.",
 		Remedy:  "Renew the client certificate. Browsers on Windows hide expired certificates, so other users see 403.7 instead.",
 		check:   clientCertExpired,
 	},
 	{
-		ID: "client-cert-not-yet-valid", Severity: "error", Predicts: "403.17",
+		ID: "client-cert-not-yet-valid", Severity: "error", Predicts: Verdict40317,
 		Trigger: "The client certificate's not_before is in the future.",
 		Remedy:  "Check the client's and the server's clocks, or wait until the certificate's validity starts.",
 		check:   clientCertNotYetValid,
 	},
 	{
-		ID: "client-cert-key-type-not-accepted", Severity: "error", Predicts: "403.16",
+		ID: "client-cert-key-type-not-accepted", Severity: "error", Predicts: Verdict40316,
 		Trigger: "The client certificate's key type is not among the requested certificate_types, or no requested signature scheme fits it.",
 		Remedy:  "Issue the client a certificate with a key type the server accepts (RSA or ECDSA, as listed), or enable the missing signature algorithms on the server.",
 		check:   clientCertKeyTypeNotAccepted,

@@ -39,16 +39,24 @@ func certRequestByRenegotiation(in *input, r *Rule) []Finding {
 	if expectsRenegotiation(in) {
 		detail := fmt.Sprintf("%s is in rules.client_cert_hosts, yet its TLS 1.2 handshake carried no CertificateRequest: "+
 			"the server must ask by renegotiation after the request (IIS's default for a folder or site requiring certificates), "+
-			"or answer 403.7.", in.host())
+			"or answer 403.7. This handshake's verdict waits for that: the renegotiation that follows on this connection decides it, "+
+			"and the connection's verdict is 403.7 if none comes.", in.host())
 		if negotiatedALPN(in) == "h2" {
 			detail += " This connection negotiated HTTP/2, which forbids renegotiation: expect 403.7 or a connection error."
 		}
-		return []Finding{r.finding(SeverityWarning, "403.7", "No certificate request in the handshake to a host that requires one", detail)}
+		return []Finding{r.finding(SeverityWarning, Verdict4037, "No certificate request in the handshake to a host that requires one", detail)}
 	}
 	if !renegotiated(in) || negotiatedALPN(in) == "h2" {
 		return nil
 	}
-	detail := "Handshake records followed application data: the server asked for a new handshake after reading the request, " +
+	if !in.h.ServerStarted() {
+		// A client that renegotiates on its own (an old NPN-era client, a
+		// key update by renegotiation) is not a server asking for a certificate.
+		return []Finding{r.finding(SeverityInfo, "", "The client started a renegotiation on its own",
+			"Handshake records followed application data, and the client's came first, with no HelloRequest from the server: "+
+				"the client renegotiated on its own, not because the server asked for a certificate.")}
+	}
+	detail := "Handshake records followed application data, the server's first: the server asked for a new handshake after reading the request, " +
 		"as IIS does when a folder or site requires client certificates and the binding does not negotiate them."
 	if in.h.Visibility == handshake.VisibilityEncrypted {
 		detail += fmt.Sprintf(" Its records are encrypted under the first handshake's keys (server %v bytes, client %v bytes); "+
@@ -62,7 +70,7 @@ func certRequestByRenegotiation(in *input, r *Rule) []Finding {
 func expectsRenegotiation(in *input) bool {
 	h := in.h
 	return h.Version == handshake.VersionTLS12 && h.Phase == handshake.PhaseInitial && in.readable() && completed(h) &&
-		h.CertRequest == nil && !h.Resumed && in.hostWantsCert()
+		h.CertRequest == nil && !h.Resumed() && in.hostWantsCert()
 }
 
 func renegotiationOverHTTP2(in *input, r *Rule) []Finding {
@@ -95,19 +103,31 @@ func tls13LateClientCert(in *input, r *Rule) []Finding {
 	// Only a handshake read in full, or inferred from its record sizes, can
 	// show that no certificate was asked for.
 	noRequest := in.readable() && h.CertRequest == nil
-	if inf := in.inferred(); inf != nil && inf.CertRequested == handshake.No && !inf.Resumed {
+	if inf := in.inferred(); inf != nil && inf.CertRequested == handshake.No {
 		noRequest = true
 	}
 	if !noRequest {
 		return nil
 	}
+	if h.Resumed() && in.ev.HTTP == nil && !in.ev.ResetAfterRequest {
+		// A PSK resumption carries the earlier session's authentication:
+		// no CertificateRequest is expected, whatever the host wants.
+		if !in.hostWantsCert() {
+			return nil
+		}
+		return []Finding{r.finding(SeverityInfo, VerdictNone,
+			"TLS 1.3 resumption: the client certificate state is the earlier session's",
+			fmt.Sprintf("%s is in rules.client_cert_hosts; this handshake resumed an earlier session (pre_shared_key), which carries "+
+				"that session's authentication, so no CertificateRequest was due. Whether a certificate was sent is what the "+
+				"earlier session's handshake event says.", in.host()))}
+	}
 	var why string
-	predicts, certain := "500.0", false
+	predicts, certain := Verdict5000, false
 	switch hr := in.ev.HTTP; {
 	case hr != nil && hr.Status == 500 && strings.Contains(strings.ToLower(hr.Body), "0x80070032"):
 		why, certain = "the server answered HTTP 500 with 0x80070032 (ERROR_NOT_SUPPORTED), as IIS on Windows 11 24H2 and Server 2025 do", true
 	case hr != nil && hr.Status == 403 && strings.Contains(hr.Body, "Post-Handshake Authentication"):
-		why, predicts, certain = "the server answered 403 \"Cannot perform Post-Handshake Authentication\" (Apache)", "403.7", true
+		why, predicts, certain = "the server answered 403 \"Cannot perform Post-Handshake Authentication\" (Apache)", Verdict4037, true
 	case in.ev.ResetAfterRequest:
 		// Seen by a mode that made the request itself (intercept, probe):
 		// no answer came, the reset did.
@@ -134,7 +154,7 @@ func http403Observed(in *input, r *Rule) []Finding {
 	if hr == nil || hr.Status != 403 || !iisSubstatuses[hr.Substatus] {
 		return nil
 	}
-	f := r.finding(SeverityError, hr.Substatus,
+	f := r.finding(SeverityError, Verdict(hr.Substatus),
 		fmt.Sprintf("The server answered HTTP %s", hr.Substatus),
 		fmt.Sprintf("HTTP status 403 with an error page naming substatus %s.", hr.Substatus))
 	f.Certain = true
@@ -143,7 +163,9 @@ func http403Observed(in *input, r *Rule) []Finding {
 
 func issuerListEmpty(in *input, r *Rule) []Finding {
 	cr := in.h.CertRequest
-	if cr == nil || len(cr.Issuers) > 0 || cr.IssuerBytes > 0 || (cr.TLS13 && !cr.HasAuthorities) {
+	// TLS 1.3 has no empty list: an absent extension means any CA, and an
+	// empty one is malformed (certRequestMalformed).
+	if cr == nil || len(cr.Issuers) > 0 || cr.IssuerBytes > 0 || cr.TLS13 {
 		return nil
 	}
 	return []Finding{r.finding(SeverityInfo, "",
@@ -159,7 +181,7 @@ func issuerListTooLarge(in *input, r *Rule) []Finding {
 	detail := fmt.Sprintf("%d CA names, %d bytes of certificate_authorities, carried in %d TLS records (warning from %d, error over %d bytes).",
 		len(cr.Issuers), cr.IssuerBytes, cr.Records, in.opts.IssuerListWarnBytes, in.opts.IssuerListErrorBytes)
 	if cr.IssuerBytes > in.opts.IssuerListErrorBytes {
-		return []Finding{r.finding(SeverityError, "403.7",
+		return []Finding{r.finding(SeverityError, Verdict4037,
 			fmt.Sprintf("The issuer list is %d bytes, over Windows' 16 KB limit: clients may fail to connect or get a cut list", cr.IssuerBytes), detail)}
 	}
 	return []Finding{r.finding(SeverityWarning, "",
@@ -186,7 +208,7 @@ func issuerSummary(cr *handshake.CertificateRequest) string {
 func clientCertNotSent(in *input, r *Rule) []Finding {
 	h := in.h
 	if inf := in.inferred(); inf != nil && inf.CertRequested == handshake.Yes && inf.CertSent == handshake.No {
-		return []Finding{r.finding(SeverityError, "403.7",
+		return []Finding{r.finding(SeverityError, Verdict4037,
 			"The server asked for a client certificate and the client sent none (inferred from TLS 1.3 record sizes)",
 			"Inferred, not certain: "+inf.Evidence+". IIS answers 403.7 if the site requires client certificates; "+
 				"a key log (--decrypt-keylog) shows the issuer list and makes this certain.")}
@@ -204,7 +226,7 @@ func clientCertNotSent(in *input, r *Rule) []Finding {
 			"> Client certificates to Require."
 		return []Finding{f}
 	}
-	return []Finding{r.finding(SeverityError, "403.7",
+	return []Finding{r.finding(SeverityError, Verdict4037,
 		"The server asked for a client certificate and the client sent none",
 		fmt.Sprintf("The client's Certificate message is empty, in answer to a CertificateRequest with %s. "+
 			"IIS answers 403.7 if the site requires client certificates (if it only accepts them, the request goes on without one).",
@@ -230,7 +252,7 @@ func expectedCertNotSelectable(in *input, r *Rule) []Finding {
 				// The client could not have sent it (no key): nothing to explain.
 				continue
 			}
-			out = append(out, r.finding(SeverityWarning, "403.7",
+			out = append(out, r.finding(SeverityWarning, Verdict4037,
 				fmt.Sprintf("%s (%s) would be offered for this request, yet the client did not send it", leaf.Subject, exp.Name),
 				"Its chain reaches a listed CA and its Key Usage, EKU, validity and key type fit the request. The cause is on the client: "+
 					"the certificate is not in the user's personal store, its private key is missing or not usable (a key stored as "+
@@ -241,10 +263,10 @@ func expectedCertNotSelectable(in *input, r *Rule) []Finding {
 		for i, rs := range reasons {
 			texts[i] = rs.Text
 		}
-		sev, predicts, detail := SeverityError, "403.7", strings.Join(texts, " ")
+		sev, predicts, detail := SeverityError, Verdict4037, strings.Join(texts, " ")
 		if hr := in.ev.HTTP; hr.Answered() {
 			// The server went on without a certificate: no 403 to predict.
-			sev, predicts = SeverityWarning, ""
+			sev, predicts = SeverityWarning, VerdictNone
 			detail += fmt.Sprintf(" The server answered HTTP %d without a certificate, so this matters only where one is required.", hr.Status)
 		}
 		out = append(out, r.finding(sev, predicts,
@@ -274,7 +296,7 @@ func clientCertIssuerNotListed(in *input, r *Rule) []Finding {
 	if near := nearMiss(in.chain, cr.Issuers); near != "" {
 		detail += " " + near
 	}
-	return []Finding{r.finding(SeverityWarning, "403.16",
+	return []Finding{r.finding(SeverityWarning, Verdict40316,
 		"The client sent a certificate whose chain names none of the CAs the server listed", detail)}
 }
 
@@ -284,7 +306,7 @@ func clientCertKeyUsage(in *input, r *Rule) []Finding {
 		return nil
 	}
 	if reason, ok := keyUsageReason(c); !ok {
-		return []Finding{r.finding(SeverityError, "403.16", "The client certificate's Key Usage lacks digitalSignature", reason)}
+		return []Finding{r.finding(SeverityError, Verdict40316, "The client certificate's Key Usage lacks digitalSignature", reason)}
 	}
 	return nil
 }
@@ -295,7 +317,7 @@ func clientCertExtKeyUsage(in *input, r *Rule) []Finding {
 		return nil
 	}
 	if reason, ok := extKeyUsageReason(c); !ok {
-		return []Finding{r.finding(SeverityError, "403.16", "The client certificate's Extended Key Usage lacks clientAuth", reason)}
+		return []Finding{r.finding(SeverityError, Verdict40316, "The client certificate's Extended Key Usage lacks clientAuth", reason)}
 	}
 	return nil
 }
@@ -305,7 +327,7 @@ func clientCertExpired(in *input, r *Rule) []Finding {
 	if c == nil || !in.opts.Now.After(c.NotAfter) {
 		return nil
 	}
-	return []Finding{r.finding(SeverityError, "403.17", "The client certificate has expired",
+	return []Finding{r.finding(SeverityError, Verdict40317, "The client certificate has expired",
 		fmt.Sprintf("%s expired %s (not_after).", c.Subject, c.NotAfter.UTC().Format(timeLayout)))}
 }
 
@@ -314,7 +336,7 @@ func clientCertNotYetValid(in *input, r *Rule) []Finding {
 	if c == nil || !in.opts.Now.Before(c.NotBefore) {
 		return nil
 	}
-	return []Finding{r.finding(SeverityError, "403.17", "The client certificate is not valid yet",
+	return []Finding{r.finding(SeverityError, Verdict40317, "The client certificate is not valid yet",
 		fmt.Sprintf("%s is valid from %s (not_before).", c.Subject, c.NotBefore.UTC().Format(timeLayout)))}
 }
 
@@ -325,23 +347,23 @@ func clientCertKeyTypeNotAccepted(in *input, r *Rule) []Finding {
 		return nil
 	}
 	if reason, ok := keyTypeReason(c, cr, in.h.Version); !ok {
-		return []Finding{r.finding(SeverityError, "403.16", "The client certificate's key type is not what the server asked for", reason)}
+		return []Finding{r.finding(SeverityError, Verdict40316, "The client certificate's key type is not what the server asked for", reason)}
 	}
 	return nil
 }
 
 // alertSubstatus maps what a server's alert most likely means on IIS.
-var alertSubstatus = map[handshake.AlertDescription]string{
-	handshake.AlertCertificateRequired:    "403.7",
-	handshake.AlertHandshakeFailure:       "403.7",
-	handshake.AlertBadCertificate:         "403.16",
-	handshake.AlertUnsupportedCertificate: "403.16",
-	handshake.AlertUnknownCA:              "403.16",
-	handshake.AlertCertificateUnknown:     "403.16",
-	handshake.AlertAccessDenied:           "403.16",
-	handshake.AlertDecryptError:           "403.16",
-	handshake.AlertCertificateExpired:     "403.17",
-	handshake.AlertCertificateRevoked:     "403.13",
+var alertSubstatus = map[handshake.AlertDescription]Verdict{
+	handshake.AlertCertificateRequired:    Verdict4037,
+	handshake.AlertHandshakeFailure:       Verdict4037,
+	handshake.AlertBadCertificate:         Verdict40316,
+	handshake.AlertUnsupportedCertificate: Verdict40316,
+	handshake.AlertUnknownCA:              Verdict40316,
+	handshake.AlertCertificateUnknown:     Verdict40316,
+	handshake.AlertAccessDenied:           Verdict40316,
+	handshake.AlertDecryptError:           Verdict40316,
+	handshake.AlertCertificateExpired:     Verdict40317,
+	handshake.AlertCertificateRevoked:     Verdict40313,
 }
 
 func serverRejectedCert(in *input, r *Rule) []Finding {
@@ -369,16 +391,9 @@ func serverRejectedCert(in *input, r *Rule) []Finding {
 	return nil
 }
 
-// clientNeverAnswered: a CertificateRequest was read in clear, and the
-// client sent nothing after it before the connection or handshake ended.
-func clientNeverAnswered(in *input) bool {
-	h := in.h
-	if inf := h.Inferred; inf != nil && h.Visibility == handshake.VisibilityPartial && inf.CertRequested == handshake.Yes && len(h.ClientRecords) == 0 {
-		return h.End == handshake.EndEOF
-	}
-	return h.CertRequest != nil && h.ClientCertificate == nil && !h.ClientFinished &&
-		(h.End == handshake.EndEOF || h.End == handshake.EndAlert)
-}
+// clientNeverAnswered: the server asked and the client hung up without
+// an answer (handshake.ClientAborted).
+func clientNeverAnswered(in *input) bool { return in.h.ClientAborted() }
 
 func clientAbandonedAfterRequest(in *input, r *Rule) []Finding {
 	if !clientNeverAnswered(in) {
@@ -398,4 +413,23 @@ func clientAbandonedAfterRequest(in *input, r *Rule) []Finding {
 		}
 	}
 	return []Finding{r.finding(SeverityInfo, "", "The client left without answering the certificate request", detail)}
+}
+
+// certRequestMalformed: a TLS 1.3 CertificateRequest whose
+// certificate_authorities extension is present but empty. RFC 8446 4.2.4
+// gives it authorities<3..2^16-1>; `openssl s_server -no_ca_names` sends it.
+func certRequestMalformed(in *input, r *Rule) []Finding {
+	cr := in.h.CertRequest
+	if cr == nil || !cr.TLS13 || !cr.HasAuthorities || cr.IssuerBytes > 0 {
+		return nil
+	}
+	detail := "The CertificateRequest carries a certificate_authorities extension with an empty list; RFC 8446 requires at least one name " +
+		"(authorities<3..2^16-1>), so strict clients (Chromium, Go) reject the message with a decode_error alert instead of answering."
+	for _, a := range in.h.Alerts {
+		if a.From == handshake.FromClient && a.Fatal() && !a.Encrypted {
+			detail += fmt.Sprintf(" Here the client did: fatal %s alert.", a.DescriptionName())
+			break
+		}
+	}
+	return []Finding{r.finding(SeverityError, VerdictNone, "The server's certificate request is malformed: an empty certificate_authorities list", detail)}
 }

@@ -15,7 +15,7 @@ func Markdown() string {
 	b.WriteString("(`detail`) and the remedy; `predicts` is the IIS status the finding leads to.\n\n")
 	b.WriteString("| id | severity | predicts | fires when |\n|---|---|---|---|\n")
 	for _, r := range Catalogue {
-		fmt.Fprintf(&b, "| [`%s`](#%s) | %s | %s | %s |\n", r.ID, r.ID, r.Severity, orDash(r.Predicts), r.Trigger)
+		fmt.Fprintf(&b, "| [`%s`](#%s) | %s | %s | %s |\n", r.ID, r.ID, r.Severity, orDash(string(r.Predicts)), r.Trigger)
 	}
 	for _, r := range Catalogue {
 		fmt.Fprintf(&b, "\n## %s\n\n%s\n\n**Remedy:** %s\n", r.ID, r.Trigger, r.Remedy)

@@ -112,8 +112,10 @@ func checkGoldenFacts(t *testing.T, name string, got []goldenReport) {
 			t.Errorf("no certificate sent: %+v", first)
 		}
 	case name == "tls12-260ca-curl-cert":
-		if !has(first, "issuer-list-too-large") || first.Verdict != Verdict4037 {
-			t.Errorf("a 60 KB list: %+v", first)
+		// curl sent its certificate anyway: the list size warns about
+		// other clients (SChannel's 16 KB), it is no 403.7 for this one.
+		if !has(first, "issuer-list-too-large") || first.Verdict != VerdictOK || !first.Certain {
+			t.Errorf("a 60 KB list, a certificate sent: %+v", first)
 		}
 	case name == "tls12-renegotiation-sclient":
 		if len(got) != 2 || !has(got[1], "cert-request-by-renegotiation") {

@@ -34,6 +34,8 @@ const (
 	Verdict5000            Verdict = "500.0"
 	VerdictHandshakeFailed Verdict = "handshake_failed"
 	VerdictUnknown         Verdict = "unknown"
+	// VerdictNone is a finding that predicts nothing.
+	VerdictNone Verdict = ""
 )
 
 // Finding is one diagnosis: a stable id, what it predicts, the evidence read
@@ -41,7 +43,7 @@ const (
 type Finding struct {
 	ID       string   `json:"id"`
 	Severity Severity `json:"severity"`
-	Predicts string   `json:"predicts,omitempty"`
+	Predicts Verdict  `json:"predicts,omitempty"`
 	Summary  string   `json:"summary"`
 	Detail   string   `json:"detail"`
 	Remedy   string   `json:"remedy,omitempty"`
@@ -57,6 +59,13 @@ type Report struct {
 	// Certain is true when the wire proves the verdict, false when it is
 	// predicted (an empty Certificate means 403.7 only if the site requires one).
 	Certain bool `json:"verdict_certain"`
+	// Rank is the evidence the verdict came from.
+	Rank Rank `json:"-"`
+	// Pending is what the connection comes to if no later handshake on it
+	// answers the request (a TLS 1.2 handshake without a certificate
+	// request to a host that requires one: a renegotiation should follow).
+	// The verdict is then unknown: the next handshake decides.
+	Pending Verdict `json:"-"`
 }
 
 // ExpectedCert is a certificate the user expects the client to send, with
@@ -160,10 +169,7 @@ func (in *input) hostWantsCert() bool {
 }
 
 // readable: the handshake's messages were read, in clear or decrypted.
-func (in *input) readable() bool {
-	v := in.h.Visibility
-	return v == handshake.VisibilityClear || v == handshake.VisibilityDecrypted
-}
+func (in *input) readable() bool { return in.h.Readable() }
 
 // inferred is what the record sizes showed of a TLS 1.3 handshake, or nil
 // unless that is how it was read: a partial handshake carries the server's
@@ -178,9 +184,7 @@ func (in *input) inferred() *handshake.Inference {
 
 // completed: the handshake ended with both Finished messages (or
 // application data that proves them).
-func completed(h *handshake.Handshake) bool {
-	return h.End == handshake.EndFinished || h.End == handshake.EndApplicationData
-}
+func completed(h *handshake.Handshake) bool { return h.Completed() }
 
 // Diagnose runs every rule over one handshake and decides the verdict.
 func Diagnose(h *handshake.Handshake, opts Options) Report {
@@ -197,7 +201,7 @@ func DiagnoseWith(h *handshake.Handshake, ev Evidence, opts Options) Report {
 	for _, rule := range Catalogue {
 		r.Findings = append(r.Findings, rule.check(in, rule)...)
 	}
-	r.Verdict, r.Certain = verdict(in, r.Findings)
+	r.decide(in)
 	return r
 }
 
@@ -211,68 +215,4 @@ func ParseChain(ders [][]byte) []*x509.Certificate {
 		}
 	}
 	return out
-}
-
-// verdictRank orders predictions: what IIS checks last, given the earlier
-// checks passed, is the most specific cause; observed answers beat all.
-var verdictRank = map[string]int{"403.7": 1, "403.16": 2, "403.13": 3, "403.17": 4, "500.0": 5}
-
-func verdict(in *input, findings []Finding) (Verdict, bool) {
-	h := in.h
-	// An HTTP answer, or a finding that states one, is the outcome itself.
-	for _, f := range findings {
-		if f.Certain && f.Predicts != "" {
-			return Verdict(f.Predicts), true
-		}
-	}
-	// A browser that hangs up to pick a certificate retries elsewhere: the
-	// server's alert to its EOF (OpenSSL's decode_error) is no verdict.
-	if clientNeverAnswered(in) {
-		// Unless the request itself is the failure: a list past Windows'
-		// limit is what clients choke on (Go's crypto/tls refuses messages
-		// over 64 KiB outright).
-		for _, f := range findings {
-			if f.ID == "issuer-list-too-large" && f.Severity == SeverityError {
-				return Verdict(f.Predicts), false
-			}
-		}
-		return VerdictUnknown, false
-	}
-	if h.End == handshake.EndAlert {
-		for _, a := range h.Alerts {
-			if a.Fatal() && !a.Encrypted {
-				return VerdictHandshakeFailed, true
-			}
-		}
-	}
-	// A TLS 1.3 server that refuses the handshake does so with an encrypted
-	// alert; its size is all there is to see.
-	if inf := in.inferred(); inf != nil && inf.ServerAlert {
-		return VerdictHandshakeFailed, false
-	}
-	best := ""
-	for _, f := range findings {
-		if verdictRank[f.Predicts] > verdictRank[best] {
-			best = f.Predicts
-		}
-	}
-	if best != "" {
-		certain := false
-		// An empty Certificate to a host the user says requires one is 403.7 for sure.
-		if best == "403.7" && in.hostWantsCert() && in.readable() && sentNothing(in) {
-			certain = true
-		}
-		return Verdict(best), certain
-	}
-	if inf := in.inferred(); inf != nil && (inf.CertSent == handshake.Yes || inf.CertRequested == handshake.No) {
-		return VerdictOK, false
-	}
-	if !in.readable() || h.Unparsed {
-		return VerdictUnknown, false
-	}
-	return VerdictOK, completed(h)
-}
-
-func sentNothing(in *input) bool {
-	return in.h.ClientCertificate != nil && len(in.h.ClientCertificate.Chain) == 0
 }

@@ -204,10 +204,13 @@ func TestProbeCertificates(t *testing.T) {
 		verdict string
 	}{
 		{"good", true, 0, "", "", "ok"},
-		{"bad-KU", true, 1, "client-cert-key-usage", "key-usage", "403.16"},
-		{"bad-EKU", true, 1, "client-cert-ext-key-usage", "ext-key-usage", "403.16"},
-		{"expired", true, 1, "client-cert-expired", "expired", "403.17"},
-		{"foreign", true, 1, "client-cert-issuer-not-listed", "issuer-not-listed", "403.16"},
+		// The server (s_server -verify 1) answers 200 whatever the client
+		// sends: that outcome is the verdict; what IIS would refuse stays a
+		// warning finding (issue 19: no verdict against the HTTP answer).
+		{"bad-KU", true, 0, "client-cert-key-usage", "key-usage", "ok"},
+		{"bad-EKU", true, 0, "client-cert-ext-key-usage", "ext-key-usage", "ok"},
+		{"expired", true, 0, "client-cert-expired", "expired", "ok"},
+		{"foreign", true, 0, "client-cert-issuer-not-listed", "issuer-not-listed", "ok"},
 		// Without a key, against a server that requires a certificate
 		// (-Verify): it ends the handshake, and the findings say why a
 		// browser would not have had one to send either.

@@ -58,6 +58,8 @@ type conn struct {
 	// progress: the next handshake drained is marked partial with them.
 	gaps  []string
 	notes []string
+	// verdict folds the connection's handshake events, for its closed event.
+	verdict rules.Connection
 }
 
 // side is one direction of the connection, by sender.
@@ -492,6 +494,7 @@ func (c *conn) handshake(h *handshake.Handshake) {
 		ref.Frames = &frames
 	}
 	e.PCAP = ref
+	e.Fold(&c.verdict)
 	c.a.deliver(c, Event{Time: c.a.now, Stream: c.stream, Handshake: e})
 }
 
@@ -529,6 +532,7 @@ func (c *conn) finish(reason string) {
 	ev.BytesDown = c.sides[1-cl].bytes - c.sides[1-cl].fr.tunnel
 	ev.DurationMS = float64(c.last.Sub(c.first).Microseconds()) / 1000
 	ev.Reason = reason
+	ev.Conclude(&c.verdict)
 	ev.Errors = append(slices.Clip(obs.Errors), c.notes...)
 	for i := range c.sides {
 		if d := c.sides[i].fr.dropped; d > 0 && !c.sides[i].knownStart && c.entry.gen == 1 {

@@ -271,7 +271,7 @@ func TestRewrittenCaptures(t *testing.T) {
 	frames, _, cas := recordForRewrite(t)
 	orig := writeFrames(t, frames, layers.LinkTypeEthernet, nil)
 	want, wantClosed := rewrittenEvents(t, orig)
-	if want == nil || want.CertRequest == nil || want.CertRequest.IssuerCount != len(cas) || want.Verdict != "403.7" || want.Visibility != "clear" {
+	if want == nil || want.CertRequest == nil || want.CertRequest.IssuerCount != len(cas) || want.Verdict != "ok" || want.Visibility != "clear" {
 		t.Fatalf("undamaged capture: %s", jsonOf(t, want))
 	}
 	// The server's data segments, in order, and the records of its stream.

@@ -15,7 +15,9 @@ func Diagnose(m Meta, h *handshake.Handshake, ev rules.Evidence, opts rules.Opti
 	if ev.Host == "" {
 		ev.Host, _, _ = net.SplitHostPort(m.Target)
 	}
-	e := NewHandshake(m, h, rules.DiagnoseWith(h, ev, opts))
+	r := rules.DiagnoseWith(h, ev, opts)
+	e := NewHandshake(m, h, r)
+	e.pending = r.Pending
 	if ev.HTTP != nil {
 		e.HTTPStatus, e.HTTPSubstatus = ev.HTTP.Status, ev.HTTP.Substatus
 	}
@@ -30,5 +32,19 @@ func NewClosed(m Meta, obs handshake.Observation) *Closed {
 		ConnID: m.ConnID, Mode: m.Mode, ClientAddr: m.ClientAddr, Target: m.Target,
 		Handshakes: obs.Handshakes, TLSVersion: obs.Version.String(), NotTLS: obs.NotTLS,
 		Errors: obs.Errors,
+	}
+}
+
+// Fold adds this handshake's verdict to its connection's.
+func (e *Handshake) Fold(c *rules.Connection) {
+	c.Add(rules.Verdict(e.Verdict), e.VerdictCertain, e.pending)
+}
+
+// Conclude sets the connection's verdict from its folded handshakes.
+func (c *Closed) Conclude(conn *rules.Connection) {
+	v, certain := conn.Verdict()
+	c.Verdict, c.VerdictCertain = string(v), nil
+	if v != rules.VerdictNone {
+		c.VerdictCertain = &certain
 	}
 }

@@ -48,7 +48,10 @@ type Handshake struct {
 	Findings       []rules.Finding `json:"findings"`
 	Verdict        string          `json:"verdict"`
 	VerdictCertain bool            `json:"verdict_certain"`
-	Errors         []string        `json:"errors,omitempty"`
+	// pending is the verdict the connection comes to if no later handshake
+	// on it answers (rules.Report.Pending); not written.
+	pending rules.Verdict
+	Errors  []string `json:"errors,omitempty"`
 	// HTTPStatus and HTTPSubstatus answer the request the connection
 	// carried after this handshake (probe, intercept); IIS's substatus as
 	// its error page names it ("403.7").
@@ -258,6 +261,10 @@ type Closed struct {
 	TLSVersion string   `json:"tls_version,omitempty"`
 	NotTLS     string   `json:"not_tls,omitempty"`
 	Errors     []string `json:"errors,omitempty"`
+	// Verdict and VerdictCertain are what the connection's request(s) came
+	// to, from all its handshakes (rules.Connection); absent without one.
+	Verdict        string `json:"verdict,omitempty"`
+	VerdictCertain *bool  `json:"verdict_certain,omitempty"`
 	// PCAP says which capture connection this was (analyze); no frames.
 	PCAP *PCAPRef `json:"pcap,omitempty"`
 }

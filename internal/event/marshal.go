@@ -191,6 +191,12 @@ func (c *Closed) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 			return err
 		}
 	}
+	if c.Verdict != "" {
+		enc.AddString("verdict", c.Verdict)
+	}
+	if c.VerdictCertain != nil {
+		enc.AddBool("verdict_certain", *c.VerdictCertain)
+	}
 	if c.PCAP != nil {
 		return enc.AddObject("pcap", c.PCAP)
 	}
@@ -257,7 +263,7 @@ type finding rulesFinding
 func (f finding) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("id", f.ID)
 	enc.AddString("severity", string(f.Severity))
-	addNonEmpty(enc, "predicts", f.Predicts)
+	addNonEmpty(enc, "predicts", string(f.Predicts))
 	enc.AddString("summary", f.Summary)
 	enc.AddString("detail", f.Detail)
 	addNonEmpty(enc, "remedy", f.Remedy)

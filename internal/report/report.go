@@ -422,7 +422,7 @@ func (w *Writer) finding(f rules.Finding) {
 	}
 	line := f.ID + ": " + f.Summary
 	if f.Predicts != "" {
-		line += " [predicts " + f.Predicts + "]"
+		line += " [predicts " + string(f.Predicts) + "]"
 	}
 	w.wrapped("      ", "              ", sev, line)
 	w.wrapped("              ", "              ", "", f.Detail)
