@@ -49,23 +49,6 @@ func remoteAlert(err error) (handshake.AlertDescription, bool) {
 	return handshake.AlertDescription(v.Uint()), true
 }
 
-// nameServerAlert puts the alert crypto/tls read, d, in place of the
-// server's alerts the parser saw only encrypted. It reports false, and
-// leaves alerts alone, when the parser read d itself.
-func nameServerAlert(alerts []handshake.Alert, d handshake.AlertDescription) ([]handshake.Alert, bool) {
-	named := handshake.Alert{From: handshake.FromServer, Level: handshake.AlertFatal, Description: d}
-	out := make([]handshake.Alert, 0, len(alerts)+1)
-	for _, a := range alerts {
-		if a == named {
-			return alerts, false
-		}
-		if !(a.Encrypted && a.From == handshake.FromServer) {
-			out = append(out, a)
-		}
-	}
-	return append(out, named), true
-}
-
 // verifyServer checks the chain a server sent against roots (nil: the
 // system's) for host, as a browser would; probe and intercept both record
 // the answer instead of failing the handshake on it.

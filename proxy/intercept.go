@@ -602,46 +602,19 @@ func (up *upstream) emit(h *handshake.Handshake, hr *rules.HTTPOutcome) {
 // the initial one), so that no request means none was made. errs are the
 // TLS client's errors, alert the server's alert among them. h is not changed.
 func completeUpstream(h *handshake.Handshake, req *certRequestSeen, completed bool, errs []string, alert *handshake.AlertDescription) *handshake.Handshake {
-	c := *h
-	hidden := c.Visibility == handshake.VisibilityEncrypted || c.Visibility == handshake.VisibilityInferred
+	cv := handshake.ClientView{Done: completed, Errors: errs, ServerAlert: alert}
 	if req != nil {
-		if c.CertRequest == nil {
-			c.CertRequest = certRequestFromClient(&tls.CertificateRequestInfo{AcceptableCAs: req.cas, SignatureSchemes: req.schemes},
-				handshake.Version(req.version))
-		}
-		if c.ClientCertificate == nil {
-			c.ClientCertificate = &handshake.CertificateMsg{Chain: req.sent}
-			c.ClientCertificateVerify = len(req.sent) > 0
-		}
-		if c.Version == 0 {
-			c.Version = handshake.Version(req.version)
-		}
+		cv.CertRequest = certRequestFromClient(&tls.CertificateRequestInfo{AcceptableCAs: req.cas, SignatureSchemes: req.schemes},
+			handshake.Version(req.version))
+		cv.Sent = req.sent
 	}
-	// crypto/tls completing the handshake is proof of its end even when
-	// the server sent nothing after it (the parser then saw an EOF).
-	if completed && (c.End == handshake.EndEOF || c.Visibility == handshake.VisibilityPartial) {
-		c.End = handshake.EndFinished
-		hidden = true
+	// Not the version, ServerHello and chain: the parser reads them, in
+	// clear or decrypted with certlens's own key log.
+	m := h.Complete(cv)
+	if m.Version == 0 && req != nil {
+		m.Version = handshake.Version(req.version)
 	}
-	finished := c.End == handshake.EndFinished || c.End == handshake.EndApplicationData
-	if hidden && (req != nil || finished) {
-		c.Visibility = handshake.VisibilityDecrypted
-		c.Inferred = nil
-	}
-	if len(errs) > 0 {
-		c.Errors = append(slices.Clone(c.Errors), errs...)
-	}
-	// The parser saw the server's alert encrypted; crypto/tls decrypted it.
-	if alert != nil {
-		if alerts, ok := nameServerAlert(c.Alerts, *alert); ok {
-			c.Alerts, c.End = alerts, handshake.EndAlert
-			if hidden {
-				c.Visibility = handshake.VisibilityDecrypted
-				c.Inferred = nil
-			}
-		}
-	}
-	return &c
+	return m
 }
 
 // peekOutcome reads the status, and for an error the start of the body

@@ -360,54 +360,22 @@ func stage(err error) string {
 // "decrypted". This is the one place client-side knowledge enters; a key
 // log decrypting inside the parser would leave less to fill here.
 func mergeClientView(h *handshake.Handshake, v *clientView, remote *handshake.AlertDescription) *handshake.Handshake {
-	m := *h
-	filled := false
+	cv := handshake.ClientView{ServerAlert: remote}
 	if v != nil {
 		cs := v.state
-		if m.Version == 0 && cs.Version != 0 {
-			m.Version = handshake.Version(cs.Version)
+		cv.Version, cv.CipherSuite, cv.ALPN = handshake.Version(cs.Version), handshake.CipherSuite(cs.CipherSuite), cs.NegotiatedProtocol
+		for _, c := range cs.PeerCertificates {
+			cv.ServerChain = append(cv.ServerChain, c.Raw)
 		}
-		if m.ServerHello == nil && cs.Version != 0 {
-			m.ServerHello = &handshake.ServerHello{Version: handshake.Version(cs.Version), CipherSuite: handshake.CipherSuite(cs.CipherSuite), ALPN: cs.NegotiatedProtocol}
-			filled = true
-		}
-		if m.ServerCertificate == nil && len(cs.PeerCertificates) > 0 {
-			msg := &handshake.CertificateMsg{}
-			for _, c := range cs.PeerCertificates {
-				msg.Chain = append(msg.Chain, c.Raw)
+		if v.request != nil {
+			cv.CertRequest, cv.Sent = certRequestFromClient(v.request, h.Version), v.sent
+			if h.Version == 0 {
+				cv.CertRequest = certRequestFromClient(v.request, cv.Version)
 			}
-			m.ServerCertificate = msg
-			filled = true
 		}
-		if m.CertRequest == nil && v.request != nil {
-			m.CertRequest = certRequestFromClient(v.request, m.Version)
-			filled = true
-		}
-		if m.ClientCertificate == nil && v.request != nil {
-			m.ClientCertificate = &handshake.CertificateMsg{Chain: v.sent}
-			m.ClientCertificateVerify = len(v.sent) > 0
-			filled = true
-		}
+		cv.Done = v.done
 	}
-	if remote != nil {
-		if alerts, ok := nameServerAlert(m.Alerts, *remote); ok {
-			m.Alerts, filled = alerts, true
-		}
-	}
-	if v != nil && v.done && m.End == handshake.EndEOF {
-		// The connection ended before the server spoke again, which is
-		// what tells a passive parser a TLS 1.3 handshake is over; the
-		// client checked the server's Finished, so it was.
-		m.End, m.ClientFinished, m.ServerFinished = handshake.EndFinished, true, true
-		if m.Visibility == handshake.VisibilityPartial {
-			m.Visibility = handshake.VisibilityEncrypted
-		}
-	}
-	if filled && (m.Visibility == handshake.VisibilityEncrypted || m.Visibility == handshake.VisibilityInferred) {
-		// What the client read supersedes what the record sizes suggested.
-		m.Visibility, m.Inferred = handshake.VisibilityDecrypted, nil
-	}
-	return &m
+	return h.Complete(cv)
 }
 
 // alertProtocolVersion is the alert a server answers a version it does not

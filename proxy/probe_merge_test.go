@@ -77,19 +77,3 @@ func TestMergeClientView(t *testing.T) {
 		}
 	})
 }
-
-// TestNameServerAlert: the alert crypto/tls read replaces the parser's
-// encrypted ones, once; one the parser read itself is left as it is.
-func TestNameServerAlert(t *testing.T) {
-	const d = handshake.AlertDescription(116)
-	named := handshake.Alert{From: handshake.FromServer, Level: handshake.AlertFatal, Description: d}
-	client := handshake.Alert{From: handshake.FromClient, Encrypted: true}
-	got, ok := nameServerAlert([]handshake.Alert{client, {From: handshake.FromServer, Encrypted: true}}, d)
-	if !ok || len(got) != 2 || got[0] != client || got[1] != named {
-		t.Errorf("encrypted server alert: %+v %v", got, ok)
-	}
-	read := []handshake.Alert{named}
-	if got, ok := nameServerAlert(read, d); ok || len(got) != 1 {
-		t.Errorf("alert already read: %+v %v, want unchanged", got, ok)
-	}
-}
