@@ -24,6 +24,6 @@ Start with:  certlens serve    then set 127.0.0.1:8080 as the browser's proxy.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCmd(), newAnalyzeCmd(), newProbeCmd(), newVersionCmd(), newHealthCmd(), newPasswdCmd(), newCACmd())
+	root.AddCommand(newServeCmd(), newAnalyzeCmd(), newProbeCmd(), newVersionCmd(), newHealthCmd(), newPasswdCmd(), newCACmd(), newViewCmd())
 	return root
 }

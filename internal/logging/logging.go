@@ -1,6 +1,6 @@
 // Package logging builds certlens's zap logger: JSON lines to stdout by
-// default, console output for humans when asked, and an optional JSON file
-// for `tail -f | jq`.
+// default, console output for humans when asked (what `certlens view`
+// prints of a JSON log), and an optional JSON file for `tail -f | jq`.
 package logging
 
 import (
@@ -12,6 +12,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/certlens/certlens/internal/report"
 )
 
 // Options say where and how to log.
@@ -45,9 +47,11 @@ func New(o Options) (*zap.Logger, func(), error) {
 	case "", "json":
 		enc = zapcore.NewJSONEncoder(jsonConfig())
 	case "console":
-		c := zap.NewDevelopmentEncoderConfig()
-		c.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
-		enc = zapcore.NewConsoleEncoder(c)
+		color := false
+		if f, ok := out.(*os.File); ok {
+			color = report.UseColor(f)
+		}
+		enc = NewConsoleEncoder(ConsoleOptions(color))
 	default:
 		return nil, nil, fmt.Errorf("log.format: %q is not json or console", o.Format)
 	}

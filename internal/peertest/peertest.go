@@ -33,6 +33,7 @@ var debianPackage = map[string]string{
 	"mergecap":   "wireshark-common",
 	"pk12util":   "libnss3-tools",
 	"script":     "bsdutils",
+	"timeout":    "coreutils",
 }
 
 // Require returns the path of binary name on PATH. When it is missing the

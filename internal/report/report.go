@@ -2,8 +2,10 @@
 // connection the endpoints and TLS version, for each handshake the issuer
 // list the server sent (numbered, with its count and size against Windows'
 // 16 KiB limit), the client certificate, the findings with their remedies
-// and the verdict. `certlens analyze` and `certlens probe` print it. It reads the same event types the JSON output carries, so
-// the two can never say different things.
+// and the verdict. `certlens analyze` and `certlens probe` print it; the
+// console log format and `certlens view` print each event of the log with
+// the same pieces (entry.go). It reads the same event types the JSON output
+// carries, so the two can never say different things.
 package report
 
 import (
@@ -13,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/rules"
@@ -27,6 +30,11 @@ type Options struct {
 	IssuerLimit int
 	// Width is where text is wrapped; 0 means 100 columns.
 	Width int
+	// IssuerFold lists at most this many CA names of a request, then how
+	// many more there are; 0 lists them all.
+	IssuerFold int
+	// Location is the time zone of event times (Entry); nil is local time.
+	Location *time.Location
 }
 
 // UseColor reports whether f is a terminal and the user did not ask for no
@@ -245,6 +253,13 @@ func (w *Writer) handshake(heading string, h *event.Handshake, p *Probe) {
 	if p != nil {
 		w.offers(h.Index, p.Offers)
 	}
+	w.outcome(h)
+	w.printf("    Verdict: %s\n", w.verdict(h))
+}
+
+// outcome writes what a handshake came to, below its heading or summary
+// line: the alerts, the findings with their remedies, the parse errors.
+func (w *Writer) outcome(h *event.Handshake) {
 	for _, a := range h.Alerts {
 		w.printf("    Alert from the %s: %s %s\n", a.From, a.Level, a.Description)
 	}
@@ -257,7 +272,6 @@ func (w *Writer) handshake(heading string, h *event.Handshake, p *Probe) {
 	for _, e := range h.Errors {
 		w.wrapped("      ", "        ", "Error:", e)
 	}
-	w.printf("    Verdict: %s\n", w.verdict(h))
 }
 
 // endWords says how a handshake ended (handshake.End), for people.
@@ -318,15 +332,27 @@ func (w *Writer) certRequest(h *event.Handshake) {
 	if cr.IssuerCount == 0 {
 		w.printf("      (empty list: the client may offer any certificate)\n")
 	}
-	width := len(strconv.Itoa(len(cr.Issuers)))
-	for i, dn := range cr.Issuers {
-		w.printf("      %*d  %s\n", width, i+1, dn)
-	}
+	w.issuers(cr.Issuers)
 	if len(cr.CertTypes) > 0 {
 		w.printf("      certificate types: %s\n", strings.Join(cr.CertTypes, ", "))
 	}
 	if len(cr.SignatureSchemes) > 0 {
 		w.wrapped("      ", "        ", "signature algorithms:", strings.Join(cr.SignatureSchemes, ", "))
+	}
+}
+
+// issuers writes the CA names numbered, folded after Options.IssuerFold.
+func (w *Writer) issuers(names []string) {
+	shown := names
+	if fold := w.opts.IssuerFold; fold > 0 && len(names) > fold {
+		shown = names[:fold]
+	}
+	width := len(strconv.Itoa(len(shown)))
+	for i, dn := range shown {
+		w.printf("      %*d  %s\n", width, i+1, dn)
+	}
+	if more := len(names) - len(shown); more > 0 {
+		w.printf("      %*s  ... and %s more\n", width, "", thousands(int64(more)))
 	}
 }
 
