@@ -83,8 +83,8 @@ func TestConsoleGolden(t *testing.T) {
 	for _, want := range []string{
 		"2025-01-02 09:28:22.443 INFO  listening addr=127.0.0.1:8080 mode=observe allow_ports=443,4443,8443 auth=false max_conns=1000\n",
 		`2025-01-02 09:28:22.443 WARN  connect refused client_addr=127.0.0.1:50412 target=127.0.0.1:25 reason="port 25 is not in allow_ports (443,4443,8443)"` + "\n",
-		"2025-01-02 09:28:22.443 WARN  handshake  127.0.0.1:443 (localhost)  TLS 1.2 (clear)  261 CA names, 60,693 bytes  certificate sent: CN=certlens golden client,O=certlens test  verdict 403.7 (predicted)  conn tls12-260ca-curl-cert.pcap#0\n",
-		"          ... and 251 more\n    Findings\n      ERROR   issuer-list-too-large: ",
+		"2025-01-02 09:28:22.443 INFO  handshake  127.0.0.1:443 (localhost)  TLS 1.2 (clear)  261 CA names, 60,693 bytes  certificate sent: CN=certlens golden client,O=certlens test  verdict ok (certain)  conn tls12-260ca-curl-cert.pcap#0\n",
+		"          ... and 251 more\n    Findings\n      WARNING issuer-list-too-large: ",
 		"              Remedy: Remove roots the site does not need",
 		"2025-01-02 09:28:22.443 WARN  handshake  127.0.0.1:443 (localhost)  TLS 1.2 (clear)  3 CA names, 339 bytes  no certificate sent  verdict 403.7 (predicted)  conn tls12-3ca-curl-nocert.pcap#0\n",
 		"2025-01-02 09:28:22.443 INFO  connection closed conn_id=tls12-3ca-curl-nocert.pcap#0 mode=analyze ",

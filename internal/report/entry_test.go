@@ -74,7 +74,7 @@ func TestEntryHandshakeSummaryLine(t *testing.T) {
 		want  string
 	}{
 		{"tls12-3ca-curl-nocert.pcap", 0, "2025-01-02 09:28:22.443 WARN  handshake  127.0.0.1:443 (localhost)  TLS 1.2 (clear)  3 CA names, 339 bytes  no certificate sent  verdict 403.7 (predicted)  conn tls12-3ca-curl-nocert.pcap#0\n"},
-		{"tls12-260ca-curl-cert.pcap", 0, "  TLS 1.2 (clear)  261 CA names, 60,693 bytes  certificate sent: CN=certlens golden client,O=certlens test  verdict 403.7 (predicted)  conn "},
+		{"tls12-260ca-curl-cert.pcap", 0, "  TLS 1.2 (clear)  261 CA names, 60,693 bytes  certificate sent: CN=certlens golden client,O=certlens test  verdict ok (certain)  conn "},
 		{"tls13-3ca-curl-nocert.pcap", 0, "  TLS 1.3 (inferred)  certificate requested (inferred, request of 390 bytes)  no certificate sent (inferred)  verdict 403.7 (predicted)  conn "},
 		{"tls12-norequest-curl.pcap", 0, "  TLS 1.2 (clear)  no certificate request  verdict ok (certain)  conn tls12-norequest-curl.pcap#0\n"},
 		{"tls12-renegotiation-sclient.pcap", 1, "handshake  127.0.0.1:443  TLS 1.2 renegotiation (encrypted)  request not visible  verdict unknown  conn tls12-renegotiation-sclient.pcap#0 #1\n"},
