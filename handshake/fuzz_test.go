@@ -37,7 +37,12 @@ func seedConns() []*conn {
 	reneg := mutualTLS12(16384, dns[:2], []byte("c"))
 	reneg.client(record(ContentApplicationData, make([]byte, 30)))
 	reneg.server(record(ContentHandshake, make([]byte, 36)))
-	return []*conn{mutualTLS12(16384, dns[:3], []byte("leaf")), mutualTLS12(1000, dns), tls13, reneg}
+	// Record sizes the inference reads: a renegotiation read without keys,
+	// a post-handshake authentication.
+	inferred12 := script(initial12(0xc02b), "s28 c250 s141 s452 s139 s108 s28 c409 c61 c103 cC c40 sC s40 cD s28 c250 s2100 c68 cC c40 sA")
+	cbc := script(initial12(0xc009, extEncryptThenMAC), "s52 c212 s164 s468 s164 s132 s52 c52 c84 cC c68 sA")
+	pha := script13(initial13(true), "s282 s282 c103 s16401 s132 c436 c97 c53 s666 c103 s132 c57 c53 s19")
+	return []*conn{mutualTLS12(16384, dns[:3], []byte("leaf")), mutualTLS12(1000, dns), tls13, reneg, inferred12, cbc, pha}
 }
 
 // FuzzParser drives the whole parser, both directions interleaved, and checks
@@ -93,6 +98,14 @@ func fuzzParser(t *testing.T, data []byte, opts Options) {
 			if len(p.open) > maxOpen {
 				t.Fatalf("%d handshakes open at once", len(p.open))
 			}
+			for _, h := range p.open {
+				if len(h.recs12) > maxRec12 {
+					t.Fatalf("%d renegotiation records kept", len(h.recs12))
+				}
+			}
+			if w := p.pha; w != nil && (len(w.serverRun) > maxRecords || len(w.clientRun) > maxRecords || w.left < 0) {
+				t.Fatalf("post-handshake watch: %d server, %d client records kept, %d left", len(w.serverRun), len(w.clientRun), w.left)
+			}
 			hs = append(hs, p.Drain()...)
 		}
 		hs = append(hs, p.Close()...)
@@ -111,6 +124,11 @@ func fuzzParser(t *testing.T, data []byte, opts Options) {
 		for _, h := range hs {
 			if h.End == "" || h.Visibility == "" {
 				t.Fatalf("handshake %d handed out without end/visibility", h.Index)
+			}
+			// Inferred means something was, and never beside what was read.
+			if inf := h.Inferred; h.Visibility == VisibilityInferred && (inf == nil || !inf.Known() || h.decrypted) ||
+				inf != nil && (inf.CertRequestMin > inf.CertRequestLen || inf.CertRequestMin < 0) {
+				t.Fatalf("handshake %d: visibility %s, inferred %+v", h.Index, h.Visibility, inf)
 			}
 			if _, err := json.Marshal(h); err != nil {
 				t.Fatal(err)

@@ -33,7 +33,15 @@ type Inference struct {
 	CertSent      Tri `json:"cert_sent"`
 	// CertRequestLen is the inferred CertificateRequest message length
 	// (header included), 0 when none or unknown; it bounds the issuer list.
+	// Where record sizes give a range (TLS 1.2 CBC suites' padding) it is
+	// the largest length the records allow.
 	CertRequestLen int `json:"cert_request_len,omitempty"`
+	// CertRequestMin is the smallest CertificateRequest length the records
+	// allow: CertRequestLen itself but under CBC padding.
+	CertRequestMin int `json:"cert_request_min,omitempty"`
+	// CertRequestRecords is how many records carried the CertificateRequest
+	// (a list over 16 KB spans several).
+	CertRequestRecords int `json:"cert_request_records,omitempty"`
 	// ServerAlert: the server's first record after the client's flight had
 	// the size of an alert, as when it refuses the (missing) certificate.
 	ServerAlert bool `json:"server_alert,omitempty"`
@@ -80,23 +88,46 @@ func InferTLS13(suite CipherSuite, server, client []int) Inference {
 	finText := strconv.Itoa(fin) + " = 4+" + strconv.Itoa(h) + "+17"
 
 	// Server: EncryptedExtensions, [CertificateRequest], Certificate,
-	// CertificateVerify, Finished, one record each.
-	f := indexOf(server, fin)
+	// CertificateVerify, Finished, each in records of its own: a message
+	// over 2^14 bytes (a large issuer list) fills records to the maximum
+	// and ends in a shorter one.
+	groups := groupRecords(head(server, maxRecords), full13)
+	g := -1
+	for i, m := range groups {
+		if len(m) == 1 && m[0] == fin {
+			g = i
+			break
+		}
+	}
+	f := -1 // index of the server's Finished record
+	if g >= 0 {
+		f = 0
+		for _, m := range groups[:g] {
+			f += len(m)
+		}
+	}
 	switch {
-	case f == 4:
+	case g == 4:
+		cr := groups[1]
 		inf.CertRequested = Yes
-		inf.CertRequestLen = server[1] - aeadOverhead
-		ev = append(ev, "server records "+ints(server[:5])+": EncryptedExtensions, CertificateRequest ("+strconv.Itoa(inf.CertRequestLen)+
-			" bytes), Certificate, CertificateVerify, Finished ("+finText+")")
-	case f == 3:
+		inf.CertRequestLen = sum(cr) - len(cr)*aeadOverhead
+		inf.CertRequestMin, inf.CertRequestRecords = inf.CertRequestLen, len(cr)
+		in := ""
+		if len(cr) > 1 {
+			in = " in " + strconv.Itoa(len(cr)) + " records"
+		}
+		ev = append(ev, "server records "+ints(server[:f+1])+": EncryptedExtensions, CertificateRequest ("+strconv.Itoa(inf.CertRequestLen)+
+			" bytes"+in+"), Certificate, CertificateVerify, Finished ("+finText+")")
+	case g == 3:
 		inf.CertRequested = No
-		ev = append(ev, "server records "+ints(server[:4])+": EncryptedExtensions, Certificate, CertificateVerify, Finished ("+finText+
+		ev = append(ev, "server records "+ints(server[:f+1])+": EncryptedExtensions, Certificate, CertificateVerify, Finished ("+finText+
 			"), no record for a CertificateRequest")
-	case f == 1:
+	case g == 1:
 		// PSK resumption: no certificates either way (RFC 8446 4.3.2).
 		inf.CertRequested, inf.Resumed = No, true
-		ev = append(ev, "server records "+ints(server[:2])+": EncryptedExtensions and Finished only (resumption)")
+		ev = append(ev, "server records "+ints(server[:f+1])+": EncryptedExtensions and Finished only (resumption)")
 	default:
+		f = -1
 		ev = append(ev, "server records "+ints(head(server, 6))+" fit no one-message-per-record layout with a "+strconv.Itoa(fin)+"-byte Finished")
 	}
 
@@ -132,13 +163,16 @@ func InferTLS13(suite CipherSuite, server, client []int) Inference {
 	return inf
 }
 
-func indexOf(xs []int, v int) int {
-	for i, x := range xs {
-		if x == v {
-			return i
-		}
+// full13 reports whether a TLS 1.3 record of n bytes carries a full
+// 2^14-byte fragment (unpadded), which a longer message continues.
+func full13(n int) bool { return n == maxPlaintext+aeadOverhead }
+
+func sum(xs []int) int {
+	t := 0
+	for _, x := range xs {
+		t += x
 	}
-	return -1
+	return t
 }
 
 func head(xs []int, n int) []int { return xs[:min(len(xs), n)] }

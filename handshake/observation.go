@@ -54,8 +54,16 @@ type Handshake struct {
 	ClientCertificateVerify bool `json:"client_certificate_verify,omitempty"`
 	ClientFinished          bool `json:"client_finished,omitempty"`
 	ServerFinished          bool `json:"server_finished,omitempty"`
-	// HelloRequest: the server asked for this (re)negotiation.
+	// HelloRequest: the server asked for this (re)negotiation. Read in
+	// clear or decrypted, or, for a TLS 1.2 renegotiation seen without
+	// keys, from the server's record that opened it: outside a handshake
+	// a server sends only HelloRequest, and the record has its size under
+	// the suite's layout (not set where that layout is unknown).
 	HelloRequest bool `json:"hello_request,omitempty"`
+	// ClientInitiated: the client opened this renegotiation with its
+	// ClientHello, no HelloRequest from the server before it. TLS 1.2
+	// shows the record types, so this is read with or without keys.
+	ClientInitiated bool `json:"client_initiated,omitempty"`
 	// Abbreviated: a TLS 1.2 resumption (abbreviated handshake); no
 	// certificate is exchanged. Resumed covers TLS 1.3 too.
 	Abbreviated bool `json:"resumed,omitempty"`
@@ -70,8 +78,10 @@ type Handshake struct {
 	ClientRecords []int    `json:"client_encrypted_records,omitempty"`
 	ServerRecords []int    `json:"server_encrypted_records,omitempty"`
 	Errors        []string `json:"errors,omitempty"`
-	// Inferred is what a TLS 1.3 handshake seen without keys did, read from
-	// its record sizes (Visibility inferred); nil when nothing could be.
+	// Inferred is what a handshake seen without keys did, read from its
+	// record sizes (Visibility inferred): a TLS 1.3 handshake, a TLS 1.2
+	// renegotiation, a TLS 1.3 post-handshake authentication; nil when
+	// nothing could be.
 	Inferred *Inference `json:"inferred,omitempty"`
 	// Unparsed: a parse error stopped reading this handshake; what is here is
 	// true but incomplete.
@@ -98,6 +108,9 @@ type Handshake struct {
 	inf13Records [2]int
 	// hrrPending: a HelloRetryRequest was seen; the next ClientHello belongs here.
 	hrrPending bool
+	// recs12 are a TLS 1.2 renegotiation's protected records seen without
+	// keys, for inferRenegotiation (at most maxRec12).
+	recs12 []rec12
 }
 
 // Observation is the connection-level summary: what the proxy's "connection

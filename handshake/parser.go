@@ -3,6 +3,7 @@ package handshake
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -51,6 +52,14 @@ type Parser struct {
 	version Version // negotiated by the latest ServerHello
 	alpn    string  // ALPN protocol in force on the connection
 	tls13   bool
+	// layout12 is how the TLS 1.2 suite in force sizes records (unknown
+	// once a renegotiation may have changed it), status12 that the
+	// ServerHello answered status_request: what inferRenegotiation reads.
+	layout12 layout12
+	status12 bool
+	// pha watches a TLS 1.3 connection seen without keys after its
+	// handshake for a post-handshake authentication; nil when not.
+	pha     *phaWatch
 	open    []*Handshake // started, outcome not yet known
 	ready   []*Handshake // outcome known, not yet drained
 	emitted int          // handshakes drained or ready
@@ -183,6 +192,12 @@ func (p *Parser) Close() []*Handshake {
 		h.Visibility = VisibilityPartial
 		p.finish(h, EndEOF)
 	}
+	if p.pha != nil {
+		if r := p.pha.end(); r != nil {
+			p.postHandshakeInferred(r)
+		}
+		p.pha = nil
+	}
 	p.done = true
 	for i := range p.streams {
 		p.streams[i].release()
@@ -213,7 +228,7 @@ func (p *Parser) updateDone() {
 		// Nothing the client sends can be read any more, so nothing the
 		// server answers can be placed.
 		p.done = true
-	case len(p.open) == 0 && p.emitted > 0 && (p.tls13 || p.opts.StopAfterHandshake) && !p.dec.holding() && !p.dec.watchingPHA(p):
+	case len(p.open) == 0 && p.emitted > 0 && (p.tls13 || p.opts.StopAfterHandshake) && !p.dec.holding() && !p.dec.watchingPHA(p) && p.pha == nil:
 		// TLS 1.3 hides everything after its handshake; with the header scan
 		// off, TLS 1.2 has nothing more to show either.
 		p.done = true
@@ -361,6 +376,9 @@ func (p *Parser) changeCipherSpec(s *stream) {
 	}
 	if h != nil {
 		h.addMessage(s.dir, "change_cipher_spec")
+		if s.protected {
+			p.note12(h, s.dir, ContentChangeCipherSpec, 1)
+		}
 	}
 	s.protected = true
 	s.awaitFinished = true
@@ -418,17 +436,22 @@ func (p *Parser) protectedRecord(s *stream, typ ContentType, length int) {
 	case ContentHandshake:
 		if s.awaitFinished {
 			s.awaitFinished = false
+			// This side's Finished ends its part even when the handshake
+			// was already reported: a client's False Start data ended the
+			// initial one before the server's Finished, and the server's
+			// HelloRequest that follows must start a renegotiation.
+			s.inHandshake = false
 			if h := p.current(s); h != nil {
 				h.addMessage(s.dir, "finished(encrypted)")
 				if h.Phase != PhaseInitial {
 					p.addRecord(h, s.dir, length)
+					p.note12(h, s.dir, ContentHandshake, length)
 				}
 				if s.dir == FromClient {
 					h.ClientFinished = true
 				} else {
 					h.ServerFinished = true
 				}
-				s.inHandshake = false
 				if h.ClientFinished && h.ServerFinished {
 					p.finish(h, EndFinished)
 				}
@@ -438,18 +461,33 @@ func (p *Parser) protectedRecord(s *stream, typ ContentType, length int) {
 		if !s.inHandshake {
 			// A handshake record after this side finished: renegotiation
 			// (or the server's HelloRequest that starts it).
-			p.begin(s, PhaseRenegotiation)
+			first := p.started
+			h := p.begin(s, PhaseRenegotiation)
+			if h != nil && p.started > first && s.dir == FromServer && p.layout12.fits(length, helloRequestLen) {
+				// RFC 5246 7.4.1.1: outside a handshake a server may send
+				// only a HelloRequest. Its size confirms it, where the
+				// suite's layout is known: a tee that reordered a client's
+				// ClientHello behind the server's answer shows a ServerHello.
+				h.HelloRequest = true
+			}
 		}
 		if h := p.current(s); h != nil {
 			h.addMessage(s.dir, "encrypted("+strconv.Itoa(length)+")")
 			p.addRecord(h, s.dir, length)
+			p.note12(h, s.dir, ContentHandshake, length)
 		}
 	case ContentChangeCipherSpec:
 		s.awaitFinished = true
 		if h := p.current(s); h != nil {
 			h.addMessage(s.dir, "change_cipher_spec")
+			p.note12(h, s.dir, ContentChangeCipherSpec, length)
 		}
 	case ContentAlert:
+		h := p.current(s)
+		if h == nil {
+			h = p.latestOpen()
+		}
+		p.note12(h, s.dir, ContentAlert, length)
 		p.alert(s, Alert{From: s.dir, Encrypted: true})
 	case ContentApplicationData:
 		p.applicationData(s)
@@ -461,6 +499,15 @@ func (p *Parser) protectedRecord(s *stream, typ ContentType, length int) {
 func (p *Parser) protected13(s *stream, typ ContentType, length int) {
 	h := p.latestOpen()
 	if h == nil {
+		if p.pha != nil && typ == ContentApplicationData {
+			r, over := p.pha.record(s.dir, length)
+			if over {
+				p.pha = nil
+			}
+			if r != nil {
+				p.postHandshakeInferred(r)
+			}
+		}
 		return
 	}
 	if typ == ContentAlert {
@@ -480,6 +527,14 @@ func (p *Parser) protected13(s *stream, typ ContentType, length int) {
 		p.finish(h, EndFinished)
 	} else if s.dir == FromClient && len(h.ClientRecords) >= maxRecords {
 		p.finish(h, EndFinished)
+	}
+}
+
+// note12 keeps a TLS 1.2 renegotiation's protected record for
+// inferRenegotiation.
+func (p *Parser) note12(h *Handshake, from Direction, typ ContentType, length int) {
+	if h != nil && h.Phase == PhaseRenegotiation && !p.tls13 && len(h.recs12) < maxRec12 {
+		h.recs12 = append(h.recs12, rec12{from, typ, length})
 	}
 }
 
@@ -590,6 +645,11 @@ func (p *Parser) message(s *stream, typ MessageType, body []byte, records int) {
 		h = p.current(s)
 	}
 	if h == nil {
+		if typ == TypeFinished {
+			// As without keys (protectedRecord): the side is out of the
+			// handshake that False Start data already reported.
+			s.inHandshake = false
+		}
 		// Bytes of a handshake already reported (the server's alert ended
 		// it first) are late, not wrong.
 		if s.hs < 0 {
@@ -642,6 +702,10 @@ func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, r
 		}
 		h.Version = m.Version
 		p.version = m.Version
+		if m.Version == VersionTLS12 {
+			p.layout12 = newLayout12(m.CipherSuite, slices.Contains(m.Extensions, extEncryptThenMAC))
+			p.status12 = slices.Contains(m.Extensions, extStatusRequest)
+		}
 		p.dec.serverHello(h, m)
 		if m.ALPN != "" || h.Phase == PhaseInitial {
 			// A decrypted renegotiation's ServerHello repeats no ALPN: the
@@ -722,6 +786,9 @@ func (p *Parser) begin(s *stream, phase Phase) *Handshake {
 		p.finish(old, EndError)
 	}
 	h := &Handshake{Index: idx, Phase: phase, Messages: []string{}}
+	// A renegotiation the client opens, with no HelloRequest before it
+	// (RFC 5246 7.4.1.2: a client may renegotiate at any time).
+	h.ClientInitiated = phase == PhaseRenegotiation && s.dir == FromClient
 	if phase != PhaseInitial {
 		// A renegotiation's ServerHello is encrypted: what it renegotiates
 		// runs on the connection as it was (RFC 9113 forbids it over h2).
@@ -771,6 +838,7 @@ func (p *Parser) finish(h *Handshake, end End) {
 		h.Visibility = visibility(h, end)
 	}
 	p.infer(h)
+	p.watchPHA(h)
 	for i, o := range p.open {
 		if o == h {
 			p.open = append(p.open[:i], p.open[i+1:]...)
@@ -810,16 +878,71 @@ func (h *Handshake) inference13() Inference {
 // made a browser go and pick one) is kept.
 func (p *Parser) infer(h *Handshake) {
 	encrypted := h.Visibility == VisibilityEncrypted || (h.Visibility == VisibilityPartial && h.End == EndEOF && !h.Unparsed && !h.decrypted)
-	if !encrypted || h.Version != VersionTLS13 || h.Phase != PhaseInitial || h.ServerHello == nil {
+	if !encrypted {
 		return
 	}
-	inf := h.inference13()
+	var inf Inference
+	switch {
+	case h.Version == VersionTLS13 && h.Phase == PhaseInitial && h.ServerHello != nil:
+		inf = h.inference13()
+	case h.Version == VersionTLS12 && h.Phase == PhaseRenegotiation && p.layout12.known():
+		r := inferRenegotiation(p.layout12, p.status12, h.recs12)
+		if h.End == EndFinished && !r.sameLayout {
+			// The renegotiated suite's records are not sized like the old
+			// one's: a later renegotiation is not read.
+			p.layout12 = layout12{}
+		}
+		inf = r.Inference
+	default:
+		return
+	}
 	if inf.Known() {
 		h.Inferred = &inf
 		if h.Visibility == VisibilityEncrypted {
 			h.Visibility = VisibilityInferred
 		}
 	}
+}
+
+// watchPHA starts the watch for a post-handshake authentication after a
+// TLS 1.3 handshake read without keys, when the client offered one and
+// its flight was read (the records after it are its request). HTTP/2
+// forbids post-handshake authentication (RFC 8740).
+func (p *Parser) watchPHA(h *Handshake) {
+	if h.Phase != PhaseInitial || h.Version != VersionTLS13 || h.decrypted || h.End != EndFinished || h.ServerHello == nil ||
+		h.ClientHello == nil || !h.ClientHello.PostHandshakeAuth || p.alpn == "h2" || p.opts.StopAfterHandshake ||
+		h.Inferred == nil || h.Inferred.ClientFlight == 0 || h.Inferred.Resumed {
+		return
+	}
+	p.pha = newPHAWatch(h, 4+hashLen(h.ServerHello.CipherSuite)+aeadOverhead)
+}
+
+// postHandshakeInferred reports a post-handshake authentication read from
+// record sizes: a handshake of its own, as a decrypted one is.
+func (p *Parser) postHandshakeInferred(r *phaResult) {
+	h := &Handshake{Index: p.started, Phase: PhasePostHandshake, Visibility: VisibilityInferred, Version: VersionTLS13, ALPN: p.alpn,
+		ClientHello: r.ch, ServerRecords: r.server, ClientRecords: r.client, Messages: []string{}, Inferred: &r.inf,
+		// The server sends no Finished of its own (RFC 8446 4.6.2); the
+		// client's last record was its Finished.
+		ServerFinished: true, ClientFinished: true}
+	p.started++
+	for i := range p.streams {
+		p.streams[i].count = p.started
+	}
+	for _, n := range r.server {
+		h.addMessage(FromServer, "encrypted("+strconv.Itoa(n)+")")
+	}
+	for _, n := range r.client {
+		h.addMessage(FromClient, "encrypted("+strconv.Itoa(n)+")")
+	}
+	end := EndFinished
+	if r.response == 0 {
+		h.Visibility, end = VisibilityPartial, EndEOF
+	} else {
+		h.addMessage(FromServer, "encrypted("+strconv.Itoa(r.response)+")")
+	}
+	p.pha = nil
+	p.finish(h, end)
 }
 
 func visibility(h *Handshake, end End) Visibility {
