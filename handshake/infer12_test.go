@@ -251,3 +251,20 @@ func TestLayout12(t *testing.T) {
 		}
 	}
 }
+
+// TestFalseStartThenHelloRequest: Chromium's False Start data ends the
+// first handshake before the server's Finished; the server's HelloRequest
+// after that Finished still starts a renegotiation the server asked for.
+func TestFalseStartThenHelloRequest(t *testing.T) {
+	c := initial12(0xc02b)
+	n := len(*c)
+	(*c)[n-2], (*c)[n-1] = (*c)[n-1], (*c)[n-2] // the client's data before the server's ChangeCipherSpec and Finished
+	hs, _ := runAll(t, script(c, "s28 c1903 s141 s452 s139 s108 s28 c68 cC c40 sA"), Options{})
+	if len(hs) != 2 || hs[0].End != EndApplicationData {
+		t.Fatalf("%s", toJSON(t, hs))
+	}
+	h := hs[1]
+	if !h.HelloRequest || h.ClientInitiated || h.Visibility != VisibilityInferred || h.Inferred.CertRequested != Yes || h.Inferred.CertSent != No {
+		t.Errorf("hello_request %v client_initiated %v visibility %s inferred %+v", h.HelloRequest, h.ClientInitiated, h.Visibility, h.Inferred)
+	}
+}
