@@ -40,6 +40,7 @@ func (p *Parser) Midstream(from Direction) {
 	}
 	s.started, s.protected = true, true
 	s.count = max(s.count, 1)
+	p.joined = true
 	s.inHandshake = false
 }
 

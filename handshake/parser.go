@@ -57,6 +57,8 @@ type Parser struct {
 	// ServerHello answered status_request: what inferRenegotiation reads.
 	layout12 layout12
 	status12 bool
+	// joined: a stream was joined in the middle (Midstream).
+	joined bool
 	// pha watches a TLS 1.3 connection seen without keys after its
 	// handshake for a post-handshake authentication; nil when not.
 	pha     *phaWatch
@@ -787,8 +789,9 @@ func (p *Parser) begin(s *stream, phase Phase) *Handshake {
 	}
 	h := &Handshake{Index: idx, Phase: phase, Messages: []string{}}
 	// A renegotiation the client opens, with no HelloRequest before it
-	// (RFC 5246 7.4.1.2: a client may renegotiate at any time).
-	h.ClientInitiated = phase == PhaseRenegotiation && s.dir == FromClient
+	// (RFC 5246 7.4.1.2: a client may renegotiate at any time). A stream
+	// joined in the middle may have missed the server's HelloRequest.
+	h.ClientInitiated = phase == PhaseRenegotiation && s.dir == FromClient && !(p.joined && idx == 1)
 	if phase != PhaseInitial {
 		// A renegotiation's ServerHello is encrypted: what it renegotiates
 		// runs on the connection as it was (RFC 9113 forbids it over h2).

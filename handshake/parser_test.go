@@ -406,8 +406,19 @@ func TestMidstream(t *testing.T) {
 		t.Fatalf("%d handshakes, want the renegotiation", len(hs))
 	}
 	h := hs[0]
-	if h.Index != 1 || h.Phase != PhaseRenegotiation || h.Visibility != VisibilityEncrypted || h.End != EndFinished || h.HelloRequest {
-		t.Errorf("index %d phase %s visibility %s end %s hello request %v", h.Index, h.Phase, h.Visibility, h.End, h.HelloRequest)
+	if h.Index != 1 || h.Phase != PhaseRenegotiation || h.Visibility != VisibilityEncrypted || h.End != EndFinished || h.HelloRequest || h.ClientInitiated {
+		t.Errorf("index %d phase %s visibility %s end %s hello request %v client initiated %v", h.Index, h.Phase, h.Visibility, h.End, h.HelloRequest, h.ClientInitiated)
+	}
+	// Joined after the server's HelloRequest, the client's ClientHello is
+	// the first record seen: who started is not known.
+	p = NewParser(Options{})
+	p.Midstream(FromClient)
+	p.Midstream(FromServer)
+	for _, ch := range (*c)[2:] {
+		p.Feed(ch.from, ch.data)
+	}
+	if hs := append(p.Drain(), p.Close()...); len(hs) != 1 || hs[0].ClientInitiated {
+		t.Errorf("joined after the HelloRequest: %s", toJSON(t, hs))
 	}
 	if !slices.Equal(h.ServerRecords, []int{28, 900, 300, 40}) || !slices.Equal(h.ClientRecords, []int{400, 600, 40}) {
 		t.Errorf("records server %v client %v", h.ServerRecords, h.ClientRecords)
