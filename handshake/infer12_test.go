@@ -195,6 +195,9 @@ func TestInferRenegotiation(t *testing.T) {
 			if h.Inferred != nil && !strings.Contains(inf.Evidence, "renegotiation") {
 				t.Errorf("evidence %q", inf.Evidence)
 			}
+			if aborted := strings.Contains(tc.name, "leaves"); h.ClientAborted() != aborted {
+				t.Errorf("client aborted %v", h.ClientAborted())
+			}
 		})
 	}
 }

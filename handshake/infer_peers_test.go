@@ -139,13 +139,16 @@ func checkAgreement(t *testing.T, c *conn, kl KeyLog) []agreed {
 			t.Fatalf("handshake %d (%s) read without keys, decrypted %+v", p.Index, p.Phase, d)
 		}
 		if p.Phase == PhaseRenegotiation && (p.HelloRequest != d.HelloRequest || p.ClientInitiated != d.ClientInitiated ||
-			p.Inferred != nil && p.Inferred.Resumed != d.Resumed) {
+			p.Inferred != nil && p.Inferred.Resumed != d.Abbreviated) {
 			t.Errorf("handshake %d: hello_request %v client_initiated %v without keys, %v %v decrypted", p.Index,
 				p.HelloRequest, p.ClientInitiated, d.HelloRequest, d.ClientInitiated)
 		}
 		inf := p.Inferred
 		if inf == nil {
 			continue
+		}
+		if p.ClientAborted() != d.ClientAborted() {
+			t.Errorf("handshake %d: client aborted %v without keys, %v decrypted (%s)", p.Index, p.ClientAborted(), d.ClientAborted(), inf.Evidence)
 		}
 		if !d.decrypted || d.Inferred != nil {
 			t.Fatalf("handshake %d: the key log did not decrypt it (visibility %s, errors %q)", d.Index, d.Visibility, d.Errors)

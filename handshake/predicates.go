@@ -72,8 +72,16 @@ func (h *Handshake) CertSent() Tri {
 // handshake or the connection ended: it hung up, often to let its user pick
 // a certificate and retry on a new connection.
 func (h *Handshake) ClientAborted() bool {
-	if inf := h.Inferred; inf != nil && h.Visibility == VisibilityPartial && inf.CertRequested == Yes && len(h.ClientRecords) == 0 {
-		return h.End == EndEOF
+	if inf := h.Inferred; inf != nil && h.Visibility == VisibilityPartial && inf.CertRequested == Yes {
+		// Read from record sizes: nothing protected from the client after
+		// the server's flight (a renegotiation's ClientHello is protected).
+		hello := 0
+		if h.Phase == PhaseRenegotiation {
+			hello = 1
+		}
+		if len(h.ClientRecords) == hello {
+			return h.End == EndEOF
+		}
 	}
 	if h.CertRequest == nil || h.ClientCertificate != nil || h.ClientFinished {
 		return false
