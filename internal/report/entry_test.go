@@ -77,7 +77,7 @@ func TestEntryHandshakeSummaryLine(t *testing.T) {
 		{"tls12-260ca-curl-cert.pcap", 0, "  TLS 1.2 (clear)  261 CA names, 60,693 bytes  certificate sent: CN=certlens golden client,O=certlens test  verdict ok (certain)  conn "},
 		{"tls13-3ca-curl-nocert.pcap", 0, "  TLS 1.3 (inferred)  certificate requested (inferred, request of 390 bytes)  no certificate sent (inferred)  verdict 403.7 (predicted)  conn "},
 		{"tls12-norequest-curl.pcap", 0, "  TLS 1.2 (clear)  no certificate request  verdict ok (certain)  conn tls12-norequest-curl.pcap#0\n"},
-		{"tls12-renegotiation-sclient.pcap", 1, "handshake  127.0.0.1:443  TLS 1.2 renegotiation (encrypted)  request not visible  verdict unknown  conn tls12-renegotiation-sclient.pcap#0 #1\n"},
+		{"tls12-renegotiation-sclient.pcap", 1, "handshake  127.0.0.1:443  TLS 1.2 renegotiation (inferred)  certificate requested (inferred, request of 391 bytes)  certificate sent (inferred)  verdict ok (predicted)  conn tls12-renegotiation-sclient.pcap#0 #1\n"},
 	} {
 		t.Run(tc.pcap, func(t *testing.T) {
 			h := pcapHandshakes(t, tc.pcap)[tc.index]
@@ -210,7 +210,7 @@ func TestFilter(t *testing.T) {
 	nocert := hs[0] // 403.7, to 127.0.0.1:443, SNI localhost
 	ok := pcapHandshakes(t, "tls12-norequest-curl.pcap")[0]
 	ok.Target, ok.SNI = "iis.corp.example:443", "iis.corp.example"
-	warnOnly := pcapHandshakes(t, "tls12-renegotiation-sclient.pcap")[1] // unknown, a warning
+	warnOnly := pcapHandshakes(t, "tls12-renegotiation-sclient.pcap")[1] // ok (inferred), a warning
 	entry := func(h *event.Handshake) *Entry {
 		e, err := ParseEntry(logLine(t, h.Level(), "handshake", h))
 		if err != nil {
@@ -230,7 +230,7 @@ func TestFilter(t *testing.T) {
 		{"one verdict", Filter{Verdicts: []string{"403.7"}}, "nocert"},
 		{"two verdicts, a closed event's too", Filter{Verdicts: []string{"403.7", "403.16"}}, "closed nocert"},
 		{"problems", Filter{Problems: true}, "closed nocert"},
-		{"problems or ok", Filter{Problems: true, Verdicts: []string{"ok"}}, "closed nocert ok"},
+		{"problems or ok", Filter{Problems: true, Verdicts: []string{"ok"}}, "closed nocert ok warnOnly"},
 		{"target substring, any case", Filter{Target: "CORP"}, "ok refused"},
 		{"target pattern on the host", Filter{Target: "*.corp.example"}, "ok refused"},
 		{"target pattern with a port", Filter{Target: "*:443"}, "closed nocert ok warnOnly"},
