@@ -107,6 +107,9 @@ func (h *Handshake) ClientAborted() bool {
 // HelloRequest, or its record came first), as IIS does to ask for a
 // certificate after the request; false when the client started it.
 func (h *Handshake) ServerStarted() bool {
+	if h.ClientInitiated {
+		return false
+	}
 	if h.HelloRequest {
 		return true
 	}

@@ -58,6 +58,9 @@ func certRequestByRenegotiation(in *input, r *Rule) []Finding {
 	}
 	detail := "Handshake records followed application data, the server's first: the server asked for a new handshake after reading the request, " +
 		"as IIS does when a folder or site requires client certificates and the binding does not negotiate them."
+	if inf := in.inferred(); inf != nil && inf.Evidence != "" {
+		detail += " Read from the sizes of its encrypted records, not certain: " + inf.Evidence + "."
+	}
 	if in.h.Visibility == handshake.VisibilityEncrypted {
 		detail += fmt.Sprintf(" Its records are encrypted under the first handshake's keys (server %v bytes, client %v bytes); "+
 			"a key log (--decrypt-keylog) or intercept mode shows the issuer list and the certificate.", in.h.ServerRecords, in.h.ClientRecords)
@@ -173,8 +176,25 @@ func issuerListEmpty(in *input, r *Rule) []Finding {
 		"certificate_authorities is empty (0 bytes).")}
 }
 
+// crMaxOverhead bounds what a CertificateRequest carries besides its
+// issuer list: header, context, certificate types, signature algorithms
+// (every scheme registered), extension headers. What the record sizes show
+// of the whole message, less this, is the least the list can be.
+const crMaxOverhead = 512
+
 func issuerListTooLarge(in *input, r *Rule) []Finding {
 	cr := in.h.CertRequest
+	if inf := in.inferred(); cr == nil && inf != nil && inf.CertRequested == handshake.Yes {
+		least := inf.CertRequestMin - crMaxOverhead
+		if least <= in.opts.IssuerListErrorBytes {
+			return nil
+		}
+		return []Finding{r.finding(SeverityError, Verdict4037,
+			fmt.Sprintf("The issuer list is at least %d bytes (inferred), over Windows' 16 KB limit: clients may fail to connect or get a cut list", least),
+			fmt.Sprintf("Inferred, not certain: the encrypted CertificateRequest is at least %d bytes in %d records, so its certificate_authorities "+
+				"list is at least %d bytes (error over %d). A key log (--decrypt-keylog) shows the list itself.",
+				inf.CertRequestMin, inf.CertRequestRecords, least, in.opts.IssuerListErrorBytes))}
+	}
 	if cr == nil || cr.IssuerBytes < in.opts.IssuerListWarnBytes {
 		return nil
 	}

@@ -45,6 +45,13 @@ func TestPrecedence(t *testing.T) {
 	serverReneg := *clientReneg
 	serverReneg.Messages = []string{"server:encrypted(28)", "client:encrypted(448)"}
 	http200 := &HTTPOutcome{Status: 200}
+	bigInferred := func(sent handshake.Tri) *handshake.Handshake {
+		h := tls13(nil, false)
+		h.Visibility = handshake.VisibilityInferred
+		h.Inferred = &handshake.Inference{CertRequested: handshake.Yes, CertSent: sent, CertRequestLen: 60812, CertRequestMin: 60812,
+			CertRequestRecords: 4, Evidence: "server records [...]"}
+		return h
+	}
 
 	cases := []struct {
 		name     string
@@ -83,6 +90,10 @@ func TestPrecedence(t *testing.T) {
 			h.Inferred = &inf
 			return h
 		}(), opts: Options{ClientCertHosts: []string{"iis.example.test"}}, verdict: VerdictOK},
+		{name: "inference: a 60 KB request seen only by its record sizes, no certificate after it", h: bigInferred(handshake.No),
+			verdict: Verdict4037, finding: "issuer-list-too-large", predicts: Verdict4037},
+		{name: "inference over prediction: a 60 KB request by record sizes, and a certificate after it", h: bigInferred(handshake.Yes),
+			verdict: VerdictOK, finding: "issuer-list-too-large", predicts: VerdictNone},
 		{name: "prediction only: an empty certificate, nothing else seen", h: tls12(request(dns(f.root)), nil),
 			verdict: Verdict4037, finding: "client-cert-not-sent", predicts: Verdict4037},
 		{name: "a later handshake decides: TLS 1.2 without a request to a host that requires one", h: tls12(nil, nil),

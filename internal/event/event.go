@@ -116,16 +116,22 @@ type CertRequest struct {
 	Records          int      `json:"records"`
 }
 
-// Inferred is what a TLS 1.3 handshake seen without keys did, read from its
+// Inferred is what a handshake seen without keys (TLS 1.3, a TLS 1.2
+// renegotiation, TLS 1.3 post-handshake authentication) did, read from its
 // record sizes (visibility inferred): never certain, with what was read.
 type Inferred struct {
 	CertRequested string `json:"cert_requested"`
 	CertSent      string `json:"cert_sent"`
 	// CertRequestBytes bounds the issuer list: the CertificateRequest's size.
-	CertRequestBytes int    `json:"cert_request_bytes,omitempty"`
-	ServerAlert      bool   `json:"server_alert,omitempty"`
-	Resumed          bool   `json:"resumed,omitempty"`
-	Evidence         string `json:"evidence"`
+	CertRequestBytes int `json:"cert_request_bytes,omitempty"`
+	// CertRequestMin is the smallest size the records allow (below
+	// CertRequestBytes under CBC's padding; equal otherwise), and
+	// CertRequestRecords how many records carried it.
+	CertRequestMin     int    `json:"cert_request_min,omitempty"`
+	CertRequestRecords int    `json:"cert_request_records,omitempty"`
+	ServerAlert        bool   `json:"server_alert,omitempty"`
+	Resumed            bool   `json:"resumed,omitempty"`
+	Evidence           string `json:"evidence"`
 }
 
 // ClientCert is the client's Certificate message.
@@ -205,7 +211,8 @@ func NewHandshake(m Meta, h *handshake.Handshake, r rules.Report) *Handshake {
 	}
 	if inf := h.Inferred; inf != nil {
 		e.Inferred = &Inferred{CertRequested: inf.CertRequested.String(), CertSent: inf.CertSent.String(),
-			CertRequestBytes: inf.CertRequestLen, ServerAlert: inf.ServerAlert, Resumed: inf.Resumed, Evidence: inf.Evidence}
+			CertRequestBytes: inf.CertRequestLen, CertRequestMin: inf.CertRequestMin, CertRequestRecords: inf.CertRequestRecords,
+			ServerAlert: inf.ServerAlert, Resumed: inf.Resumed, Evidence: inf.Evidence}
 	}
 	for _, a := range h.Alerts {
 		e.Alerts = append(e.Alerts, Alert{From: a.From.String(), Level: a.Level.String(), Description: a.DescriptionName()})

@@ -99,6 +99,12 @@ func (i *Inferred) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if i.CertRequestBytes != 0 {
 		enc.AddInt("cert_request_bytes", i.CertRequestBytes)
 	}
+	if i.CertRequestMin != 0 {
+		enc.AddInt("cert_request_min", i.CertRequestMin)
+	}
+	if i.CertRequestRecords != 0 {
+		enc.AddInt("cert_request_records", i.CertRequestRecords)
+	}
 	if i.ServerAlert {
 		enc.AddBool("server_alert", true)
 	}
