@@ -90,8 +90,7 @@ func TestServeDecryptsWithClientKeylog(t *testing.T) {
 	}
 	// Chromium's part runs where it is installed, and always in CI
 	// (peertest.Chromium then fails when it is missing).
-	_, lookErr := exec.LookPath("chromium")
-	withChromium := lookErr == nil || os.Getenv("CERTLENS_REQUIRE_PEERS") == "1"
+	withChromium := peertest.Optional(t, "chromium")
 
 	curl := func(url string, cert bool) {
 		args := []string{"-sS", "--max-time", "20", "--noproxy", "", "--cacert", caPath, "-o", os.DevNull, "--http1.1"}

@@ -8,6 +8,14 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// version and commit are stamped by .ci/release:
+//
+//	go build -ldflags "-X main.version=v1.2.0 -X main.commit=$(git rev-parse HEAD)"
+//
+// A plain go build leaves them empty, and versionString falls back to what
+// Go records in the binary.
+var version, commit string
+
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
@@ -20,20 +28,41 @@ func newVersionCmd() *cobra.Command {
 	}
 }
 
+// versionString is "certlens VERSION commit COMMIT GO OS/ARCH", the commit
+// "unknown" when neither the release nor Go's VCS stamping recorded one.
 func versionString() string {
-	version, commit := "(devel)", ""
+	v, c := version, commit
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			version = bi.Main.Version
+		if v == "" && bi.Main.Version != "" {
+			v = bi.Main.Version
 		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				commit = s.Value
-			}
+		if c == "" {
+			c = vcsCommit(bi.Settings)
 		}
 	}
-	if commit != "" {
-		version += " " + commit
+	if v == "" {
+		v = "(devel)"
 	}
-	return fmt.Sprintf("certlens %s %s %s/%s", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if c == "" {
+		c = "unknown"
+	}
+	return fmt.Sprintf("certlens %s commit %s %s %s/%s", v, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// vcsCommit is the revision go build stamped (with -buildvcs), "-dirty"
+// when the tree had changes, as .ci/release marks it.
+func vcsCommit(settings []debug.BuildSetting) string {
+	var rev, modified string
+	for _, s := range settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev != "" && modified == "true" {
+		rev += "-dirty"
+	}
+	return rev
 }

@@ -94,22 +94,42 @@ func writeBenchCapture(out io.Writer, conns int) error {
 
 // TestWriteBenchCapture writes a benchmark capture of -bench.conns
 // connections to -bench.keep, streaming, for measuring analyze and tshark
-// on big files by hand; it is skipped without -bench.keep.
+// on big files by hand. Without -bench.keep it writes a small one to a
+// temp dir; either way analyze must find each connection in it, so the
+// benchmark's input stays what it claims to be.
 func TestWriteBenchCapture(t *testing.T) {
-	if *benchKeep == "" {
-		t.Skip("give -bench.keep FILE")
+	path, conns := *benchKeep, *benchConns
+	if path == "" {
+		path, conns = filepath.Join(t.TempDir(), "bench.pcap"), 24
 	}
-	f, err := os.Create(*benchKeep)
+	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := writeBenchCapture(bw, *benchConns); err != nil {
+	if err := writeBenchCapture(bw, conns); err != nil {
 		t.Fatal(err)
 	}
 	if err := bw.Flush(); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	handshakes, streams := 0, map[int]bool{}
+	if _, err := Analyze(bufio.NewReaderSize(f, 1<<20), Options{WatchRenegotiation: true}, func(e Event) {
+		if e.Handshake != nil {
+			handshakes++
+		}
+		streams[e.Stream] = true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Each connection a stream of its own (its client port patched), at
+	// least one handshake in each.
+	if len(streams) != conns || handshakes < conns {
+		t.Errorf("%s: %d streams and %d handshakes, want %d connections", path, len(streams), handshakes, conns)
 	}
 }
 

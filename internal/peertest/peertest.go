@@ -28,11 +28,14 @@ const RequireEnv = "CERTLENS_REQUIRE_PEERS"
 var debianPackage = map[string]string{
 	"apache2ctl": "apache2",
 	"apachectl":  "apache2",
+	"cat":        "coreutils",
 	"certutil":   "libnss3-tools",
 	"editcap":    "wireshark-common",
 	"mergecap":   "wireshark-common",
 	"pk12util":   "libnss3-tools",
 	"script":     "bsdutils",
+	"sh":         "dash",
+	"sleep":      "coreutils",
 	"timeout":    "coreutils",
 }
 
@@ -44,19 +47,39 @@ func Require(tb testing.TB, name string) string {
 	if err == nil {
 		return path
 	}
-	pkg := debianPackage[name]
-	if pkg == "" {
-		pkg = name
-	}
-	missingPeer(tb, name, pkg)
+	missingPeer(tb, name, packageOf(name))
 	return ""
+}
+
+// Optional reports whether the part of a test that needs binary name should
+// run: when it is installed, and always under CERTLENS_REQUIRE_PEERS=1 (where
+// Require then fails). A part left out is logged with its install line, so
+// that a pass that ran less says so.
+func Optional(tb testing.TB, name string) bool {
+	tb.Helper()
+	if _, err := exec.LookPath(name); err == nil || os.Getenv(RequireEnv) == "1" {
+		return true
+	}
+	tb.Logf("%s; the part of this test that needs it is left out", installLine(name, packageOf(name)))
+	return false
+}
+
+func packageOf(name string) string {
+	if pkg := debianPackage[name]; pkg != "" {
+		return pkg
+	}
+	return name
+}
+
+func installLine(what, pkg string) string {
+	return fmt.Sprintf("%s not installed: apt-get install -y %s", what, pkg)
 }
 
 // missingPeer skips the test because what is not installed, or fails it
 // when CERTLENS_REQUIRE_PEERS=1.
 func missingPeer(tb testing.TB, what, pkg string) {
 	tb.Helper()
-	msg := fmt.Sprintf("%s not installed: apt-get install %s", what, pkg)
+	msg := installLine(what, pkg)
 	if os.Getenv(RequireEnv) == "1" {
 		tb.Fatalf("%s (%s=1 requires every peer)", msg, RequireEnv)
 	}

@@ -26,9 +26,15 @@ type fakeTB struct {
 	mu      sync.Mutex
 	skipped string
 	fatal   string
+	logged  string
 }
 
 func (f *fakeTB) Helper() {}
+func (f *fakeTB) Logf(format string, args ...any) {
+	f.mu.Lock()
+	f.logged += fmt.Sprintf(format, args...)
+	f.mu.Unlock()
+}
 func (f *fakeTB) Skip(args ...any) {
 	f.mu.Lock()
 	f.skipped = fmt.Sprint(args...)
@@ -70,7 +76,7 @@ func TestRequire(t *testing.T) {
 			t.Setenv(RequireEnv, tt.env)
 			f := &fakeTB{}
 			runFake(f, func(tb testing.TB) { Require(tb, missing) })
-			want := missing + " not installed: apt-get install " + missing
+			want := missing + " not installed: apt-get install -y " + missing
 			if tt.wantSkip && f.skipped != want {
 				t.Errorf("skip message %q, want %q", f.skipped, want)
 			}
@@ -78,6 +84,24 @@ func TestRequire(t *testing.T) {
 				t.Errorf("fatal %q, want fatal %v", f.fatal, tt.wantFatal)
 			}
 		})
+	}
+}
+
+func TestOptional(t *testing.T) {
+	// go is on PATH wherever tests run, TestSuiteSkipsWithoutPeers' run
+	// included.
+	if !Optional(t, "go") {
+		t.Error("Optional(go) = false with go installed")
+	}
+	const missing = "certlens-no-such-peer"
+	t.Setenv(RequireEnv, "")
+	f := &fakeTB{}
+	if Optional(f, missing) || !strings.Contains(f.logged, "apt-get install -y "+missing) {
+		t.Errorf("missing peer: Optional true or no install line logged (%q)", f.logged)
+	}
+	t.Setenv(RequireEnv, "1")
+	if !Optional(&fakeTB{}, missing) {
+		t.Errorf("missing peer with %s=1: Optional false, want true so that Require fails", RequireEnv)
 	}
 }
 

@@ -20,3 +20,7 @@ func signalGroup(cmd *exec.Cmd, kill bool) {
 	}
 	_ = syscall.Kill(-cmd.Process.Pid, sig)
 }
+
+// lowerPriority makes process pid a background job (nice 10), and with it
+// what it forks from then on, so that it slows the tests beside it little.
+func lowerPriority(pid int) { _ = syscall.Setpriority(syscall.PRIO_PROCESS, pid, 10) }

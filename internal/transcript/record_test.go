@@ -18,7 +18,7 @@ import (
 	"github.com/certlens/certlens/internal/pkitest"
 )
 
-var record = flag.Bool("record", false, "record golden transcripts with real peers into "+goldenDir)
+var record = flag.Bool("record", false, "TestRecordGolden writes the transcripts it records into "+goldenDir)
 
 // goldenDir is where the handshake package's tests read transcripts from.
 const goldenDir = "../../handshake/testdata/transcripts"
@@ -102,19 +102,22 @@ var scenarios = []scenario{
 		description: "TLS 1.2, s_server asks for nothing at first, then renegotiates with a CertificateRequest listing 3 CAs ('R' on its stdin); s_client sends its certificate in the (encrypted) renegotiation"},
 }
 
-// TestRecordGolden records the golden transcripts the handshake package
-// replays. It runs only with -record, since it needs openssl, curl and
-// tshark and rewrites files under version control:
+// TestRecordGolden records every scenario with openssl, curl and tshark
+// and checks what the wire shows against what was configured. With
+// -record it writes the golden transcripts the handshake package replays,
+// under version control; without, it records into a temp dir, so that a
+// new peer version that changes what the goldens rest on is seen in CI:
 //
 //	go test ./internal/transcript -run TestRecordGolden -record
 func TestRecordGolden(t *testing.T) {
-	if !*record {
-		t.Skip("run with -record to re-record " + goldenDir)
-	}
 	for _, bin := range []string{"openssl", "curl", "tshark"} {
 		peertest.Require(t, bin)
 	}
-	if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+	dir := t.TempDir()
+	if *record {
+		dir = goldenDir
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	pki := newGoldenPKI(t)
@@ -125,7 +128,7 @@ func TestRecordGolden(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			tr, keylog := recordScenario(t, pki, sc, versions)
-			saveGolden(t, tr, keylog)
+			saveGolden(t, dir, tr, keylog)
 		})
 	}
 }
@@ -414,10 +417,11 @@ func commandLine(p *peertest.Process) string {
 
 // saveGolden writes NAME.transcript, NAME.pcap and NAME.keylog (the
 // client's TLS secrets for this one connection, so TLS 1.3 and the
-// renegotiation can be decrypted) and cross-checks the pcap with tshark.
-func saveGolden(t *testing.T, tr *Transcript, keylog []byte) {
+// renegotiation can be decrypted) into dir and cross-checks the pcap with
+// tshark.
+func saveGolden(t *testing.T, dir string, tr *Transcript, keylog []byte) {
 	t.Helper()
-	base := filepath.Join(goldenDir, tr.Meta.Name)
+	base := filepath.Join(dir, tr.Meta.Name)
 	keylogPath := base + ".keylog"
 	if err := os.WriteFile(keylogPath, keylog, 0o644); err != nil {
 		t.Fatal(err)
