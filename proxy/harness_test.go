@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/certlens/certlens/internal/invariant"
 	"github.com/certlens/certlens/internal/peertest"
 )
 
@@ -105,7 +106,11 @@ func startServerInto(t testing.TB, opts Options, ev interface {
 }) (string, *Server) {
 	t.Helper()
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	log := zap.New(zapcore.NewCore(enc, ev, zapcore.DebugLevel))
+	var sink zapcore.WriteSyncer = ev
+	if src := invariant.NewSource(t); src != nil {
+		sink = zapcore.NewMultiWriteSyncer(ev, src)
+	}
+	log := zap.New(zapcore.NewCore(enc, sink, zapcore.DebugLevel))
 	if opts.AllowPort == nil {
 		opts.AllowPort = func(int) bool { return true }
 		opts.AllowPortsText = "1-65535"

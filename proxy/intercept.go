@@ -95,6 +95,9 @@ const (
 	browserNotAsked  = "not_asked"
 )
 
+// extPostHandshakeAuth is RFC 8446's post_handshake_auth extension.
+const extPostHandshakeAuth = 49
+
 type icKey struct{}
 
 // setupIntercept turns the goproxy server into a MITM with certlens's CA.
@@ -161,6 +164,16 @@ func (s *Server) browserTLS(cfg *tls.Config, ctx *goproxy.ProxyCtx) *tls.Config 
 	if ic == nil {
 		return cfg
 	}
+	cfg.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+		// certlens's own client cannot offer post-handshake
+		// authentication; whether the browser did decides whom a server
+		// that wants it refuses.
+		pha := slices.Contains(chi.Extensions, extPostHandshakeAuth)
+		ic.mu.Lock()
+		ic.browserPHA = pha
+		ic.mu.Unlock()
+		return nil, nil
+	}
 	if l := s.mirror.get(ic.meta.Target); l != nil {
 		cfg.ClientAuth = tls.RequestClientCert
 		cfg.ClientCAs = l.pool
@@ -196,6 +209,7 @@ type icConn struct {
 	askedCount   int
 	browserDone  bool // the browser-side handshake reached its certificate check
 	browserChain [][]byte
+	browserPHA   bool // the browser's ClientHello offered post_handshake_auth
 	up, down     int64
 	tunnels      []*tunnel // its upstream connections
 }
@@ -296,6 +310,7 @@ func (ic *icConn) browserSide(i *event.Intercept) {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
 	i.BrowserAsked = browserNotAsked
+	i.BrowserPHA = ic.browserPHA
 	if ic.asked {
 		i.BrowserAsked, i.BrowserIssuerCount = browserAskedList, ic.askedCount
 		if ic.browserDone {
@@ -588,7 +603,11 @@ func (up *upstream) emit(h *handshake.Handshake, hr *rules.HTTPOutcome) {
 	up.ic.browserSide(info)
 
 	m := completeUpstream(h, req, completed, errs, alert)
-	e := event.Diagnose(up.meta, m, rules.Evidence{HTTP: hr, ResetAfterRequest: reset}, s.dyn.Load().Rules)
+	// certlens's own client never offers post-handshake authentication: a
+	// server that wants it refuses certlens where it would have asked a
+	// browser that offered it.
+	ev := rules.Evidence{HTTP: hr, ResetAfterRequest: reset, OwnClientNoPHA: info.BrowserPHA}
+	e := event.Diagnose(up.meta, m, ev, s.dyn.Load().Rules)
 	e.Intercept = info
 	s.emitHandshake(up.t, m, e)
 }

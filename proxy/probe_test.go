@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/certlens/certlens/internal/event"
+	"github.com/certlens/certlens/internal/invariant"
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
 	"github.com/certlens/certlens/internal/transcript"
@@ -44,6 +45,15 @@ func runProbe(t *testing.T, addr string, cfg ProbeConfig) []*Attempt {
 	as, err := Probe(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	src := invariant.NewSource(t)
+	for _, a := range as {
+		for _, e := range a.Events {
+			src.Event("handshake", e)
+		}
+		if a.Closed != nil {
+			src.Event("connection closed", a.Closed)
+		}
 	}
 	return as
 }

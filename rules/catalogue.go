@@ -74,6 +74,16 @@ var Catalogue = []*Rule{
 		check: issuerListEmpty,
 	},
 	{
+		ID: "intercept-no-post-handshake-auth", Severity: "warning",
+		Trigger: "Intercept mode, TLS 1.3: the server refused certlens's own upstream client for want of post-handshake authentication " +
+			"(Apache's 403 \"Cannot perform Post-Handshake Authentication\"), which Go's crypto/tls cannot do, while the browser offered " +
+			"post_handshake_auth. The verdict is then unknown: the server would have asked the browser.",
+		Remedy: "Run certlens in observe mode (the default) with the browser's key log (--decrypt-keylog FILE, the file SSLKEYLOGFILE " +
+			"names): the browser then answers the server itself and certlens reads the post-handshake request and the answer. Or have " +
+			"the server ask in the handshake (Apache: SSLVerifyClient at server level, not per location).",
+		check: interceptNoPostHandshakeAuth,
+	},
+	{
 		ID: "cert-request-malformed", Severity: "error",
 		Trigger: "A TLS 1.3 CertificateRequest with a certificate_authorities extension whose list is empty (RFC 8446 requires at least " +
 			"one name; `openssl s_server -no_ca_names` sends it): clients abort with decode_error.",

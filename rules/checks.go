@@ -124,12 +124,17 @@ func tls13LateClientCert(in *input, r *Rule) []Finding {
 				"that session's authentication, so no CertificateRequest was due. Whether a certificate was sent is what the "+
 				"earlier session's handshake event says.", in.host()))}
 	}
+	if ownClientRefusedPHA(in) {
+		// The browser offered post_handshake_auth: the refusal is of
+		// certlens's own client (intercept-no-post-handshake-auth).
+		return nil
+	}
 	var why string
 	predicts, certain := Verdict5000, false
 	switch hr := in.ev.HTTP; {
 	case hr != nil && hr.Status == 500 && strings.Contains(strings.ToLower(hr.Body), "0x80070032"):
 		why, certain = "the server answered HTTP 500 with 0x80070032 (ERROR_NOT_SUPPORTED), as IIS on Windows 11 24H2 and Server 2025 do", true
-	case hr != nil && hr.Status == 403 && strings.Contains(hr.Body, "Post-Handshake Authentication"):
+	case refusedPHA(hr):
 		why, predicts, certain = "the server answered 403 \"Cannot perform Post-Handshake Authentication\" (Apache)", Verdict4037, true
 	case in.ev.ResetAfterRequest:
 		// Seen by a mode that made the request itself (intercept, probe):
@@ -146,6 +151,35 @@ func tls13LateClientCert(in *input, r *Rule) []Finding {
 			"(browsers never do), and %s. IIS asks for client certificates after the request, which TLS 1.3 cannot do for these clients.", why))
 	// A handshake read only from its record sizes keeps the doubt.
 	f.Certain = certain && in.readable()
+	return []Finding{f}
+}
+
+// refusedPHA: the server answered 403 "Cannot perform Post-Handshake
+// Authentication" (Apache): it wanted a certificate after the request, by
+// post-handshake authentication, from a client that did not offer it.
+func refusedPHA(hr *HTTPOutcome) bool {
+	return hr != nil && hr.Status == 403 && strings.Contains(hr.Body, "Post-Handshake Authentication")
+}
+
+// ownClientRefusedPHA: a TLS 1.3 handshake of certlens's own client, which
+// carried no CertificateRequest, refused for want of post-handshake
+// authentication that the client certlens stands in for offered.
+func ownClientRefusedPHA(in *input) bool {
+	h := in.h
+	return in.ev.OwnClientNoPHA && h.Version == handshake.VersionTLS13 && h.CertRequest == nil && refusedPHA(in.ev.HTTP)
+}
+
+func interceptNoPostHandshakeAuth(in *input, r *Rule) []Finding {
+	if !ownClientRefusedPHA(in) {
+		return nil
+	}
+	f := r.finding(SeverityWarning, VerdictNone,
+		"certlens's own TLS client cannot answer the server's post-handshake certificate request",
+		"The server wanted a client certificate after the request, by TLS 1.3 post-handshake authentication, and answered certlens's "+
+			"upstream connection 403 \"Cannot perform Post-Handshake Authentication\": certlens's own client (Go's crypto/tls) cannot "+
+			"be asked that way. The browser offered post_handshake_auth, so the server would have asked it instead; what it would "+
+			"have sent, and got, is not known from here.")
+	f.Certain = true
 	return []Finding{f}
 }
 

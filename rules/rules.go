@@ -103,6 +103,13 @@ type Evidence struct {
 	// probe without a key), so an empty answer says nothing about a browser's
 	// store; only whether the server goes on without one matters.
 	NoCertToSend bool
+	// OwnClientNoPHA: the handshake is certlens's own client's (intercept
+	// mode's upstream connection), which cannot answer a TLS 1.3
+	// post-handshake CertificateRequest (Go's crypto/tls offers no
+	// post_handshake_auth), while the client it stands in for offered it: a
+	// server that refuses certlens's client for want of it would have asked
+	// that client instead.
+	OwnClientNoPHA bool
 }
 
 // HTTPOutcome is the HTTP answer seen for a request.

@@ -376,12 +376,14 @@ func TestExpectedCertNotSelectable(t *testing.T) {
 }
 
 func TestCatalogueMatchesDesign(t *testing.T) {
-	// DESIGN.md's rule ids are a contract; client-abandoned-after-request
-	// and cert-request-malformed (issue 19) extend it.
+	// DESIGN.md's rule ids are a contract; client-abandoned-after-request,
+	// cert-request-malformed and intercept-no-post-handshake-auth (issue 19)
+	// extend it.
 	want := []string{"client-cert-not-sent", "issuer-list-empty", "issuer-list-too-large", "client-cert-issuer-not-listed",
 		"client-cert-key-usage", "client-cert-ext-key-usage", "client-cert-expired", "client-cert-not-yet-valid",
 		"client-cert-key-type-not-accepted", "cert-request-by-renegotiation", "renegotiation-over-http2", "tls13-hidden-handshake",
-		"server-rejected-cert", "expected-cert-not-selectable", "client-abandoned-after-request", "cert-request-malformed", "http-403-observed", "tls13-late-client-cert", "keylog-secret-missing"}
+		"server-rejected-cert", "expected-cert-not-selectable", "client-abandoned-after-request", "cert-request-malformed", "http-403-observed", "tls13-late-client-cert", "keylog-secret-missing",
+		"intercept-no-post-handshake-auth"}
 	var got []string
 	for _, r := range Catalogue {
 		got = append(got, r.ID)

@@ -78,6 +78,11 @@ func (in *input) verdict(fs []Finding) (Verdict, bool, Rank) {
 	if in.ev.HTTP.Answered() {
 		return VerdictOK, true, RankOutcome
 	}
+	// The server refused certlens's own client, not the one it stands in
+	// for: the outcome says nothing of what that client would have got.
+	if ownClientRefusedPHA(in) {
+		return VerdictUnknown, false, RankOutcome
+	}
 	if h.End == handshake.EndAlert && !h.ClientAborted() {
 		for _, a := range h.Alerts {
 			if a.Fatal() && !a.Encrypted {

@@ -52,6 +52,7 @@ func TestPrecedence(t *testing.T) {
 			CertRequestRecords: 4, Evidence: "server records [...]"}
 		return h
 	}
+	apachePHA := &HTTPOutcome{Status: 403, Body: "<title>403 Forbidden</title><p>Cannot perform Post-Handshake Authentication.<br />"}
 
 	cases := []struct {
 		name     string
@@ -100,6 +101,10 @@ func TestPrecedence(t *testing.T) {
 			opts: Options{ClientCertHosts: []string{"iis.example.test"}}, verdict: VerdictUnknown, finding: "cert-request-by-renegotiation", predicts: Verdict4037},
 		{name: "TLS 1.3 PSK resumption decrypted: the earlier session's certificate state, no 500.0", h: psk,
 			opts: Options{ClientCertHosts: []string{"iis.example.test"}}, verdict: VerdictOK, certain: true, finding: "tls13-late-client-cert", predicts: VerdictNone},
+		{name: "outcome: Apache's post-handshake 403 to a client that offered none is 403.7", h: tls13(nil, false), ev: Evidence{HTTP: apachePHA},
+			verdict: Verdict4037, certain: true, finding: "tls13-late-client-cert", predicts: Verdict4037},
+		{name: "outcome of certlens's own client: the post-handshake 403 says nothing of a browser that offered it", h: tls13(nil, false),
+			ev: Evidence{HTTP: apachePHA, OwnClientNoPHA: true}, verdict: VerdictUnknown, finding: "intercept-no-post-handshake-auth"},
 		{name: "a renegotiation the client started is not the server asking", h: clientReneg, verdict: VerdictUnknown, finding: "cert-request-by-renegotiation"},
 		{name: "a renegotiation the server started", h: &serverReneg, verdict: VerdictUnknown, finding: "cert-request-by-renegotiation"},
 	}

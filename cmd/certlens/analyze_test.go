@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certlens/certlens/internal/invariant"
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
 )
@@ -33,6 +34,9 @@ func runIn(t *testing.T, stdin []byte, env []string, args ...string) (string, st
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	// analyze --json and probe --json write events; reports for people are
+	// left out by the collector.
+	_, _ = invariant.NewSource(t).Write([]byte(out.String()))
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -166,11 +170,13 @@ func serveEvents(t *testing.T, allowPorts string, fn func(proxy string), extra .
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	lines := make(chan map[string]any, 1000)
+	src := invariant.NewSource(t)
 	go func() {
 		defer close(lines)
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
+			src.Line(sc.Bytes())
 			var m map[string]any
 			if json.Unmarshal(sc.Bytes(), &m) == nil {
 				lines <- m

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/certlens/certlens/internal/invariant"
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
 )
@@ -211,9 +212,13 @@ func startServeEnv(t *testing.T, env []string, args ...string) *serveProc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	src := invariant.NewSource(t)
 	go func() {
 		sc := bufio.NewScanner(stdout)
+		// An event with a 60 KB issuer list is a longer line than the default.
+		sc.Buffer(nil, 4<<20)
 		for sc.Scan() {
+			src.Line(sc.Bytes())
 			var m map[string]any
 			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 				t.Errorf("stdout line is not JSON: %s", sc.Bytes())

@@ -69,7 +69,7 @@ func TestSameEventsAsProxy(t *testing.T) {
 			opts := rules.Options{Now: tr.Meta.Date}
 			var got []*event.Handshake
 			var closed *event.Closed
-			_, err = Analyze(bytes.NewReader(pcap.Bytes()), Options{Name: name, Rules: opts, WatchRenegotiation: true}, func(e Event) {
+			_, err = analyze(t, bytes.NewReader(pcap.Bytes()), Options{Name: name, Rules: opts, WatchRenegotiation: true}, func(e Event) {
 				if e.Handshake != nil {
 					got = append(got, e.Handshake)
 				} else {
@@ -136,7 +136,7 @@ func TestInputFormats(t *testing.T) {
 	for name, data := range map[string][]byte{"pcap": pcap, "gzip-compressed pcap": gz.Bytes()} {
 		t.Run(name, func(t *testing.T) {
 			var hs int
-			st, err := Analyze(bytes.NewReader(data), Options{}, func(e Event) {
+			st, err := analyze(t, bytes.NewReader(data), Options{}, func(e Event) {
 				if e.Handshake != nil {
 					hs++
 				}
@@ -180,7 +180,7 @@ func TestUnreadableInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var closed int
-			_, err := Analyze(bytes.NewReader(tt.data), Options{Name: "x.pcap"}, func(e Event) {
+			_, err := analyze(t, bytes.NewReader(tt.data), Options{Name: "x.pcap"}, func(e Event) {
 				if e.Closed != nil {
 					closed++
 				}
@@ -315,7 +315,7 @@ func TestProxyTunnel(t *testing.T) {
 	run := func(data []byte) (*event.Handshake, *event.Closed) {
 		var h *event.Handshake
 		var cl *event.Closed
-		if _, err := Analyze(bytes.NewReader(data), Options{Rules: rules.Options{Now: tr.Meta.Date}}, func(e Event) {
+		if _, err := analyze(t, bytes.NewReader(data), Options{Rules: rules.Options{Now: tr.Meta.Date}}, func(e Event) {
 			if e.Handshake != nil {
 				h = e.Handshake
 			} else {
@@ -370,7 +370,7 @@ func TestIdleConnection(t *testing.T) {
 		w.WritePacket(ci, pkt)
 	}
 	var evs []Event
-	if _, err := Analyze(bytes.NewReader(out.Bytes()), Options{IdleTimeout: 15 * time.Minute, WatchRenegotiation: true}, func(e Event) { evs = append(evs, e) }); err != nil {
+	if _, err := analyze(t, bytes.NewReader(out.Bytes()), Options{IdleTimeout: 15 * time.Minute, WatchRenegotiation: true}, func(e Event) { evs = append(evs, e) }); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -475,7 +475,7 @@ func TestCaptureStartsAfterHandshake(t *testing.T) {
 	}
 	var hs []*event.Handshake
 	var closed *event.Closed
-	if _, err := Analyze(&late, Options{Name: name, WatchRenegotiation: true}, func(e Event) {
+	if _, err := analyze(t, &late, Options{Name: name, WatchRenegotiation: true}, func(e Event) {
 		if e.Handshake != nil {
 			hs = append(hs, e.Handshake)
 		} else {

@@ -67,7 +67,7 @@ func FuzzAnalyze(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		events := 0
-		_, err := Analyze(bytes.NewReader(data), Options{Name: "fuzz.pcap", WatchRenegotiation: true}, func(e Event) {
+		_, err := analyze(t, bytes.NewReader(data), Options{Name: "fuzz.pcap", WatchRenegotiation: true}, func(e Event) {
 			events++
 			if (e.Handshake == nil) == (e.Closed == nil) {
 				t.Fatalf("event with neither or both: %+v", e)

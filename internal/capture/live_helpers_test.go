@@ -132,7 +132,7 @@ func analyzeFile(t *testing.T, path string, opts Options) ([]Event, Stats) {
 		opts.Name = path
 	}
 	var evs []Event
-	st, err := Analyze(f, opts, func(e Event) { evs = append(evs, e) })
+	st, err := analyze(t, f, opts, func(e Event) { evs = append(evs, e) })
 	if err != nil {
 		t.Fatalf("Analyze %s: %v", path, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
 	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/rules"
 )
 
 // liveScenario is one connection of the live capture: a server asking for
@@ -136,10 +137,15 @@ func (p *livePKI) runClient(t *testing.T, sc liveScenario, port int) {
 		if sc.sendCert {
 			args = append(args, "--cert", p.certPath, "--key", p.keyPath)
 		}
-		c = peertest.Start(t, "curl", append(args, "https://localhost:"+ps+"/"))
+		c = peertest.Start(t, "curl", append(args, "-w", "HTTP %{http_code}", "https://localhost:"+ps+"/"))
 	}
 	if err := c.Wait(30 * time.Second); err != nil {
 		t.Fatalf("%s: %v\n%s", sc.name, err, c.Output())
+	}
+	// s_server -verify answers whatever the client sent: what the
+	// verdicts must agree with when they are certain.
+	if out := c.Output(); !strings.Contains(out, "HTTP 200") && !strings.Contains(out, "HTTP/1.0 200 ok") {
+		t.Fatalf("%s: the server did not answer 200:\n%s", sc.name, out)
 	}
 }
 
@@ -207,6 +213,7 @@ func TestLiveCaptures(t *testing.T) {
 func checkLiveCapture(t *testing.T, pki *livePKI, path string, ports []int) map[int]*event.Handshake {
 	evs, st := analyzeFile(t, path, Options{WatchRenegotiation: true})
 	byPort := map[int]*event.Handshake{}
+	closedByPort := map[int]*event.Closed{}
 	streamPorts := map[int]string{} // our tcp.stream -> "clientport-serverport"
 	for _, e := range evs {
 		switch {
@@ -219,6 +226,9 @@ func checkLiveCapture(t *testing.T, pki *livePKI, path string, ports []int) map[
 			byPort[n] = e.Handshake
 		case e.Closed != nil:
 			streamPorts[e.Stream] = portPair(e.Closed.ClientAddr, e.Closed.Target)
+			_, port, _ := net.SplitHostPort(e.Closed.Target)
+			n, _ := strconv.Atoi(port)
+			closedByPort[n] = e.Closed
 		}
 	}
 	if st.UnknownLink+st.Malformed > 0 {
@@ -263,6 +273,10 @@ func checkLiveCapture(t *testing.T, pki *livePKI, path string, ports []int) map[
 		if e.Verdict != sc.verdict || e.TLSVersion != wantVersion {
 			t.Errorf("%s: verdict %s, %s; want %s, %s", sc.name, e.Verdict, e.TLSVersion, sc.verdict, wantVersion)
 		}
+		if c := closedByPort[ports[i]]; c == nil || c.Verdict != e.Verdict || c.VerdictCertain == nil || *c.VerdictCertain != e.VerdictCertain {
+			t.Errorf("%s: connection closed %+v, want the handshake's verdict %s (certain %v)", sc.name, c, e.Verdict, e.VerdictCertain)
+		}
+		checkLargeList(t, sc, e)
 		if e.PCAP == nil || tsharkStreams[e.PCAP.Stream] == "" {
 			t.Errorf("%s: pcap %+v names no stream tshark knows", sc.name, e.PCAP)
 			continue
@@ -305,6 +319,34 @@ func checkLiveCapture(t *testing.T, pki *livePKI, path string, ports []int) map[
 		}
 	}
 	return byPort
+}
+
+// checkLargeList: a list over 16 KiB is a warning about SChannel clients,
+// whatever the client did; it predicts 403.7 only for a client that sent
+// no certificate, and one that sent its certificate (and got the page)
+// has the verdict ok, read from the wire.
+func checkLargeList(t *testing.T, sc liveScenario, e *event.Handshake) {
+	t.Helper()
+	if sc.cas < 261 || sc.tls13 {
+		return
+	}
+	for _, f := range e.Findings {
+		if f.ID != "issuer-list-too-large" {
+			continue
+		}
+		want := rules.Verdict4037
+		if sc.sendCert {
+			want = rules.VerdictNone
+			if !e.VerdictCertain {
+				t.Errorf("%s: verdict %s not certain", sc.name, e.Verdict)
+			}
+		}
+		if f.Predicts != want {
+			t.Errorf("%s: issuer-list-too-large predicts %q, want %q: %s", sc.name, f.Predicts, want, f.Detail)
+		}
+		return
+	}
+	t.Errorf("%s: no issuer-list-too-large among %+v", sc.name, e.Findings)
 }
 
 func jsonOf(t *testing.T, v any) string {

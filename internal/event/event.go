@@ -81,6 +81,10 @@ type Intercept struct {
 	// BrowserCert is the browser's own choice for that list: the
 	// certificate it would send to the real server.
 	BrowserCert *ClientCert `json:"browser_cert,omitempty"`
+	// BrowserPHA: the browser's ClientHello offered post_handshake_auth,
+	// which certlens's own upstream client cannot (client_hello shows that
+	// one).
+	BrowserPHA bool `json:"browser_post_handshake_auth,omitempty"`
 	// UpstreamVerified: the server's certificate chained to the system roots
 	// or intercept.upstream_roots and named the host.
 	UpstreamVerified    bool   `json:"upstream_verified"`

@@ -81,7 +81,7 @@ func TestZapMatchesJSON(t *testing.T) {
 		{"analyzed handshake without frames", withPCAP(NewHandshake(Meta{ConnID: "c.pcap#0", Mode: "analyze"}, h, r), &PCAPRef{})},
 		{"intercepted handshake with the browser's choice", withIntercept(NewHandshake(Meta{ConnID: "i-1", Mode: "intercept", Target: "iis.example.test:443"}, h, r),
 			&Intercept{ClientCertSource: "none configured for iis.example.test", BrowserAsked: "mirrored", BrowserIssuerCount: 1,
-				BrowserCert: NewClientCert([][]byte{leaf.DER}), UpstreamVerified: false, UpstreamVerifyError: "x509: unknown authority", InsecureUpstream: true})},
+				BrowserCert: NewClientCert([][]byte{leaf.DER}), BrowserPHA: true, UpstreamVerified: false, UpstreamVerifyError: "x509: unknown authority", InsecureUpstream: true})},
 		{"intercepted handshake, browser not asked", withIntercept(NewHandshake(Meta{ConnID: "i-2", Mode: "intercept"}, h, r),
 			&Intercept{BrowserAsked: "not_asked", UpstreamVerified: true})},
 		{"analyzed connection", &Closed{ConnID: "c.pcap#3", Mode: "analyze", Reason: "client closed", Handshakes: 1, PCAP: &PCAPRef{Stream: 3}}},

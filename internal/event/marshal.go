@@ -85,6 +85,9 @@ func (i *Intercept) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 			return err
 		}
 	}
+	if i.BrowserPHA {
+		enc.AddBool("browser_post_handshake_auth", true)
+	}
 	enc.AddBool("upstream_verified", i.UpstreamVerified)
 	addNonEmpty(enc, "upstream_verify_error", i.UpstreamVerifyError)
 	if i.InsecureUpstream {
