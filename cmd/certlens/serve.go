@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -96,7 +97,9 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 	level := zap.NewAtomicLevel()
 	log, closeLog, err := logging.New(logging.Options{Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File, Atomic: &level})
 	if err != nil {
-		return err
+		// config checked the format, the level and log.file's directory:
+		// what is left is a file certlens may not open.
+		return &config.Error{Key: "log.file", Problem: strings.TrimPrefix(err.Error(), "log.file: ") + "; give a file certlens may write, or none"}
 	}
 	defer closeLog()
 	if cfg.ConfigFile != "" {
@@ -108,13 +111,13 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 	// connection showed in the proxy's profile.
 	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(context.Background(), "tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (set another address with --listen)", cfg.Listen, err)
+		return &config.Error{Key: "listen", Problem: fmt.Sprintf("cannot listen on %s: %s; set another address with --listen", cfg.Listen, listenProblem(err))}
 	}
 	var adminLn net.Listener
 	if cfg.AdminListen != "" {
 		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			_ = ln.Close()
-			return fmt.Errorf("admin server: listen on %s: %w (set another address with --admin-listen, or turn it off with --admin-listen=)", cfg.AdminListen, err)
+			return &config.Error{Key: "admin_listen", Problem: fmt.Sprintf("cannot listen on %s: %s; set another address with --admin-listen, or turn the admin server off with --admin-listen=", cfg.AdminListen, listenProblem(err))}
 		}
 	}
 	opts := proxyOptions(cfg, expect)
@@ -199,6 +202,16 @@ func proxyOptions(cfg *config.Config, expect []rules.ExpectedCert) proxy.Options
 		AllowHosts: dyn.AllowHosts,
 		DenyHosts:  dyn.DenyHosts,
 	}
+}
+
+// listenProblem is what the system said ("bind: address already in use")
+// without the address, which the message already gives.
+func listenProblem(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err.Error()
+	}
+	return err.Error()
 }
 
 // reloadable is the part of the config a reload may change.
