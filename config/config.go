@@ -37,6 +37,9 @@ type Config struct {
 
 	// ConfigFile is the file that was read, "" if none. It is not a key.
 	ConfigFile string
+	// Warnings are what Load let pass but the user should hear, one line
+	// each: CERTLENS_ variables that set nothing. Not a key.
+	Warnings []string
 }
 
 // Log says where and how events are written.

@@ -80,6 +80,7 @@ func runAnalyze(cmd *cobra.Command, files []string) error {
 	if err != nil {
 		return err
 	}
+	printWarnings(cmd.ErrOrStderr(), cfg)
 	expect, err := loadExpectCerts(cfg.ExpectCerts)
 	if err != nil {
 		return err

@@ -36,6 +36,7 @@ who reads the key can impersonate any site to browsers that trust the root.`,
 		if err != nil {
 			return "", err
 		}
+		printWarnings(c.ErrOrStderr(), cfg)
 		return interceptCADir(cfg)
 	}
 

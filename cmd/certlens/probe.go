@@ -101,6 +101,7 @@ func runProbe(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	printWarnings(cmd.ErrOrStderr(), cfg)
 	target, err := parseProbeURL(args[0])
 	if err != nil {
 		return usageError{err}

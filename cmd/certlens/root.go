@@ -3,10 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/certlens/certlens/config"
 )
 
 // usageError marks bad command-line use: exit code 2, like a config error.
@@ -121,4 +124,12 @@ func helpTopic(cmd *cobra.Command, args []string) error {
 		return unknownSubcommand(found, rest)
 	}
 	return nil
+}
+
+// printWarnings says on stderr what config.Load let pass, for the commands
+// whose stdout is their result; serve logs them as events instead.
+func printWarnings(w io.Writer, cfg *config.Config) {
+	for _, msg := range cfg.Warnings {
+		fmt.Fprintln(w, "certlens: warning:", msg)
+	}
 }

@@ -102,6 +102,9 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 		return &config.Error{Key: "log.file", Problem: strings.TrimPrefix(err.Error(), "log.file: ") + "; give a file certlens may write, or none"}
 	}
 	defer closeLog()
+	for _, w := range cfg.Warnings {
+		log.Warn("config warning", zap.String("warning", w))
+	}
 	if cfg.ConfigFile != "" {
 		log.Info("config read", zap.String("file", cfg.ConfigFile))
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -102,5 +103,33 @@ func TestRootWithoutCommand(t *testing.T) {
 	out, stderr, code := run(t, nil)
 	if code != 0 || !strings.Contains(out, "certlens serve") || stderr != "" {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}
+
+// TestMisspeltVariableWarns: a CERTLENS_ variable that sets nothing is
+// named with the one meant, as a warn event from serve and a line on
+// stderr from the other commands; the command still runs.
+func TestMisspeltVariableWarns(t *testing.T) {
+	misspelt := "CERTLENS_" + "LOG_FROMAT=console"
+	want := "is not a certlens setting and is ignored; did you mean CERTLENS_LOG_FORMAT (log.format)?"
+	listen := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
+	sp := startServeEnv(t, []string{misspelt, "CERTLENS_PFX_PASSWORD=x"}, "serve", "--listen", listen, "--admin-listen=")
+	if w := sp.next("config warning"); !strings.Contains(fmt.Sprint(w["warning"]), want) || w["level"] != "warn" {
+		t.Errorf("warning event %v", w)
+	}
+	if l := sp.next("listening"); l["addr"] != listen {
+		t.Errorf("listening %v", l)
+	}
+
+	caDir := t.TempDir()
+	if _, _, code := run(t, nil, "ca", "init", "--dir", caDir); code != 0 {
+		t.Fatalf("ca init exit %d", code)
+	}
+	out, stderr, code := run(t, []string{misspelt, "CERTLENS_INTERCEPT_CA_DIR=" + caDir}, "ca", "export")
+	if code != 0 || !strings.HasPrefix(out, "-----BEGIN CERTIFICATE") {
+		t.Errorf("ca export: exit %d, stdout %q", code, out)
+	}
+	if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "certlens: warning: CERTLENS_") || !strings.Contains(lines[0], want) {
+		t.Errorf("stderr %q, want one warning line", stderr)
 	}
 }
