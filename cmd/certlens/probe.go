@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/certlens/certlens/config"
 	"github.com/certlens/certlens/handshake"
@@ -308,11 +307,18 @@ func loadPFX(path, pwEnv string) (*probeCert, error) {
 			return nil, fmt.Errorf("--pfx-password-env: %s is not set", pwEnv)
 		}
 	}
-	key, leaf, cas, err := pkcs12.DecodeChain(data, password)
-	if err != nil {
-		return nil, fmt.Errorf("--pfx %s: %w (set the password's variable with --pfx-password-env)", path, err)
+	key, chain, err := rules.DecodePKCS12(data, password)
+	var notP12 *rules.NotPKCS12Error
+	switch {
+	case errors.Is(err, rules.ErrPKCS12Password) && pwEnv == "":
+		return nil, fmt.Errorf("--pfx %s has a password: name the environment variable that holds it with --pfx-password-env", path)
+	case errors.Is(err, rules.ErrPKCS12Password):
+		return nil, fmt.Errorf("--pfx %s: the password in %s does not open it", path, pwEnv)
+	case errors.As(err, &notP12):
+		return nil, fmt.Errorf("--pfx %s: %v; give PKCS#12 (.pfx, .p12) here, or a PEM or DER certificate with --cert (and its key with --key)", path, err)
+	case err != nil:
+		return nil, fmt.Errorf("--pfx %s: %w", path, err)
 	}
-	chain := append([]*x509.Certificate{leaf}, cas...)
 	pc := &probeCert{name: filepath.Base(path), chain: chain}
 	if pc.present, err = presentable(chain, key); err != nil {
 		return nil, fmt.Errorf("--pfx %s: %w", path, err)
