@@ -165,7 +165,7 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 	}
 	stop()
 	grace := r.cfg.Load().ShutdownTimeout // a reload may have changed it
-	log.Info("shutting down", zap.Duration("grace", grace))
+	log.Info("shutting down", zap.Int64("grace_ms", grace.Milliseconds()))
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
