@@ -41,10 +41,10 @@ SSLVerifyClient). For each: the CA names (numbered, with their count and
 size against Windows' 16 KB limit), the certificate types and signature
 algorithms, then the HTTP answer, the findings with remedies and a verdict.
 
-With --cert (PEM, DER or PKCS#12; a PEM may carry the chain, leaf first) it
-says whether a browser would offer that certificate for each request, and
-every reason if not. With its key (--key, in the PEM itself, or --pfx) the
-probe presents it and reports what the server did. Without a key it sends
+With --cert (PEM, DER or PKCS#12 without a password; a PEM may carry the
+chain, leaf first) it says whether a browser would offer that certificate
+for each request, and every reason if not. With its key (--key, in the PEM
+itself, or --pfx) the probe presents it and reports what the server did. Without a key it sends
 no certificate, as a browser with nothing to offer does.
 
 The probe's own connection is read by the same parser as certlens serve's
@@ -76,7 +76,7 @@ stderr says what and where).`,
 	fs.String("key", "", "private key `FILE` of --cert (PEM); with it the probe presents the certificate")
 	fs.String("pfx", "", "client certificate and key as a PKCS#12 `FILE` (.pfx, .p12)")
 	fs.String("pfx-password-env", "", "environment `VARIABLE` holding the --pfx password")
-	fs.String("ca-file", "", "CA certificates `FILE` (PEM) to verify the server with, instead of the system's")
+	fs.String("ca-file", "", "CA certificates `FILE` (PEM, DER or PKCS#12 without a password) to verify the server with, instead of the system's")
 	fs.String("issuers-out", "", "write the issuer lists received to `FILE` (PEM-like DN dump) and FILE.json")
 	fs.Duration("connect-timeout", proxy.DefaultConnectTimeout, "time allowed to open the TCP connection (and the proxy's CONNECT)")
 	fs.Duration("handshake-timeout", proxy.DefaultHandshakeTimeout, "time allowed for the TLS handshake")

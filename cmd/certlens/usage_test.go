@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,5 +133,42 @@ func TestMisspeltVariableWarns(t *testing.T) {
 	}
 	if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "certlens: warning: CERTLENS_") || !strings.Contains(lines[0], want) {
 		t.Errorf("stderr %q, want one warning line", stderr)
+	}
+}
+
+// TestHelpPointsIntoTheRepository: every document a --help names is in the
+// repository, and the certificate flags say every form they take.
+func TestHelpPointsIntoTheRepository(t *testing.T) {
+	docRef := regexp.MustCompile(`[A-Za-z0-9_.-]+\.(?:md|yaml)\b`)
+	var walk func(c *cobra.Command)
+	var helps []string
+	walk = func(c *cobra.Command) {
+		args := append(strings.Fields(c.CommandPath())[1:], "--help")
+		out, _, code := run(t, nil, args...)
+		if code != 0 {
+			t.Errorf("%s: exit %d", strings.Join(args, " "), code)
+		}
+		helps = append(helps, out)
+		for _, ref := range docRef.FindAllString(out, -1) {
+			if ref == "certlens.yaml" { // the user's own file
+				continue
+			}
+			if _, err := os.Stat(filepath.Join("..", "..", ref)); err != nil {
+				t.Errorf("%s names %s, which is not in the repository", strings.Join(args, " "), ref)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
+	all := strings.Join(helps, "\n")
+	for _, want := range []string{
+		"--expect-cert stringArray        client certificate file (PEM, DER or PKCS#12 without a password)",
+		"CA certificates FILE (PEM, DER or PKCS#12 without a password)",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no help says %q", want)
+		}
 	}
 }
