@@ -127,3 +127,24 @@ func TestLoadWithSomeFlags(t *testing.T) {
 		t.Errorf("Load with analyze's flags = %+v", c)
 	}
 }
+
+// TestExampleFileNamesTheLiveKeys: the example's header lists exactly the
+// keys a reload applies.
+func TestExampleFileNamesTheLiveKeys(t *testing.T) {
+	text, err := os.ReadFile(exampleFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, header, _ := strings.Cut(string(text), "certlens reloads it.")
+	header, _, _ = strings.Cut(header, "A change to any other key needs a restart")
+	var listed []string
+	for _, w := range strings.Fields(strings.ReplaceAll(header, "#", " ")) {
+		w = strings.TrimRight(w, ".,:")
+		if _, ok := lookupKey(w); ok {
+			listed = append(listed, w)
+		}
+	}
+	if live := LiveKeys(); !slices.Equal(listed, live) {
+		t.Errorf("the example's reload paragraph lists\n%q\nthe live keys are\n%q", listed, live)
+	}
+}

@@ -51,6 +51,7 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	if e := c.validate(l.userSet); e != nil {
 		return nil, l.blame(e)
 	}
+	c.Warnings = unknownEnv(os.Environ())
 	return c, nil
 }
 

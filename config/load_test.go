@@ -511,6 +511,16 @@ func TestLoadErrors(t *testing.T) {
 			file: "log:\n  level: verbose\n",
 			want: `config: log.level: "verbose" is not a log level; use debug, info, warn or error (in certlens.yaml)`,
 		},
+		{
+			name: "log file in a missing directory",
+			file: "log:\n  file: nodir/events.jsonl\n",
+			want: `config: log.file: cannot create "nodir/events.jsonl": directory nodir: no such file or directory; create the directory or give another path (in certlens.yaml)`,
+		},
+		{
+			name: "log file is a directory",
+			args: []string{"--log-file", "."},
+			want: `config: log.file: "." is a directory; give a file name (from --log-file)`,
+		},
 		// expect_certs.
 		{
 			name: "expected certificate missing",

@@ -62,6 +62,11 @@ func (c *Config) validate(userSet func(key string) bool) *Error {
 	default:
 		return bad("log.level", "%q is not a log level; use debug, info, warn or error", c.Log.Level)
 	}
+	if c.Log.File != "" {
+		if p := writableFileProblem(c.Log.File); p != "" {
+			return bad("log.file", "%s", p)
+		}
+	}
 	for _, name := range c.ExpectCerts {
 		if p := readableProblem(name); p != "" {
 			return bad("expect_certs", "cannot read %q: %s", name, p)
@@ -219,6 +224,27 @@ func readableProblem(name string) string {
 	}
 	if info.IsDir() {
 		return "is a directory"
+	}
+	return ""
+}
+
+// writableFileProblem says why a file to append to cannot be created, as far
+// as looking tells without creating it: its directory missing, or a
+// directory in its place.
+func writableFileProblem(name string) string {
+	if info, err := os.Stat(name); err == nil {
+		if info.IsDir() {
+			return fmt.Sprintf("%q is a directory; give a file name", name)
+		}
+		return ""
+	}
+	dir := filepath.Dir(name)
+	info, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("cannot create %q: directory %s: %s; create the directory or give another path", name, dir, osProblem(err))
+	case !info.IsDir():
+		return fmt.Sprintf("cannot create %q: %s is not a directory", name, dir)
 	}
 	return ""
 }

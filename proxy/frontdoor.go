@@ -67,7 +67,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 // admit returns why c may not come in (and the HTTP status that says so),
 // or "". A connection admitted counts against MaxConns until it closes.
 func (l *guardListener) admit(c net.Conn) (reason string, status int) {
-	if allow := l.s.opts.Access.AllowClients; len(allow) > 0 {
+	if allow := l.s.dyn.Load().Access.AllowClients; len(allow) > 0 {
 		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
 		ok := false
 		for _, p := range allow {
@@ -182,7 +182,7 @@ func (s *Server) connState(c net.Conn, state http.ConnState) {
 // authorize checks Proxy-Authorization against access.users: it says why
 // the request may not pass, or "".
 func (s *Server) authorize(r *http.Request) string {
-	users := s.opts.Access.Users
+	users := s.dyn.Load().Access.Users
 	if len(users) == 0 {
 		return ""
 	}

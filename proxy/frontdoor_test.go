@@ -225,3 +225,82 @@ func TestAllowHosts(t *testing.T) {
 	}
 	c.Close()
 }
+
+// A reload changes who may use the proxy (access.users, access.allow_clients)
+// and the idle timeout of the tunnels opened after it; a tunnel already
+// open keeps the timeout it started with.
+func TestReloadAccessAndIdleTimeout(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret-pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := tcpServer(t, echo)
+	proxyAddr, s, ev := startServer(t, Options{Access: Access{AllowClients: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}})
+	connect := func(auth string) int {
+		c, err := net.Dial("tcp", proxyAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", upstream, upstream, auth)
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+		if err != nil {
+			t.Fatalf("no answer to CONNECT: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := connect(""); got != http.StatusForbidden {
+		t.Fatalf("client outside access.allow_clients: %d, want 403", got)
+	}
+
+	dyn := *s.dyn.Load()
+	dyn.Access = Access{Users: map[string]string{"alice": string(hash)}}
+	s.Reload(dyn)
+	if got := connect(""); got != http.StatusProxyAuthRequired {
+		t.Errorf("after the reload to access.users, without credentials: %d, want 407", got)
+	}
+	if got := connect("Proxy-Authorization: Basic YWxpY2U6czNjcmV0LXB3\r\n"); got != http.StatusOK {
+		t.Errorf("after the reload to access.users, as alice: %d, want 200", got)
+	}
+
+	dyn.Access = Access{}
+	s.Reload(dyn)
+	before, err := dialVia(proxyAddr, upstream) // idle timeout a minute
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer before.Close()
+	dyn.IdleTimeout = 300 * time.Millisecond
+	s.Reload(dyn)
+	after, err := dialVia(proxyAddr, upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	_ = after.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := after.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("idle tunnel opened after the reload: read %v, want EOF from the proxy closing it", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("closed after %s, want about 300ms", took)
+	}
+	idled := false
+	for _, e := range ev.wait(t, "connection closed", 2) {
+		idled = idled || e["reason"] == "idle timeout"
+	}
+	if !idled {
+		t.Errorf("no tunnel closed for the idle timeout:\n%s", ev.text())
+	}
+	// The tunnel opened before the reload is still up.
+	if _, err := before.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	_ = before.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(before, buf); err != nil || string(buf) != "ping" {
+		t.Errorf("tunnel opened before the reload: %q %v", buf, err)
+	}
+}

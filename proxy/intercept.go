@@ -134,6 +134,7 @@ func (s *Server) interceptConnect(w http.ResponseWriter, r *http.Request) (http.
 		meta:  event.Meta{ConnID: s.nextID(), Mode: ModeIntercept, ClientAddr: r.RemoteAddr, Target: r.Host},
 		host:  host,
 		start: time.Now(),
+		idle:  s.dyn.Load().IdleTimeout,
 	}
 	ic.transport = &http.Transport{
 		// Never through a proxy the environment names, and never h2
@@ -143,7 +144,7 @@ func (s *Server) interceptConnect(w http.ResponseWriter, r *http.Request) (http.
 		DialTLSContext:        ic.dialTLS,
 		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{},
 		MaxIdleConnsPerHost:   1,
-		IdleConnTimeout:       s.opts.IdleTimeout,
+		IdleConnTimeout:       ic.idle,
 		ResponseHeaderTimeout: responseTimeout,
 		// The browser's Accept-Encoding goes through untouched.
 		DisableCompression: true,
@@ -200,6 +201,7 @@ type icConn struct {
 	meta      event.Meta
 	host      string
 	start     time.Time
+	idle      time.Duration // tunnel.idle_timeout when the browser connected
 	transport *http.Transport
 	dials     atomic.Int32
 	last      atomic.Pointer[rules.HTTPOutcome] // the latest answer, for the http line
@@ -248,7 +250,7 @@ type browserConn struct {
 }
 
 func (c *browserConn) Read(b []byte) (int, error) {
-	if idle := c.ic.srv.opts.IdleTimeout; idle > 0 {
+	if idle := c.ic.idle; idle > 0 {
 		_ = c.Conn.SetReadDeadline(time.Now().Add(idle))
 	}
 	n, err := c.Conn.Read(b)

@@ -63,7 +63,8 @@ type Options struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// Reloadable is what a config reload may change while tunnels run.
+// Reloadable is what a config reload may change while tunnels run; each
+// connection, tunnel or handshake reads it when it starts.
 type Reloadable struct {
 	AllowPort          func(port int) bool
 	AllowPortsText     string
@@ -72,6 +73,10 @@ type Reloadable struct {
 	Rules              rules.Options
 	// AllowHosts and DenyHosts are lower-case host patterns (access.*).
 	AllowHosts, DenyHosts []string
+	// Access: users and client networks (access.users, access.allow_clients).
+	Access Access
+	// IdleTimeout and DialTimeout are those of tunnels opened from now on.
+	IdleTimeout, DialTimeout time.Duration
 }
 
 // Server is the forward proxy.
@@ -122,9 +127,10 @@ func New(opts Options, log *zap.Logger) *Server {
 	}
 	s := &Server{opts: opts, log: log, tunnels: map[*tunnel]struct{}{}, metrics: newMetrics(),
 		release: debug.FreeOSMemory, quiet: time.Second}
-	s.dyn.Store(&Reloadable{AllowPort: opts.AllowPort, AllowPortsText: opts.AllowPortsText,
+	s.Reload(Reloadable{AllowPort: opts.AllowPort, AllowPortsText: opts.AllowPortsText,
 		AllowHTTPPort: opts.AllowHTTPPort, AllowHTTPPortsText: opts.AllowHTTPPortsText, Rules: opts.Rules,
-		AllowHosts: opts.AllowHosts, DenyHosts: opts.DenyHosts})
+		AllowHosts: opts.AllowHosts, DenyHosts: opts.DenyHosts, Access: opts.Access,
+		IdleTimeout: opts.IdleTimeout, DialTimeout: opts.DialTimeout})
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	s.idPfx = hex.EncodeToString(b[:])
@@ -158,7 +164,12 @@ func New(opts Options, log *zap.Logger) *Server {
 
 // Reload swaps in what a config reload may change; tunnels already open
 // keep relaying, their next events use the new rules.
-func (s *Server) Reload(r Reloadable) { s.dyn.Store(&r) }
+func (s *Server) Reload(r Reloadable) {
+	if r.DialTimeout <= 0 {
+		r.DialTimeout = s.opts.DialTimeout
+	}
+	s.dyn.Store(&r)
+}
 
 // Serve accepts clients on ln until Shutdown: proxy clients, or in sidecar
 // mode the server's clients themselves.
@@ -327,7 +338,7 @@ func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	// resolved to, just before connecting, so a name that resolves to
 	// certlens itself (or is re-pointed there) cannot loop it or reach the
 	// admin server through the proxy.
-	d := net.Dialer{Timeout: s.opts.DialTimeout, KeepAlive: -1, Control: s.own.control}
+	d := net.Dialer{Timeout: s.dyn.Load().DialTimeout, KeepAlive: -1, Control: s.own.control}
 	return d.DialContext(ctx, network, addr)
 }
 

@@ -69,7 +69,7 @@ func (s *Server) handleSidecar(client net.Conn) {
 		}
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.DialTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.dyn.Load().DialTimeout)
 	up, err := s.dial(ctx, "tcp", t.meta.Target)
 	cancel()
 	if err == nil && s.opts.Sidecar.ProxyProtocol > 0 {

@@ -102,7 +102,7 @@ func (t *tunnel) relay(dst io.Writer, src io.Reader, down bool) (int64, error) {
 // The close reason names the side that failed, as Read and Write do.
 func (t *tunnel) splice(dst, src *net.TCPConn, down bool) (int64, error) {
 	t.srv.metrics.spliced.Inc()
-	idle := t.srv.opts.IdleTimeout
+	idle := t.idle
 	var total int64
 	defer func() { _ = src.SetReadDeadline(time.Time{}) }()
 	for {

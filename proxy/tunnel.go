@@ -38,7 +38,8 @@ type tunnel struct {
 	tap     atomic.Bool // false once the parser wants no more bytes
 
 	start      time.Time
-	readDL     time.Time // the upstream read deadline armed; only the server->client copy touches it
+	idle       time.Duration // tunnel.idle_timeout when the tunnel opened
+	readDL     time.Time     // the upstream read deadline armed; only the server->client copy touches it
 	up, down   atomic.Int64
 	lastActive atomic.Int64 // unix nanoseconds of the last byte either way
 	reason     atomic.Pointer[string]
@@ -89,6 +90,7 @@ func (s *Server) newTunnel(meta event.Meta, secrets *keylog.Store) *tunnel {
 		parser:  handshake.NewParser(popts),
 		secrets: secrets,
 		start:   time.Now(),
+		idle:    s.dyn.Load().IdleTimeout,
 		closed:  make(chan struct{}),
 	}
 	t.tap.Store(!s.opts.NoParse)
@@ -126,7 +128,7 @@ func (t *tunnel) setReason(r string) { t.reason.CompareAndSwap(nil, &r) }
 // re-armed only when activity moved it by more than a quarter of the
 // timeout: resetting a runtime timer on every read showed in profiles.
 func (t *tunnel) Read(b []byte) (int, error) {
-	idle := t.srv.opts.IdleTimeout
+	idle := t.idle
 	for {
 		if idle > 0 {
 			if want := time.Unix(0, t.lastActive.Load()).Add(idle); t.readDL.IsZero() || want.Sub(t.readDL) > idle/4 {

@@ -1,5 +1,10 @@
 package rules
 
+import (
+	"slices"
+	"strings"
+)
+
 // Rule is one entry of the catalogue: a stable id, what it is about (for
 // docs/rules.md, generated from this table), and a small pure check.
 type Rule struct {
@@ -21,6 +26,41 @@ const remedyNegotiate = "On IIS, negotiate the client certificate in the initial
 const remedyIssuerList = "Remove roots the site does not need from the server's Trusted Root Certification Authorities store, or set " +
 	"HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\SendTrustedIssuerList=0 (clients then see all their " +
 	"certificates), or trust only the client CAs (ClientAuthTrustMode=2 with the \"Client Authentication Issuers\" store)."
+
+// reasonRemedies say what to change for each reason WouldOffer gives, in
+// its order.
+var reasonRemedies = []struct{ code, fix string }{
+	{"issuer-not-listed", "issue the certificate under a CA the server lists, or add its CA to the server's trusted store"},
+	{"key-usage", "issue it from a template whose Key Usage includes Digital Signature"},
+	{"ext-key-usage", "issue it from a template whose Application Policies include Client Authentication"},
+	{"expired", "renew it"},
+	{"not-yet-valid", "check the client's and the server's clocks, or wait until its validity starts"},
+	{"key-type", "issue it with a key type the server accepts, or enable the missing signature algorithms on the server"},
+}
+
+// reasonFixes says what to change for the reasons given, one clause each.
+func reasonFixes(codes []string) string {
+	var fixes []string
+	for _, rr := range reasonRemedies {
+		if slices.Contains(codes, rr.code) {
+			fixes = append(fixes, rr.fix)
+		}
+	}
+	return strings.Join(fixes, "; ")
+}
+
+func allReasonCodes() []string {
+	codes := make([]string, len(reasonRemedies))
+	for i, rr := range reasonRemedies {
+		codes[i] = rr.code
+	}
+	return codes
+}
+
+const remedyClientSide = "the server side is right for this certificate; fix the client. Import the certificate with its private key " +
+	"into the user's Personal store (certmgr.msc > Personal > Certificates shows a key on its icon; certutil -user -store My " +
+	"says \"Encryption test passed\"); if its key was stored as AT_KEYEXCHANGE, import it again as AT_SIGNATURE " +
+	"(certutil -user -importPFX FILE.pfx AT_SIGNATURE); then pick it when the browser asks."
 
 // Catalogue is every rule, in the order findings are reported. Ids are
 // stable: tools and tests match on them (DESIGN.md).
@@ -107,9 +147,12 @@ var Catalogue = []*Rule{
 	},
 	{
 		ID: "expected-cert-not-selectable", Severity: "warning or error", Predicts: Verdict4037,
-		Trigger: "With --expect-cert: the server asked and the client sent no certificate; says every reason a browser would not offer the expected one.",
-		Remedy:  "Fix each reason given: issue the certificate under a listed CA (or add its CA to the server's trusted store), with the right Key Usage, EKU and validity.",
-		check:   expectedCertNotSelectable,
+		Trigger: "With --expect-cert: the server asked and the client sent no certificate. Either a browser would not offer the expected " +
+			"certificate, and the finding gives every reason (chain reaches no listed CA, Key Usage, EKU, validity, key type); or it " +
+			"would be offered, and the cause is on the client (not in the user's store, no private key, key stored as AT_KEYEXCHANGE).",
+		Remedy: "When it is not offered, the finding's remedy says what to change for each reason given: " + reasonFixes(allReasonCodes()) +
+			". When it would be offered, " + remedyClientSide,
+		check: expectedCertNotSelectable,
 	},
 	{
 		ID: "client-cert-issuer-not-listed", Severity: "warning", Predicts: Verdict40316,

@@ -301,33 +301,44 @@ func expectedCertNotSelectable(in *input, r *Rule) []Finding {
 		}
 		leaf := exp.Chain[0]
 		reasons := WouldOffer(exp.Chain, cr, in.h.Version, in.opts.Now)
-		if len(reasons) == 0 {
-			if in.ev.NoCertToSend {
-				// The client could not have sent it (no key): nothing to explain.
-				continue
-			}
-			out = append(out, r.finding(SeverityWarning, Verdict4037,
-				fmt.Sprintf("%s (%s) would be offered for this request, yet the client did not send it", leaf.Subject, exp.Name),
-				"Its chain reaches a listed CA and its Key Usage, EKU, validity and key type fit the request. The cause is on the client: "+
-					"the certificate is not in the user's personal store, its private key is missing or not usable (a key stored as "+
-					"AT_KEYEXCHANGE instead of AT_SIGNATURE), or the user picked another one."))
+		if len(reasons) == 0 && in.ev.NoCertToSend {
+			// The client could not have sent it (no key): nothing to explain.
 			continue
 		}
-		texts := make([]string, len(reasons))
-		for i, rs := range reasons {
-			texts[i] = rs.Text
+		var f Finding
+		if len(reasons) == 0 {
+			f = r.finding(SeverityWarning, Verdict4037,
+				fmt.Sprintf("%s (%s) would be offered for this request, yet the client did not send it: the cause is on the client", leaf.Subject, exp.Name),
+				"Its chain reaches a listed CA and its Key Usage, EKU, validity and key type fit the request. The cause is on the client: "+
+					"the certificate is not in the user's personal store, its private key is missing or not usable (a key stored as "+
+					"AT_KEYEXCHANGE instead of AT_SIGNATURE), or the user dismissed the certificate prompt.")
+			f.Remedy = capitalize(remedyClientSide)
+		} else {
+			texts := make([]string, len(reasons))
+			codes := make([]string, len(reasons))
+			for i, rs := range reasons {
+				texts[i], codes[i] = rs.Text, rs.Code
+			}
+			f = r.finding(SeverityError, Verdict4037,
+				fmt.Sprintf("%s (%s) is not offered by a browser for this request: %d reason(s)", leaf.Subject, exp.Name, len(reasons)),
+				strings.Join(texts, " "))
+			f.Remedy = capitalize(reasonFixes(codes)) + "."
 		}
-		sev, predicts, detail := SeverityError, Verdict4037, strings.Join(texts, " ")
 		if hr := in.ev.HTTP; hr.Answered() {
 			// The server went on without a certificate: no 403 to predict.
-			sev, predicts = SeverityWarning, VerdictNone
-			detail += fmt.Sprintf(" The server answered HTTP %d without a certificate, so this matters only where one is required.", hr.Status)
+			f.Severity, f.Predicts = SeverityWarning, VerdictNone
+			f.Detail += fmt.Sprintf(" The server answered HTTP %d without a certificate, so this matters only where one is required.", hr.Status)
 		}
-		out = append(out, r.finding(sev, predicts,
-			fmt.Sprintf("%s (%s) is not offered by a browser for this request: %d reason(s)", leaf.Subject, exp.Name, len(reasons)),
-			detail))
+		out = append(out, f)
 	}
 	return out
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // sentCert reports whether the client sent the expected certificate.

@@ -335,6 +335,19 @@ func reencodeUTF8(rdn pkix.RDNSequence) []asn1.RawValue {
 	return sets
 }
 
+// mustFind returns the report's finding with id, failing the test when
+// none fired.
+func mustFind(t *testing.T, r Report, id string) *Finding {
+	t.Helper()
+	for i := range r.Findings {
+		if r.Findings[i].ID == id {
+			return &r.Findings[i]
+		}
+	}
+	t.Fatalf("%s did not fire: %v", id, ids(r))
+	return nil
+}
+
 func TestExpectedCertNotSelectable(t *testing.T) {
 	f := newFixture(t)
 	expected := f.inter.NewClient(t, "alice", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))
@@ -342,16 +355,7 @@ func TestExpectedCertNotSelectable(t *testing.T) {
 	exp := ExpectedCert{Name: "alice.pem", Chain: []*x509.Certificate{expected.Cert, f.inter.Cert, f.root.Cert}}
 	opts := Options{ExpectCerts: []ExpectedCert{exp}, Now: now}
 
-	r := Diagnose(tls12(request(dns(f.foreign)), nil), opts)
-	var got *Finding
-	for i := range r.Findings {
-		if r.Findings[i].ID == "expected-cert-not-selectable" {
-			got = &r.Findings[i]
-		}
-	}
-	if got == nil {
-		t.Fatalf("expected-cert-not-selectable did not fire: %v", ids(r))
-	}
+	got := mustFind(t, Diagnose(tls12(request(dns(f.foreign)), nil), opts), "expected-cert-not-selectable")
 	for _, want := range []string{"alice.pem", "2 reason(s)", "reaches none of the 1 CA names", "without Client Authentication"} {
 		if !strings.Contains(got.Summary+" "+got.Detail, want) {
 			t.Errorf("finding lacks %q: %s / %s", want, got.Summary, got.Detail)
@@ -367,11 +371,81 @@ func TestExpectedCertNotSelectable(t *testing.T) {
 	}
 	// Selectable but another was sent: a client-side cause, said as such.
 	okExp := ExpectedCert{Name: "bob.pem", Chain: []*x509.Certificate{other.Cert, f.inter.Cert}}
-	r = Diagnose(tls12(request(dns(f.root)), nil), Options{ExpectCerts: []ExpectedCert{okExp}, Now: now})
+	r := Diagnose(tls12(request(dns(f.root)), nil), Options{ExpectCerts: []ExpectedCert{okExp}, Now: now})
 	for _, fd := range r.Findings {
 		if fd.ID == "expected-cert-not-selectable" && !strings.Contains(fd.Detail, "AT_KEYEXCHANGE") {
 			t.Errorf("selectable certificate not explained as a client-side cause: %s", fd.Detail)
 		}
+	}
+}
+
+// TestExpectedCertFindingPerCase: a certificate a browser would not offer
+// gets its reasons and, for each, what to change; one it would offer gets
+// the client-side causes and their remedy, never "fix each reason" with no
+// reason given.
+func TestExpectedCertFindingPerCase(t *testing.T) {
+	f := newFixture(t)
+	chain := func(c *pkitest.Cert) []*x509.Certificate {
+		return []*x509.Certificate{c.Cert, f.inter.Cert, f.root.Cert}
+	}
+	offerable := chain(f.inter.NewClient(t, "alice"))
+	wrongEKU := chain(f.inter.NewClient(t, "mallory", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth)))
+	expired := chain(f.inter.NewClient(t, "old", pkitest.WithValidity(now.AddDate(-2, 0, 0), now.AddDate(-1, 0, 0))))
+	foreign := []*x509.Certificate{f.foreign.NewClient(t, "eve", pkitest.WithKeyUsage(x509.KeyUsageKeyEncipherment)).Cert, f.foreign.Cert}
+	answered := Evidence{HTTP: &HTTPOutcome{Status: 200}}
+	cases := []struct {
+		name      string
+		chain     []*x509.Certificate
+		ev        Evidence
+		sev       Severity
+		predicts  Verdict
+		summary   string
+		detail    []string
+		remedy    []string
+		remedyNot []string
+	}{
+		{name: "would be offered: the client is the cause", chain: offerable, sev: SeverityWarning, predicts: "403.7",
+			summary:   "CN=alice (alice.pem) would be offered for this request, yet the client did not send it: the cause is on the client",
+			detail:    []string{"not in the user's personal store", "private key is missing", "AT_KEYEXCHANGE"},
+			remedy:    []string{"The server side is right for this certificate; fix the client.", "Personal store", "certutil -user -importPFX FILE.pfx AT_SIGNATURE", "pick it when the browser asks"},
+			remedyNot: []string{"reason", "issue", "renew"}},
+		{name: "would be offered, the server answered without one", chain: offerable, ev: answered, sev: SeverityWarning,
+			summary: "would be offered for this request", detail: []string{"The server answered HTTP 200 without a certificate"},
+			remedy: []string{"fix the client"}},
+		{name: "EKU without clientAuth", chain: wrongEKU, sev: SeverityError, predicts: "403.7",
+			summary:   "CN=mallory (alice.pem) is not offered by a browser for this request: 1 reason(s)",
+			detail:    []string{"without Client Authentication"},
+			remedy:    []string{"Issue it from a template whose Application Policies include Client Authentication."},
+			remedyNot: []string{"Fix each reason", "renew", "Personal store"}},
+		{name: "expired", chain: expired, sev: SeverityError, predicts: "403.7",
+			summary: "1 reason(s)", detail: []string{"It expired"}, remedy: []string{"Renew it."}, remedyNot: []string{"Personal store"}},
+		{name: "foreign CA and Key Usage, the server answered without one", chain: foreign, ev: answered, sev: SeverityWarning,
+			summary: "2 reason(s)", detail: []string{"reaches none of the 1 CA names", "without digitalSignature", "answered HTTP 200"},
+			remedy: []string{"Issue the certificate under a CA the server lists, or add its CA to the server's trusted store; issue it from a template whose Key Usage includes Digital Signature."}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := Options{ExpectCerts: []ExpectedCert{{Name: "alice.pem", Chain: tc.chain}}, Now: now}
+			got := mustFind(t, DiagnoseWith(tls12(request(dns(f.root)), nil), tc.ev, opts), "expected-cert-not-selectable")
+			if got.Severity != tc.sev || got.Predicts != tc.predicts || !strings.Contains(got.Summary, tc.summary) {
+				t.Errorf("got %s/%q %q, want %s/%q %q", got.Severity, got.Predicts, got.Summary, tc.sev, tc.predicts, tc.summary)
+			}
+			for _, w := range tc.detail {
+				if !strings.Contains(got.Detail, w) {
+					t.Errorf("detail lacks %q: %s", w, got.Detail)
+				}
+			}
+			for _, w := range tc.remedy {
+				if !strings.Contains(got.Remedy, w) {
+					t.Errorf("remedy lacks %q: %s", w, got.Remedy)
+				}
+			}
+			for _, w := range tc.remedyNot {
+				if strings.Contains(got.Remedy, w) {
+					t.Errorf("remedy has %q, which is not this case's: %s", w, got.Remedy)
+				}
+			}
+		})
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/pem"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -35,6 +36,7 @@ who reads the key can impersonate any site to browsers that trust the root.`,
 		if err != nil {
 			return "", err
 		}
+		printWarnings(c.ErrOrStderr(), cfg)
 		return interceptCADir(cfg)
 	}
 
@@ -50,7 +52,9 @@ who reads the key can impersonate any site to browsers that trust the root.`,
 			}
 			root, err := ca.Create(d, force)
 			if err != nil {
-				return err
+				// The directory named cannot hold a new CA, or already
+				// holds one: the command as given cannot be done.
+				return usageError{fmt.Errorf("ca init: %w", err)}
 			}
 			fmt.Fprintf(c.OutOrStdout(), "created %s\nsubject: %s\nsha256:  %s\nnext: certlens ca export > certlens-ca.crt, and import it as a trusted root\n",
 				root.CertPath(), root.Cert.Subject, root.Fingerprint())
@@ -72,8 +76,11 @@ who reads the key can impersonate any site to browsers that trust the root.`,
 				return err
 			}
 			root, err := ca.Load(d)
+			if errors.Is(err, ca.ErrNotFound) {
+				return usageError{fmt.Errorf("ca export: %w; create it with certlens ca init, or name its directory with --dir", err)}
+			}
 			if err != nil {
-				return fmt.Errorf("%w (create it with certlens ca init)", err)
+				return usageError{fmt.Errorf("ca export: %w", err)}
 			}
 			if der {
 				_, err = c.OutOrStdout().Write(root.Cert.Raw)

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"go.uber.org/zap"
-	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
 	"github.com/certlens/certlens/config"
 	"github.com/certlens/certlens/internal/ca"
@@ -17,12 +17,40 @@ import (
 	"github.com/certlens/certlens/rules"
 )
 
-// interceptOptions loads what intercept mode needs before it listens: the
-// CA (created on first use), client certificates, upstream roots and the
-// key log. A file it cannot use is a configuration error. The returned
+// interceptOptions loads what intercept mode needs before it serves:
+// client certificates, upstream roots, the CA (created on first use) and
+// the key log. A file it cannot use is a configuration error. The returned
 // closer closes the key log.
 func interceptOptions(cfg *config.Config, log *zap.Logger) (proxy.InterceptOptions, io.Closer, error) {
 	var o proxy.InterceptOptions
+	// The files the user named first: a mistake there must not leave a
+	// new CA behind, nor a line on stdout before the error.
+	for _, e := range cfg.Intercept.ClientCerts {
+		cert, err := loadClientCert(e.File)
+		if err != nil {
+			return o, nil, &config.Error{Key: "intercept.client_certs", Problem: fmt.Sprintf("%s: %v", e.File, err)}
+		}
+		o.ClientCerts = append(o.ClientCerts, proxy.ClientCert{Pattern: e.Pattern, Source: e.File, Cert: cert})
+	}
+	var err error
+	o.UpstreamRoots, err = x509.SystemCertPool()
+	if err != nil {
+		o.UpstreamRoots = x509.NewCertPool()
+	}
+	for _, name := range cfg.Intercept.UpstreamRoots {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return o, nil, &config.Error{Key: "intercept.upstream_roots", Problem: err.Error()}
+		}
+		// PEM, DER or PKCS#12 without a password, as --expect-cert.
+		certs, err := rules.ParseCertFile(data)
+		if err != nil {
+			return o, nil, &config.Error{Key: "intercept.upstream_roots", Problem: name + ": " + err.Error()}
+		}
+		for _, c := range certs {
+			o.UpstreamRoots.AddCert(c)
+		}
+	}
 	dir, err := interceptCADir(cfg)
 	if err != nil {
 		return o, nil, &config.Error{Key: "intercept.ca_dir", Problem: err.Error()}
@@ -38,32 +66,6 @@ func interceptOptions(cfg *config.Config, log *zap.Logger) (proxy.InterceptOptio
 	log.Info(msg, zap.String("path", root.CertPath()), zap.String("subject", root.Cert.Subject.String()),
 		zap.String("sha256", root.Fingerprint()))
 	o.CA = root.TLSCertificate()
-
-	for _, e := range cfg.Intercept.ClientCerts {
-		cert, err := loadClientCert(e.File)
-		if err != nil {
-			return o, nil, &config.Error{Key: "intercept.client_certs", Problem: fmt.Sprintf("%s: %v", e.File, err)}
-		}
-		o.ClientCerts = append(o.ClientCerts, proxy.ClientCert{Pattern: e.Pattern, Source: e.File, Cert: cert})
-	}
-	o.UpstreamRoots, err = x509.SystemCertPool()
-	if err != nil {
-		o.UpstreamRoots = x509.NewCertPool()
-	}
-	for _, name := range cfg.Intercept.UpstreamRoots {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			return o, nil, &config.Error{Key: "intercept.upstream_roots", Problem: err.Error()}
-		}
-		// PEM or DER, as --ca-file takes them.
-		certs, err := rules.ParseCertFile(data)
-		if err != nil {
-			return o, nil, &config.Error{Key: "intercept.upstream_roots", Problem: name + ": " + err.Error()}
-		}
-		for _, c := range certs {
-			o.UpstreamRoots.AddCert(c)
-		}
-	}
 	o.InsecureUpstream = cfg.Intercept.InsecureUpstream
 	if o.InsecureUpstream {
 		log.Warn("intercept.insecure_upstream is on: servers whose certificate does not verify are let through (flagged in their events)")
@@ -98,11 +100,20 @@ func loadClientCert(name string) (tls.Certificate, error) {
 			return tls.Certificate{}, fmt.Errorf("PEM certificate and key: %w", err)
 		}
 	} else {
-		k, leaf, cas, err := pkcs12.DecodeChain(data, os.Getenv(config.PFXPasswordEnv))
-		if err != nil {
-			return tls.Certificate{}, fmt.Errorf("neither PEM with a key nor PKCS#12 (password from %s): %w", config.PFXPasswordEnv, err)
+		password, set := os.LookupEnv(config.PFXPasswordEnv)
+		k, c, err := rules.DecodePKCS12(data, password)
+		var notP12 *rules.NotPKCS12Error
+		switch {
+		case errors.Is(err, rules.ErrPKCS12Password) && !set:
+			return tls.Certificate{}, fmt.Errorf("a PKCS#12 file with a password: put it in %s", config.PFXPasswordEnv)
+		case errors.Is(err, rules.ErrPKCS12Password):
+			return tls.Certificate{}, fmt.Errorf("the password in %s does not open this PKCS#12 file", config.PFXPasswordEnv)
+		case errors.As(err, &notP12):
+			return tls.Certificate{}, fmt.Errorf("not a certificate with its key: %s; give PEM holding the certificate and its key, or PKCS#12 (.pfx, .p12)", notP12.What)
+		case err != nil:
+			return tls.Certificate{}, err
 		}
-		chain, key = append([]*x509.Certificate{leaf}, cas...), k
+		chain, key = c, k
 	}
 	c, err := presentable(chain, key)
 	if err != nil {

@@ -21,7 +21,7 @@ func followKeylog(ctx context.Context, cfg *config.Config, log *zap.Logger) prox
 	}
 	store := keylog.NewStore(cfg.Decrypt.MaxSecrets)
 	log.Info("decrypting handshakes with a key log", zap.String("file", cfg.Decrypt.KeylogFile),
-		zap.Int("max_secrets", cfg.Decrypt.MaxSecrets), zap.Duration("wait", cfg.Decrypt.Wait))
+		zap.Int("max_secrets", cfg.Decrypt.MaxSecrets), zap.Int64("wait_ms", cfg.Decrypt.Wait.Milliseconds()))
 	go keylog.NewFollower(cfg.Decrypt.KeylogFile, store, log).Run(ctx)
 	return proxy.DecryptOptions{Secrets: store, Wait: cfg.Decrypt.Wait}
 }

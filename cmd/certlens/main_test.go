@@ -86,7 +86,7 @@ func TestBadConfigExitsTwoWithOneLine(t *testing.T) {
 		{"bad address", nil, []string{"serve", "--listen", "localhost"}, "certlens: config: listen:"},
 		{"bad port list", []string{"CERTLENS_ALLOW_PORTS=443,abc"}, []string{"serve"}, `allow_ports: "abc" is not a port or range (from CERTLENS_ALLOW_PORTS)`},
 		{"unreadable expect-cert", nil, []string{"serve", "--expect-cert", "/nonexistent/alice.pem"}, "expect_certs:"},
-		{"expect-cert that is no certificate", nil, []string{"serve", "--expect-cert", notACert}, "config: expect_certs: " + notACert + ": neither PEM, DER nor a password-less PKCS#12 file"},
+		{"expect-cert that is no certificate", nil, []string{"serve", "--expect-cert", notACert}, "config: expect_certs: " + notACert + ": not a certificate: a text file without a -----BEGIN CERTIFICATE----- line"},
 		{"unreadable intercept client cert", []string{"CERTLENS_INTERCEPT_CLIENT_CERTS=*.corp.example=/nonexistent/alice.pem"}, []string{"serve", "--mode", "intercept"}, "config: intercept.client_certs: cannot read"},
 		{"intercept client cert without pattern", []string{"CERTLENS_INTERCEPT_CLIENT_CERTS=alice.pem"}, []string{"serve", "--mode", "intercept"}, `intercept.client_certs: "alice.pem" is not HOST_PATTERN=FILE`},
 		{"unknown key in file", nil, []string{"serve", "--config", bad}, "config: lisen: unknown key"},

@@ -20,7 +20,12 @@ hash of it, to put in access.users (or CERTLENS_ACCESS_USERS). Clients then
 authenticate to the proxy with Basic credentials, e.g. curl -x http://NAME:PASSWORD@host:8080.`,
 		Example: `  read -rs PW && printf '%s\n' "$PW" | certlens passwd alice
   certlens passwd alice < password.txt`,
-		Args: cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("passwd takes one user NAME, got %d arguments: e.g. certlens passwd alice < password.txt", len(args))}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if name == "" || strings.ContainsAny(name, ":, \t") {

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/certlens/certlens/config"
 	"github.com/certlens/certlens/handshake"
@@ -42,10 +41,10 @@ SSLVerifyClient). For each: the CA names (numbered, with their count and
 size against Windows' 16 KB limit), the certificate types and signature
 algorithms, then the HTTP answer, the findings with remedies and a verdict.
 
-With --cert (PEM, DER or PKCS#12; a PEM may carry the chain, leaf first) it
-says whether a browser would offer that certificate for each request, and
-every reason if not. With its key (--key, in the PEM itself, or --pfx) the
-probe presents it and reports what the server did. Without a key it sends
+With --cert (PEM, DER or PKCS#12 without a password; a PEM may carry the
+chain, leaf first) it says whether a browser would offer that certificate
+for each request, and every reason if not. With its key (--key, in the PEM
+itself, or --pfx) the probe presents it and reports what the server did. Without a key it sends
 no certificate, as a browser with nothing to offer does.
 
 The probe's own connection is read by the same parser as certlens serve's
@@ -77,7 +76,7 @@ stderr says what and where).`,
 	fs.String("key", "", "private key `FILE` of --cert (PEM); with it the probe presents the certificate")
 	fs.String("pfx", "", "client certificate and key as a PKCS#12 `FILE` (.pfx, .p12)")
 	fs.String("pfx-password-env", "", "environment `VARIABLE` holding the --pfx password")
-	fs.String("ca-file", "", "CA certificates `FILE` (PEM) to verify the server with, instead of the system's")
+	fs.String("ca-file", "", "CA certificates `FILE` (PEM, DER or PKCS#12 without a password) to verify the server with, instead of the system's")
 	fs.String("issuers-out", "", "write the issuer lists received to `FILE` (PEM-like DN dump) and FILE.json")
 	fs.Duration("connect-timeout", proxy.DefaultConnectTimeout, "time allowed to open the TCP connection (and the proxy's CONNECT)")
 	fs.Duration("handshake-timeout", proxy.DefaultHandshakeTimeout, "time allowed for the TLS handshake")
@@ -101,6 +100,7 @@ func runProbe(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	printWarnings(cmd.ErrOrStderr(), cfg)
 	target, err := parseProbeURL(args[0])
 	if err != nil {
 		return usageError{err}
@@ -307,11 +307,18 @@ func loadPFX(path, pwEnv string) (*probeCert, error) {
 			return nil, fmt.Errorf("--pfx-password-env: %s is not set", pwEnv)
 		}
 	}
-	key, leaf, cas, err := pkcs12.DecodeChain(data, password)
-	if err != nil {
-		return nil, fmt.Errorf("--pfx %s: %w (set the password's variable with --pfx-password-env)", path, err)
+	key, chain, err := rules.DecodePKCS12(data, password)
+	var notP12 *rules.NotPKCS12Error
+	switch {
+	case errors.Is(err, rules.ErrPKCS12Password) && pwEnv == "":
+		return nil, fmt.Errorf("--pfx %s has a password: name the environment variable that holds it with --pfx-password-env", path)
+	case errors.Is(err, rules.ErrPKCS12Password):
+		return nil, fmt.Errorf("--pfx %s: the password in %s does not open it", path, pwEnv)
+	case errors.As(err, &notP12):
+		return nil, fmt.Errorf("--pfx %s: %v; give PKCS#12 (.pfx, .p12) here, or a PEM or DER certificate with --cert (and its key with --key)", path, err)
+	case err != nil:
+		return nil, fmt.Errorf("--pfx %s: %w", path, err)
 	}
-	chain := append([]*x509.Certificate{leaf}, cas...)
 	pc := &probeCert{name: filepath.Base(path), chain: chain}
 	if pc.present, err = presentable(chain, key); err != nil {
 		return nil, fmt.Errorf("--pfx %s: %w", path, err)

@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -16,12 +17,11 @@ import (
 	"github.com/certlens/certlens/proxy"
 )
 
-// reloader applies config changes that are safe while tunnels run: rules
-// thresholds, expect-certs, client_cert_hosts, allow_ports and the log
-// level. Everything else needs a restart, and says so.
+// reloader applies the changes to the config's Live keys (config.Reload)
+// while tunnels run, and names every changed Restart key in a warning.
 type reloader struct {
 	flags *pflag.FlagSet
-	cfg   *config.Config
+	cfg   atomic.Pointer[config.Config] // what certlens runs with
 	srv   *proxy.Server
 	log   *zap.Logger
 	level zap.AtomicLevel
@@ -39,20 +39,21 @@ func (r *reloader) watch() {
 	if len(reloadSignals) > 0 {
 		signal.Notify(r.sig, reloadSignals...)
 	}
-	if r.cfg.ConfigFile == "" {
+	file := r.cfg.Load().ConfigFile
+	if file == "" {
 		return
 	}
-	r.stamp = fileStamp(r.cfg.ConfigFile)
+	r.stamp = fileStamp(file)
 	w, err := fsnotify.NewWatcher()
 	if err == nil {
 		// Watch the directory: editors replace files rather than write them.
-		if err = w.Add(filepath.Dir(r.cfg.ConfigFile)); err != nil {
+		if err = w.Add(filepath.Dir(file)); err != nil {
 			_ = w.Close()
 		}
 	}
 	if err != nil {
 		// Out of inotify instances, or a file system without events: poll.
-		r.log.Info("config file polled, not watched", zap.String("file", r.cfg.ConfigFile), zap.Error(err))
+		r.log.Info("config file polled, not watched", zap.String("file", file), zap.Error(err))
 		return
 	}
 	r.watcher = w
@@ -69,12 +70,13 @@ func fileStamp(name string) string {
 
 func (r *reloader) run(ctx context.Context) {
 	defer signal.Stop(r.sig)
+	file := r.cfg.Load().ConfigFile
 	var fileEvents <-chan fsnotify.Event
 	var poll <-chan time.Time
 	if r.watcher != nil {
 		defer r.watcher.Close()
 		fileEvents = r.watcher.Events
-	} else if r.cfg.ConfigFile != "" {
+	} else if file != "" {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		poll = t.C
@@ -87,12 +89,12 @@ func (r *reloader) run(ctx context.Context) {
 		case <-r.sig:
 			r.reload("signal")
 		case ev := <-fileEvents:
-			if filepath.Clean(ev.Name) == filepath.Clean(r.cfg.ConfigFile) && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+			if filepath.Clean(ev.Name) == filepath.Clean(file) && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
 				// One save is often several events: act once they settle.
 				debounce = time.After(200 * time.Millisecond)
 			}
 		case <-poll:
-			if st := fileStamp(r.cfg.ConfigFile); st != r.stamp {
+			if st := fileStamp(file); st != r.stamp {
 				r.stamp = st
 				debounce = time.After(200 * time.Millisecond)
 			}
@@ -104,30 +106,43 @@ func (r *reloader) run(ctx context.Context) {
 }
 
 func (r *reloader) reload(why string) {
-	cfg, err := config.Load(r.flags)
-	if err != nil {
+	reject := func(err error) {
 		r.log.Warn("config reload rejected", zap.String("trigger", why), zap.String("error", err.Error()),
 			zap.String("kept", "the running configuration"))
-		return
 	}
-	expect, err := loadExpectCerts(cfg.ExpectCerts)
+	loaded, err := config.Load(r.flags)
 	if err != nil {
-		r.log.Warn("config reload rejected", zap.String("trigger", why), zap.String("error", err.Error()),
-			zap.String("kept", "the running configuration"))
+		reject(err)
 		return
 	}
-	for key, changed := range map[string]bool{
-		"listen": cfg.Listen != r.cfg.Listen, "mode": cfg.Mode != r.cfg.Mode, "upstream": cfg.Upstream != r.cfg.Upstream,
-		"admin_listen": cfg.AdminListen != r.cfg.AdminListen, "log.format": cfg.Log.Format != r.cfg.Log.Format,
-		"log.file": cfg.Log.File != r.cfg.Log.File, "admin_pprof": cfg.AdminPprof != r.cfg.AdminPprof,
-		"tunnel.parse": cfg.Tunnel.Parse != r.cfg.Tunnel.Parse,
-	} {
-		if changed {
-			r.log.Warn("config reload: change needs a restart", zap.String("key", key))
+	running := r.cfg.Load()
+	// The Live keys are judged with the Restart keys still running: a file
+	// that drops access.users while the proxy listens on 0.0.0.0 is refused.
+	next := config.Reloaded(running, loaded)
+	if err := next.Validate(); err != nil {
+		reject(err)
+		return
+	}
+	expect, err := loadExpectCerts(next.ExpectCerts)
+	if err != nil {
+		reject(err)
+		return
+	}
+	var restart []string
+	for _, key := range config.Changed(running, loaded) {
+		if class, _ := config.ReloadOf(key); class == config.Restart {
+			restart = append(restart, key)
 		}
 	}
-	r.srv.Reload(reloadable(cfg, expect))
-	_ = r.level.UnmarshalText([]byte(cfg.Log.Level))
-	r.log.Info("config reloaded", zap.String("trigger", why), zap.String("file", cfg.ConfigFile),
-		zap.String("allow_ports", cfg.AllowPorts.String()), zap.String("log_level", cfg.Log.Level))
+	applied := config.Changed(running, next)
+	r.srv.Reload(reloadable(next, expect))
+	_ = r.level.UnmarshalText([]byte(next.Log.Level))
+	r.cfg.Store(next)
+	for _, key := range restart {
+		r.log.Warn("config reload: change needs a restart", zap.String("key", key),
+			zap.String("kept", "the value certlens started with, until it restarts"))
+	}
+	r.log.Info("config reloaded", zap.String("trigger", why), zap.String("file", next.ConfigFile),
+		zap.Strings("applied", applied), zap.Strings("needs_restart", restart),
+		zap.String("allow_ports", next.AllowPorts.String()), zap.String("log_level", next.Log.Level))
 }

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -54,8 +55,11 @@ The admin server (--admin-listen, default 127.0.0.1:9090) serves /healthz,
 Settings come, in rising precedence, from defaults, a config file
 (--config, ./certlens.yaml or $XDG_CONFIG_HOME/certlens/certlens.yaml; see
 certlens.example.yaml), CERTLENS_* environment variables, and flags. When
-the file changes (or on SIGHUP) the rules, expect-certs, allow_ports and the
-log level are reloaded; a bad file is rejected and the running config kept.`,
+the file changes (or on SIGHUP) certlens reloads it: these keys take their
+new values, for the connections that follow:
+` + wrapList(config.LiveKeys(), "  ", 78) + `
+a change to any other key is named in a "config reload: change needs a
+restart" warning; a bad file is rejected and the running config kept.`,
 		Example: `  certlens serve
   certlens serve --log-format console
   certlens serve --log-file handshakes.jsonl --allow-ports 443,8443,10000-20000
@@ -96,9 +100,14 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 	level := zap.NewAtomicLevel()
 	log, closeLog, err := logging.New(logging.Options{Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File, Atomic: &level})
 	if err != nil {
-		return err
+		// config checked the format, the level and log.file's directory:
+		// what is left is a file certlens may not open.
+		return &config.Error{Key: "log.file", Problem: strings.TrimPrefix(err.Error(), "log.file: ") + "; give a file certlens may write, or none"}
 	}
 	defer closeLog()
+	for _, w := range cfg.Warnings {
+		log.Warn("config warning", zap.String("warning", w))
+	}
 	if cfg.ConfigFile != "" {
 		log.Info("config read", zap.String("file", cfg.ConfigFile))
 	}
@@ -108,13 +117,13 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 	// connection showed in the proxy's profile.
 	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(context.Background(), "tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (set another address with --listen)", cfg.Listen, err)
+		return &config.Error{Key: "listen", Problem: fmt.Sprintf("cannot listen on %s: %s; set another address with --listen", cfg.Listen, listenProblem(err))}
 	}
 	var adminLn net.Listener
 	if cfg.AdminListen != "" {
 		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			_ = ln.Close()
-			return fmt.Errorf("admin server: listen on %s: %w (set another address with --admin-listen, or turn it off with --admin-listen=)", cfg.AdminListen, err)
+			return &config.Error{Key: "admin_listen", Problem: fmt.Sprintf("cannot listen on %s: %s; set another address with --admin-listen, or turn the admin server off with --admin-listen=", cfg.AdminListen, listenProblem(err))}
 		}
 	}
 	opts := proxyOptions(cfg, expect)
@@ -142,7 +151,8 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 			}
 		}()
 	}
-	r := &reloader{flags: flags, cfg: cfg, srv: srv, log: log, level: level}
+	r := &reloader{flags: flags, srv: srv, log: log, level: level}
+	r.cfg.Store(cfg)
 	r.watch()
 	go r.run(ctx)
 
@@ -154,8 +164,9 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 	case <-ctx.Done():
 	}
 	stop()
-	log.Info("shutting down", zap.Duration("grace", cfg.ShutdownTimeout))
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	grace := r.cfg.Load().ShutdownTimeout // a reload may have changed it
+	log.Info("shutting down", zap.Int64("grace_ms", grace.Milliseconds()))
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
@@ -173,10 +184,6 @@ func proxyOptions(cfg *config.Config, expect []rules.ExpectedCert) proxy.Options
 	for i, r := range cfg.Sidecar.Routes {
 		routes[i] = proxy.Route{Pattern: r.Pattern, Upstream: r.Upstream}
 	}
-	users := make(map[string]string, len(cfg.Access.Users))
-	for _, u := range cfg.Access.Users {
-		users[u.Name] = u.Hash
-	}
 	side := proxy.SidecarOptions{Upstream: cfg.Upstream, Routes: routes}
 	if cfg.Sidecar.ProxyProtocol {
 		side.ProxyProtocol = cfg.Sidecar.ProxyProtocolVersion
@@ -193,7 +200,7 @@ func proxyOptions(cfg *config.Config, expect []rules.ExpectedCert) proxy.Options
 		NoParse:            !cfg.Tunnel.Parse,
 		Rules:              dyn.Rules,
 		Sidecar:            side,
-		Access:             proxy.Access{Users: users, AllowClients: cfg.Access.AllowClients},
+		Access:             dyn.Access,
 		Limits: proxy.Limits{MaxConns: cfg.Limits.MaxConns, ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 			MaxHeaderBytes: cfg.Limits.MaxHeaderBytes},
 		AllowHosts: dyn.AllowHosts,
@@ -201,8 +208,44 @@ func proxyOptions(cfg *config.Config, expect []rules.ExpectedCert) proxy.Options
 	}
 }
 
+// wrapList joins items with commas into lines of at most width
+// characters, each starting with indent.
+func wrapList(items []string, indent string, width int) string {
+	var b strings.Builder
+	line := indent
+	for i, item := range items {
+		if i < len(items)-1 {
+			item += ","
+		}
+		if line != indent && len(line)+1+len(item) > width {
+			b.WriteString(line + "\n")
+			line = indent
+		}
+		if line != indent {
+			line += " "
+		}
+		line += item
+	}
+	b.WriteString(line)
+	return b.String()
+}
+
+// listenProblem is what the system said ("bind: address already in use")
+// without the address, which the message already gives.
+func listenProblem(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err.Error()
+	}
+	return err.Error()
+}
+
 // reloadable is the part of the config a reload may change.
 func reloadable(cfg *config.Config, expect []rules.ExpectedCert) proxy.Reloadable {
+	users := make(map[string]string, len(cfg.Access.Users))
+	for _, u := range cfg.Access.Users {
+		users[u.Name] = u.Hash
+	}
 	return proxy.Reloadable{
 		AllowPort:          cfg.AllowPorts.Contains,
 		AllowPortsText:     cfg.AllowPorts.String(),
@@ -214,8 +257,11 @@ func reloadable(cfg *config.Config, expect []rules.ExpectedCert) proxy.Reloadabl
 			ExpectCerts:          expect,
 			ClientCertHosts:      cfg.Rules.ClientCertHosts,
 		},
-		AllowHosts: cfg.Access.AllowHosts,
-		DenyHosts:  cfg.Access.DenyHosts,
+		AllowHosts:  cfg.Access.AllowHosts,
+		DenyHosts:   cfg.Access.DenyHosts,
+		Access:      proxy.Access{Users: users, AllowClients: cfg.Access.AllowClients},
+		IdleTimeout: cfg.Tunnel.IdleTimeout,
+		DialTimeout: cfg.Tunnel.DialTimeout,
 	}
 }
 
