@@ -15,6 +15,9 @@ var otherEnv = []string{
 	"CERTLENS_REQUIRE_PEERS", // tests: a missing peer fails instead of skipping
 	"CERTLENS_LOAD",          // proxy's load test: "full" for 20,000 connections
 	"CERTLENS_BENCH_PPROF",   // certlens-bench: serve the profiler
+	"CERTLENS_EVENTS_DIR",    // tests: collect every event written, for the invariant check
+	"CERTLENS_EVENTS_CHECK",  // tests: the directory the invariant check reads
+	"CERTLENS_BARE_SUITE",    // tests: the suite run again without peers
 }
 
 // unknownEnv warns about each CERTLENS_ variable in environ that certlens
