@@ -190,6 +190,9 @@ func warnings(w io.Writer, name string, st capture.Stats) {
 	if st.Fragments > 0 {
 		fmt.Fprintf(w, "certlens: %s: %d IP fragments were skipped (not reassembled)\n", name, st.Fragments)
 	}
+	if st.StreamsForgotten > 0 {
+		fmt.Fprintf(w, "certlens: %s: %d ended TCP connections were too many to remember: a later packet on their ports starts a new tcp.stream, so later stream numbers may be higher than Wireshark's\n", name, st.StreamsForgotten)
+	}
 	if st.Truncated > 0 {
 		fmt.Fprintf(w, "certlens: %s: %d TCP segments were cut short by the capture's snap length; capture again with the full packet size (tcpdump -s 0)\n", name, st.Truncated)
 	}

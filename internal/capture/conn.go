@@ -188,17 +188,18 @@ func (c *conn) setClient(s int) {
 
 // Accept implements reassembly.Stream. It sees every packet before the
 // reassembly does: roles, starts, FIN and RST are read here.
-func (c *conn) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, _ reassembly.AssemblerContext) bool {
+func (c *conn) Accept(tcp *layers.TCP, _ gopacket.CaptureInfo, dir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, _ reassembly.AssemblerContext) bool {
 	if c.finished {
 		return false
 	}
 	s := sideOf(dir)
 	sd := &c.sides[s]
+	// ci carries the timeouts' clock; the duration is the capture's.
 	if c.first.IsZero() {
-		c.first = ci.Timestamp
+		c.first = c.a.ts
 	}
-	if ci.Timestamp.After(c.last) {
-		c.last = ci.Timestamp
+	if c.a.ts.After(c.last) {
+		c.last = c.a.ts
 	}
 	if !sd.seen {
 		sd.seen = true
