@@ -278,6 +278,11 @@ func TestAnalyzeMatchesServe(t *testing.T) {
 		for _, a := range as {
 			if a["client_addr"] == s["client_addr"] {
 				inTunnel++
+				// What serve's own CONNECT front door carried.
+				if a["app_protocol"] != "http-connect" {
+					t.Errorf("the tunnelled handshake to %s has app_protocol %v, want http-connect", s["target"], a["app_protocol"])
+				}
+				delete(a, "app_protocol")
 			}
 		}
 		if inTunnel != 1 {

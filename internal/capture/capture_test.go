@@ -343,8 +343,11 @@ func TestProxyTunnel(t *testing.T) {
 	if got.Target != "iis.example.test:443" || closed.Target != got.Target {
 		t.Errorf("targets %q, %q: want the CONNECT's", got.Target, closed.Target)
 	}
+	if got.AppProtocol != "http-connect" || closed.AppProtocol != got.AppProtocol || want.AppProtocol != "" {
+		t.Errorf("app_protocol %q, %q (direct %q): want http-connect in the tunnel only", got.AppProtocol, closed.AppProtocol, want.AppProtocol)
+	}
 	g, w := *got, *want
-	g.Target, g.PCAP, w.PCAP = w.Target, nil, nil
+	g.Target, g.AppProtocol, g.PCAP, w.PCAP = w.Target, "", nil, nil
 	if a, b := jsonOf(t, &g), jsonOf(t, &w); a != b {
 		t.Errorf("tunnelled handshake:\n%s\nwant\n%s", a, b)
 	}

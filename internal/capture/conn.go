@@ -50,10 +50,17 @@ type conn struct {
 	fedAny     bool
 	truncated  int
 	sni        string
-	// connect is the target of the HTTP CONNECT that opened this
-	// connection, when it went through a proxy: what the tunnel carries is
-	// TLS to that target, as certlens serve itself would report it.
+	// connect is the target of the HTTP CONNECT (or SOCKS request) that
+	// opened this connection, when it went through a proxy: what the
+	// tunnel carries is TLS to that target, as certlens serve itself would
+	// report it.
 	connect string
+	// pro is the plaintext the connection started with, nil when its
+	// first bytes were TLS (or a proxy's CONNECT).
+	pro *prologue
+	// alpnProto names the application from the ClientHello's ALPN when it
+	// is not the web's (PostgreSQL 17's direct TLS says "postgresql").
+	alpnProto string
 	// gaps are notes on missing bytes that damaged the handshake in
 	// progress: the next handshake drained is marked partial with them.
 	gaps  []string
@@ -286,8 +293,15 @@ func (c *conn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemble
 	if n == 0 {
 		return
 	}
-	if sd.bytes == 0 && sd.knownStart && s == c.client && bytes.HasPrefix(data, []byte("CONNECT ")) {
-		c.expectConnect(s)
+	if sd.bytes == 0 && sd.knownStart && c.pro == nil && c.connect == "" && c.sides[1-s].bytes == 0 && !c.fedAny {
+		// The connection's first bytes: TLS, a proxy's CONNECT, or
+		// plaintext TLS may follow.
+		switch {
+		case s == c.client && bytes.HasPrefix(data, []byte("CONNECT ")):
+			c.expectConnect(s)
+		case !looksLikeTLS(data) && sd.fr.state == stateAligned:
+			c.startPrologue()
+		}
 	}
 	sd.bytes += int64(n)
 	sd.lastFrame = frame
@@ -361,6 +375,9 @@ func (c *conn) gap(s int, n int64, frame int) {
 	// Before a side's first hello (a stream whose start was not captured)
 	// nothing is read from it, so a loss there costs nothing, unless the
 	// other side already started a handshake this one belongs to.
+	if info.prolog {
+		c.pro.lost[s] = true
+	}
 	if info.harmless || c.parser == nil && sd.fr.wantHello != 0 {
 		c.note(where + "; no handshake data was lost")
 		return
@@ -461,6 +478,14 @@ func (c *conn) meta() event.Meta {
 	if c.connect != "" {
 		m.Target = c.connect
 	}
+	switch {
+	case c.pro != nil:
+		m.AppProtocol = c.pro.name()
+	case c.connect != "":
+		m.AppProtocol = "http-connect"
+	default:
+		m.AppProtocol = c.alpnProto
+	}
 	return m
 }
 
@@ -468,6 +493,9 @@ func (c *conn) meta() event.Meta {
 func (c *conn) handshake(h *handshake.Handshake) {
 	if h.ClientHello != nil && c.sni == "" {
 		c.sni = h.ClientHello.ServerName
+		if slices.Contains(h.ClientHello.ALPN, "postgresql") {
+			c.alpnProto = "postgresql"
+		}
 	}
 	if len(c.gaps) > 0 {
 		// The parser saw whole records only, but not all of them: what it
@@ -516,6 +544,7 @@ func (c *conn) finish(reason string) {
 			c.entry.client = c.ends[c.client]
 		}
 	}
+	c.endPrologue()
 	var obs handshake.Observation
 	if c.parser != nil {
 		for _, h := range c.parser.Close() {
@@ -531,6 +560,15 @@ func (c *conn) finish(reason string) {
 	// A proxy's CONNECT and answer are not the tunnel's bytes.
 	ev.BytesUp = c.sides[cl].bytes - c.sides[cl].fr.tunnel
 	ev.BytesDown = c.sides[1-cl].bytes - c.sides[1-cl].fr.tunnel
+	if p := c.pro; p != nil {
+		if p.proto.isProxy() {
+			ev.BytesUp -= c.sides[cl].fr.plain
+			ev.BytesDown -= c.sides[1-cl].fr.plain
+		}
+		if !c.fedAny && ev.NotTLS == "" && p.proto != protoUnknown && p.proto != protoPlain {
+			ev.NotTLS = p.notTLS()
+		}
+	}
 	ev.DurationMS = float64(c.last.Sub(c.first).Microseconds()) / 1000
 	ev.Reason = reason
 	ev.Conclude(&c.verdict)

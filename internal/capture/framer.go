@@ -44,6 +44,7 @@ const (
 	stateRaw                        // not TLS (or corrupt): pass everything through
 	stateOff                        // the parser wants no more bytes
 	stateHead                       // reading an HTTP head (a proxy's CONNECT and its answer)
+	stateProlog                     // reading plaintext before TLS (STARTTLS, a database, a proxy's header)
 )
 
 // framer frames one direction. emit receives whole records (several at a
@@ -82,7 +83,20 @@ type framer struct {
 	onHead func(head []byte) (skip int64, next framerState)
 	// tunnel counts the bytes of HTTP heads and bodies (not TLS) passed.
 	tunnel int64
+	// onProlog reads plaintext before TLS (stateProlog): it returns how
+	// many bytes at the start of b it read (whole messages of the
+	// protocol), and the state after them: stateProlog for more
+	// plaintext, stateAligned when a TLS record starts there, stateOff when
+	// the connection goes on without TLS.
+	onProlog func(b []byte) (n int, next framerState)
+	// plain counts the bytes of a plaintext prologue read.
+	plain int64
 }
+
+// maxProlog bounds the plaintext read before TLS on one side: STARTTLS
+// dialogues, database negotiations and proxy headers are a few hundred
+// bytes; a connection without TLS is given up past this.
+const maxProlog = 32 << 10
 
 // maxHead bounds an HTTP head: a CONNECT and its answer are a few hundred
 // bytes; a proxy's authentication challenge a few kilobytes.
@@ -137,6 +151,8 @@ func (f *framer) process(data []byte) {
 			data = f.scan(data)
 		case stateHead:
 			data = f.head(data)
+		case stateProlog:
+			data = f.prolog(data)
 		case stateAligned:
 			f.aligned(data)
 			return
@@ -307,6 +323,28 @@ func (f *framer) head(data []byte) []byte {
 	return rest
 }
 
+// prolog collects plaintext for onProlog; it returns what follows the
+// plaintext once the state changed.
+func (f *framer) prolog(data []byte) []byte {
+	buf := data
+	if len(f.pending) > 0 {
+		f.pending = append(f.pending, data...)
+		buf = f.pending
+	}
+	n, next := f.onProlog(buf)
+	f.plain += int64(n)
+	rest := buf[n:]
+	if next == stateProlog {
+		// Not copied onto itself: rest may be the start of pending.
+		f.pending = append(f.pending[:0:0], rest...)
+		return nil
+	}
+	out := append([]byte(nil), rest...)
+	f.pending = f.pending[:0]
+	f.state = next
+	return out
+}
+
 // gapInfo describes what a gap destroyed.
 type gapInfo struct {
 	// recordType is the content type of the damaged record, 0 when the gap
@@ -314,6 +352,8 @@ type gapInfo struct {
 	recordType byte
 	// harmless: the framer was not feeding the parser anyway.
 	harmless bool
+	// prolog: the gap hit plaintext before TLS.
+	prolog bool
 }
 
 // gap tells the framer that n bytes are missing before the next push.
@@ -335,6 +375,11 @@ func (f *framer) gap(n int64) gapInfo {
 		f.dropped += int64(len(f.pending))
 		f.pending = f.pending[:0]
 		return gapInfo{}
+	case stateProlog:
+		// Plaintext lost: the conn looks for the hello by content.
+		f.plain += int64(len(f.pending))
+		f.pending = f.pending[:0]
+		return gapInfo{harmless: true, prolog: true}
 	}
 	// Aligned. The record in progress is damaged; when its header was read,
 	// its end is the next boundary.
