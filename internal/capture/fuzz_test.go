@@ -44,8 +44,8 @@ func toPcapng(tb testing.TB, pcap []byte) []byte {
 }
 
 // FuzzAnalyze feeds arbitrary bytes to the whole capture path: format
-// detection, the readers, link and IP decoding, reassembly, framing and
-// the parser. Nothing may panic, and input that cannot be read must end in
+// detection, the readers, link and IP decoding, reassembly, the plaintext
+// prologues (STARTTLS, databases, proxies), framing and the parser. Nothing may panic, and input that cannot be read must end in
 // a *ReadError that names the file and an offset inside the input.
 func FuzzAnalyze(f *testing.F) {
 	paths, _ := filepath.Glob(filepath.Join(transcriptDir, "*.pcap"))
@@ -64,6 +64,14 @@ func FuzzAnalyze(f *testing.F) {
 			f.Add(gz.Bytes())
 			f.Add(data[:len(data)/2])
 		}
+	}
+	// TLS after plaintext: every prologue the analyzer recognises, and the
+	// content fallback's.
+	tr := readTranscript(f, "tls12-3ca-curl-nocert")
+	for _, tc := range prologueCases {
+		s := newScript(f)
+		prologueScript(s, 40001, tc.port, tc.turns, tr)
+		f.Add(s.pcap())
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		events := 0

@@ -107,6 +107,9 @@ func matchTshark(t *testing.T, path string, evs []Event, st Stats, extra ...stri
 			gotCC = append(gotCC, cc{f, e.Stream, h.ClientCert.Sent})
 		}
 	}
+	// Events come as handshakes end, tshark's lines in frame order.
+	slices.SortFunc(gotCR, func(a, b cr) int { return a.frame - b.frame })
+	slices.SortFunc(gotCC, func(a, b cc) int { return a.frame - b.frame })
 	var wantCR []cr
 	for _, s := range transcript.TsharkDNamesArgs(t, path, extra...) {
 		wantCR = append(wantCR, cr{s.Frame, s.Stream, s.DNamesLen, s.Count})
