@@ -91,9 +91,15 @@ type Stats struct {
 	Connections, TLSConnections, Handshakes int
 	// First and Last are the capture times of the first and last frames.
 	First, Last time.Time
-	// Frames not analysed: not TCP over IP, IP fragments (not reassembled),
-	// link types certlens cannot decode, TCP headers too damaged to use.
-	NotTCP, Fragments, UnknownLink, Malformed int
+	// Frames not analysed: not TCP over IP, link types certlens cannot
+	// decode, TCP headers too damaged to use.
+	NotTCP, UnknownLink, Malformed int
+	// Fragments counts IP fragments, reassembled into datagrams before
+	// TCP; FragmentsLost those whose datagram never came whole.
+	Fragments, FragmentsLost int
+	// Tunnels counts, by name, packets inside encapsulations certlens
+	// cannot read ("OpenVPN (UDP 1194)", "IPsec ESP (encrypted)").
+	Tunnels map[string]int
 	// UnknownLinkTypes names the undecodable link types seen.
 	UnknownLinkTypes []string
 	// Truncated counts TCP segments the capture cut short (snap length).
@@ -245,12 +251,17 @@ func (a *analyzer) packet(p packet) {
 		// idle until now.
 		a.flush()
 	}
-	seg, why := a.dec.decode(p)
+	seg, why := a.dec.decode(p, a.clock)
 	switch why {
 	case skipNotTCP:
 		a.stats.NotTCP++
 	case skipFragment:
 		a.stats.Fragments++
+	case skipTunnel:
+		if a.stats.Tunnels == nil {
+			a.stats.Tunnels = map[string]int{}
+		}
+		a.stats.Tunnels[a.dec.tunnel]++
 	case skipMalformed:
 		a.stats.Malformed++
 	case skipLinkType:
@@ -413,6 +424,7 @@ func (a *analyzer) flush() {
 	a.asm.FlushWithOptions(reassembly.FlushOptions{T: a.clock.Add(-gapWait), TC: a.clock.Add(-a.opts.IdleTimeout)})
 	a.closing = ""
 	a.table.sweep(a.clock, closedTTL, 2*a.opts.IdleTimeout)
+	a.dec.defrag.expire(a.clock)
 }
 
 // finish flushes everything at the end of the file: data waiting behind a
@@ -426,6 +438,7 @@ func (a *analyzer) finish() {
 		}
 	}
 	a.stats.StreamsForgotten = a.table.pastFull
+	a.stats.FragmentsLost = a.dec.defrag.lost + a.dec.defrag.held()
 	a.table = newStreamTable()
 }
 

@@ -29,6 +29,10 @@ type tcpScript struct {
 	// tunnel layers of the capture; nil is Ethernet.
 	encap func(ip []gopacket.SerializableLayer) []gopacket.SerializableLayer
 	link  layers.LinkType
+	// fragment, when not 0, splits IP packets into fragments of at most
+	// this many bytes of payload; v6ext puts extension headers in IPv6.
+	fragment int
+	v6ext    bool
 }
 
 type scriptFrame struct {
@@ -134,35 +138,103 @@ func (c *scriptConn) segment(fromClient bool, f flags, payload []byte) {
 	}
 }
 
-// packet serializes one TCP segment over IP (and c.s.encap) and adds it.
+// packet serializes one TCP segment over IP (and c.s.encap) and adds it:
+// one frame, or one per fragment.
 func (s *tcpScript) packet(from, to *peer, tcp *layers.TCP, payload []byte) {
-	var ip gopacket.SerializableLayer
 	var nl gopacket.NetworkLayer
-	if from.addr.Addr().Is4() {
-		ip4 := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: from.ipID, Flags: layers.IPv4DontFragment,
-			Protocol: layers.IPProtocolTCP, SrcIP: from.addr.Addr().AsSlice(), DstIP: to.addr.Addr().AsSlice()}
-		ip, nl = ip4, ip4
-	} else {
-		ip6 := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolTCP,
-			SrcIP: from.addr.Addr().AsSlice(), DstIP: to.addr.Addr().AsSlice()}
-		ip, nl = ip6, ip6
+	v4 := from.addr.Addr().Is4()
+	ip4 := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: from.ipID, Flags: layers.IPv4DontFragment,
+		Protocol: layers.IPProtocolTCP, SrcIP: from.addr.Addr().AsSlice(), DstIP: to.addr.Addr().AsSlice()}
+	ip6 := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolTCP,
+		SrcIP: from.addr.Addr().AsSlice(), DstIP: to.addr.Addr().AsSlice()}
+	nl = ip6
+	if v4 {
+		nl = ip4
 	}
 	from.ipID++
 	if err := tcp.SetNetworkLayerForChecksum(nl); err != nil {
 		s.t.Fatal(err)
 	}
-	inner := []gopacket.SerializableLayer{ip, tcp, gopacket.Payload(payload)}
-	var ls []gopacket.SerializableLayer
-	if s.encap != nil {
-		ls = s.encap(inner)
-	} else {
+	var ips [][]gopacket.SerializableLayer
+	switch {
+	case s.fragment > 0 && len(payload)+20 > s.fragment || !v4 && s.v6ext:
+		ips = s.rawIP(ip4, ip6, v4, s.serialize(tcp, gopacket.Payload(payload)), uint32(from.ipID))
+	case v4:
+		ips = [][]gopacket.SerializableLayer{{ip4, tcp, gopacket.Payload(payload)}}
+	default:
+		ips = [][]gopacket.SerializableLayer{{ip6, tcp, gopacket.Payload(payload)}}
+	}
+	for _, inner := range ips {
+		if s.encap != nil {
+			s.raw(s.encap(inner)...)
+			continue
+		}
 		et := layers.EthernetTypeIPv4
-		if from.addr.Addr().Is6() {
+		if !v4 {
 			et = layers.EthernetTypeIPv6
 		}
-		ls = append([]gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: from.mac, DstMAC: to.mac, EthernetType: et}}, inner...)
+		s.raw(append([]gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: from.mac, DstMAC: to.mac, EthernetType: et}}, inner...)...)
 	}
-	s.raw(ls...)
+}
+
+// serialize returns the bytes of layers.
+func (s *tcpScript) serialize(ls ...gopacket.SerializableLayer) []byte {
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+		s.t.Fatal(err)
+	}
+	return append([]byte(nil), buf.Bytes()...)
+}
+
+// rawIP carries the TCP segment's bytes in IP packets written by hand:
+// IPv4 or IPv6 fragments of at most s.fragment bytes of payload, and with
+// s.v6ext, IPv6 hop-by-hop and destination options headers first.
+func (s *tcpScript) rawIP(ip4 *layers.IPv4, ip6 *layers.IPv6, v4 bool, seg []byte, id uint32) [][]gopacket.SerializableLayer {
+	var ext []byte
+	next := byte(layers.IPProtocolTCP)
+	if !v4 && s.v6ext {
+		// Hop-by-hop (a PadN option) then destination options, each 8 bytes.
+		ext = []byte{60, 0, 1, 4, 0, 0, 0, 0, 6, 0, 1, 4, 0, 0, 0, 0}
+		next = 0
+	}
+	size := len(seg)
+	if s.fragment > 0 {
+		size = s.fragment &^ 7
+	}
+	var out [][]gopacket.SerializableLayer
+	for off := 0; off < len(seg); off += size {
+		piece := seg[off:min(off+size, len(seg))]
+		more := off+size < len(seg)
+		if v4 {
+			h := *ip4
+			h.Flags = 0
+			if more {
+				h.Flags = layers.IPv4MoreFragments
+			}
+			h.FragOffset = uint16(off / 8)
+			out = append(out, []gopacket.SerializableLayer{&h, gopacket.Payload(piece)})
+			continue
+		}
+		h := *ip6
+		body := ext
+		h.NextHeader = layers.IPProtocol(next)
+		if len(piece) < len(seg) {
+			fo := uint16(off)
+			if more {
+				fo |= 1
+			}
+			fh := []byte{byte(layers.IPProtocolTCP), 0, byte(fo >> 8), byte(fo), byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}
+			if len(ext) > 0 {
+				// The fragment header follows the hop-by-hop header.
+				body = append([]byte{44, 0, 1, 4, 0, 0, 0, 0}, fh...)
+			} else {
+				body = fh
+				h.NextHeader = 44
+			}
+		}
+		out = append(out, []gopacket.SerializableLayer{&h, gopacket.Payload(append(append([]byte(nil), body...), piece...))})
+	}
+	return out
 }
 
 // raw serializes layers as one frame.
