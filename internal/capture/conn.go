@@ -497,12 +497,17 @@ func (c *conn) handshake(h *handshake.Handshake) {
 			c.alpnProto = "postgresql"
 		}
 	}
-	if len(c.gaps) > 0 {
+	if missing := c.missingSide(); len(c.gaps) > 0 || missing != "" {
 		// The parser saw whole records only, but not all of them: what it
-		// read is true, the handshake is not complete.
+		// read is true, the handshake is not complete. A side of which
+		// nothing was read says nothing about what it sent: a server's
+		// flight alone never proves a certificate was sent.
 		hc := *h
 		hc.Visibility = handshake.VisibilityPartial
 		hc.Errors = append(slices.Clip(h.Errors), c.gaps...)
+		if missing != "" {
+			hc.Errors = append(hc.Errors, missing)
+		}
 		c.gaps = nil
 		h = &hc
 	}
@@ -527,6 +532,23 @@ func (c *conn) handshake(h *handshake.Handshake) {
 	c.a.deliver(c, Event{Time: c.a.now, Stream: c.stream, Handshake: e})
 }
 
+// missingSide says which side of a TLS connection is not in the capture
+// at all ("" when both were read): one direction captured (a SPAN port
+// of one direction, asymmetric routing), or the capture started after
+// that side had sent its part of the handshake.
+func (c *conn) missingSide() string {
+	for _, dir := range []handshake.Direction{handshake.FromClient, handshake.FromServer} {
+		if c.fed[dir] == 0 && c.fed[1-dir] > 0 {
+			who, what := "client", "its ClientHello and Certificate"
+			if dir == handshake.FromServer {
+				who, what = "server", "its hello, CertificateRequest and answer"
+			}
+			return fmt.Sprintf("the %s's side of this connection is missing from the capture (no TLS record from it was read): %s were not seen, so what it sent is unknown; capture both directions", who, what)
+		}
+	}
+	return ""
+}
+
 // finish ends the connection: handshakes still open end (partial), then
 // its closed event. reason "" derives it from the FIN or RST seen.
 func (c *conn) finish(reason string) {
@@ -545,6 +567,9 @@ func (c *conn) finish(reason string) {
 		}
 	}
 	c.endPrologue()
+	for i := range c.sides {
+		c.sides[i].fr.endScan()
+	}
 	var obs handshake.Observation
 	if c.parser != nil {
 		for _, h := range c.parser.Close() {
@@ -555,7 +580,7 @@ func (c *conn) finish(reason string) {
 	ev := event.NewClosed(c.meta(), obs)
 	cl := c.client
 	if cl < 0 {
-		cl = 0
+		cl = c.guessClient()
 	}
 	// A proxy's CONNECT and answer are not the tunnel's bytes.
 	ev.BytesUp = c.sides[cl].bytes - c.sides[cl].fr.tunnel
@@ -577,6 +602,9 @@ func (c *conn) finish(reason string) {
 		if d := c.sides[i].fr.dropped; d > 0 && !c.sides[i].knownStart && c.entry.gen == 1 {
 			ev.Errors = append(ev.Errors, fmt.Sprintf("the capture starts after this connection began: %d bytes of the %s's stream before the first handshake were not read", d, c.role(i)))
 		}
+	}
+	if m := c.missingSide(); m != "" {
+		ev.Errors = append(ev.Errors, m)
 	}
 	if c.truncated > 0 {
 		ev.Errors = append(ev.Errors, fmt.Sprintf("%d segments were cut short by the capture's snap length: capture again with the full packet size (tcpdump -s 0)", c.truncated))

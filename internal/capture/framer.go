@@ -299,6 +299,19 @@ func (f *framer) scan(data []byte) []byte {
 	return nil
 }
 
+// endScan, at the end of the stream, takes a record the scan found but
+// could not confirm with the next header (a lone server flight, the last
+// record of a capture): whole and plausible, it is read.
+func (f *framer) endScan() {
+	if f.state != stateScan || len(f.pending) < recordHeaderLen || !plausibleHeader(f.pending) || recordLen(f.pending) > len(f.pending) {
+		return
+	}
+	data := f.pending
+	f.pending = nil
+	f.state = stateAligned
+	f.process(data)
+}
+
 // head collects an HTTP head; it returns what follows it.
 func (f *framer) head(data []byte) []byte {
 	start := max(0, len(f.pending)-3)
