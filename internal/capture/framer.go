@@ -1,6 +1,10 @@
 package capture
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/certlens/certlens/handshake"
+)
 
 // The framer sits between TCP reassembly and the handshake parser, one per
 // direction. While the stream is whole it only holds back the start of a
@@ -91,6 +95,9 @@ type framer struct {
 	onProlog func(b []byte) (n int, next framerState)
 	// plain counts the bytes of a plaintext prologue read.
 	plain int64
+	// sslv2: the client's stream starts with an SSL 2.0-format
+	// CLIENT-HELLO, fed as the TLS ClientHello it stands for.
+	sslv2 bool
 }
 
 // maxProlog bounds the plaintext read before TLS on one side: STARTTLS
@@ -162,6 +169,10 @@ func (f *framer) process(data []byte) {
 
 // aligned consumes data from a record boundary (after pending).
 func (f *framer) aligned(data []byte) {
+	if f.sslv2 {
+		f.sslv2Hello(data)
+		return
+	}
 	if len(f.pending) == 0 && f.headPrefix != nil && data[0] == f.headPrefix[0] {
 		f.state = stateHead
 		f.process(data)
@@ -215,6 +226,29 @@ func (f *framer) aligned(data []byte) {
 		return
 	}
 	f.pending = append(f.pending, data[i:]...)
+}
+
+// sslv2Hello collects the SSLv2-format ClientHello a client's stream
+// starts with and feeds the TLS record it stands for; what follows it is
+// TLS records.
+func (f *framer) sslv2Hello(data []byte) {
+	f.pending = append(f.pending, data...)
+	rec, n := handshake.SSLv2ClientHello(f.pending)
+	if n == 0 {
+		if len(f.pending) >= 2 && len(f.pending) >= 2+(int(f.pending[0]&0x7f)<<8|int(f.pending[1])) {
+			// Whole, and not a hello the parser can read: it says so.
+			f.sslv2 = false
+			f.toRaw(nil)
+		}
+		return
+	}
+	f.sslv2 = false
+	rest := append([]byte(nil), f.pending[n:]...)
+	f.pending = f.pending[:0]
+	f.records(rec)
+	if len(rest) > 0 && f.state == stateAligned {
+		f.process(rest)
+	}
 }
 
 // records feeds whole records, dropping those before the wanted hello.

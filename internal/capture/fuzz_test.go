@@ -73,6 +73,13 @@ func FuzzAnalyze(f *testing.F) {
 		prologueScript(s, 40001, tc.port, tc.turns, tr)
 		f.Add(s.pcap())
 	}
+	// A session opened with an SSLv2-format ClientHello.
+	s := newScript(f)
+	c := s.conn("10.1.0.1:40000", "10.1.0.2:443", 1000, 5000)
+	c.open()
+	c.send(true, sslv2HelloFor(0xc02c))
+	c.replay(tr.Chunks[1:])
+	f.Add(s.pcap())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		events := 0
 		_, err := Analyze(bytes.NewReader(data), Options{Name: "fuzz.pcap", WatchRenegotiation: true}, func(e Event) {
