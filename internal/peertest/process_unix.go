@@ -32,13 +32,20 @@ func runAs(tb testing.TB, cmd *exec.Cmd, name string) {
 	if os.Geteuid() != 0 {
 		return
 	}
+	uid, gid := userIDs(tb, name)
+	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+}
+
+// userIDs returns the system user name's uid and gid.
+func userIDs(tb testing.TB, name string) (uid, gid int) {
+	tb.Helper()
 	u, err := user.Lookup(name)
 	if err != nil {
 		tb.Fatalf("peertest: user %s: %v", name, err)
 	}
-	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid
 }
 
 // GiveTo makes path (a file or a directory, recursively) the system user
@@ -49,13 +56,8 @@ func GiveTo(tb testing.TB, path, name string) {
 	if os.Geteuid() != 0 {
 		return
 	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		tb.Fatalf("peertest: user %s: %v", name, err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	err = filepath.WalkDir(path, func(p string, _ os.DirEntry, err error) error {
+	uid, gid := userIDs(tb, name)
+	err := filepath.WalkDir(path, func(p string, _ os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
