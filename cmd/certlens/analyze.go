@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -188,8 +189,19 @@ func warnings(w io.Writer, name string, st capture.Stats) {
 	if st.UnknownLink > 0 {
 		fmt.Fprintf(w, "certlens: %s: %d frames of link types certlens cannot decode (%s) were skipped\n", name, st.UnknownLink, strings.Join(st.UnknownLinkTypes, ", "))
 	}
-	if st.Fragments > 0 {
-		fmt.Fprintf(w, "certlens: %s: %d IP fragments were skipped (not reassembled)\n", name, st.Fragments)
+	if st.FragmentsLost > 0 {
+		fmt.Fprintf(w, "certlens: %s: %d of %d IP fragments were not read: their datagrams never came whole in the capture\n", name, st.FragmentsLost, st.Fragments)
+	}
+	names := make([]string, 0, len(st.Tunnels))
+	for n := range st.Tunnels {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "certlens: %s: %s in %s not read: certlens cannot see inside it\n", name, plural(st.Tunnels[n], "packet"), n)
+	}
+	if st.StreamsForgotten > 0 {
+		fmt.Fprintf(w, "certlens: %s: %d ended TCP connections were too many to remember: a later packet on their ports starts a new tcp.stream, so later stream numbers may be higher than Wireshark's\n", name, st.StreamsForgotten)
 	}
 	if st.Truncated > 0 {
 		fmt.Fprintf(w, "certlens: %s: %d TCP segments were cut short by the capture's snap length; capture again with the full packet size (tcpdump -s 0)\n", name, st.Truncated)

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,10 @@ import (
 	"time"
 
 	"github.com/certlens/certlens/internal/invariant"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
 )
@@ -284,6 +289,11 @@ func TestAnalyzeMatchesServe(t *testing.T) {
 		for _, a := range as {
 			if a["client_addr"] == s["client_addr"] {
 				inTunnel++
+				// What serve's own CONNECT front door carried.
+				if a["app_protocol"] != "http-connect" {
+					t.Errorf("the tunnelled handshake to %s has app_protocol %v, want http-connect", s["target"], a["app_protocol"])
+				}
+				delete(a, "app_protocol")
 			}
 		}
 		if inTunnel != 1 {
@@ -304,5 +314,57 @@ func TestAnalyzeMatchesServe(t *testing.T) {
 	}
 	if compared != len(targets) {
 		t.Errorf("compared %d handshakes, want %d", compared, len(targets))
+	}
+}
+
+// TestAnalyzeReportsWhatItSkipped: packets inside encapsulations certlens
+// cannot read, and IP fragments whose datagram never came whole, are
+// counted and named on stderr, never dropped silently.
+func TestAnalyzeReportsWhatItSkipped(t *testing.T) {
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	write := func(ls ...gopacket.SerializableLayer) {
+		sb := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(sb, gopacket.SerializeOptions{FixLengths: true}, ls...); err != nil {
+			t.Fatal(err)
+		}
+		ci := gopacket.CaptureInfo{Timestamp: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), CaptureLength: len(sb.Bytes()), Length: len(sb.Bytes())}
+		if err := w.WritePacket(ci, sb.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+	ip := func(proto layers.IPProtocol) *layers.IPv4 {
+		return &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: proto, SrcIP: net.IPv4(10, 0, 0, 1), DstIP: net.IPv4(10, 0, 0, 2)}
+	}
+	for range 3 {
+		write(eth, ip(layers.IPProtocolUDP), &layers.UDP{SrcPort: 40000, DstPort: 1194}, gopacket.Payload("openvpn"))
+	}
+	for range 2 {
+		write(eth, ip(layers.IPProtocolESP), gopacket.Payload("\x00\x00\x10\x01encrypted"))
+	}
+	write(eth, ip(layers.IPProtocolUDP), &layers.UDP{SrcPort: 40000, DstPort: 53}, gopacket.Payload("dns"))
+	frag := ip(layers.IPProtocolTCP)
+	frag.Flags, frag.Id = layers.IPv4MoreFragments, 9
+	write(eth, frag, gopacket.Payload(make([]byte, 64)))
+	path := filepath.Join(t.TempDir(), "skipped.pcap")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := run(t, nil, "analyze", path)
+	if code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	for _, want := range []string{
+		"3 packets in OpenVPN (UDP 1194) not read: certlens cannot see inside it",
+		"2 packets in IPsec ESP (encrypted) not read",
+		"1 of 1 IP fragments were not read: their datagrams never came whole in the capture",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr %q lacks %q", stderr, want)
+		}
 	}
 }

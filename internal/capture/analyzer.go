@@ -61,6 +61,10 @@ const (
 	// closedTTL is how long a connection that ended by FIN or RST keeps its
 	// tcp.stream for stray packets (retransmissions, the last ACKs).
 	closedTTL = 2 * time.Minute
+	// maxClockStep is the most the timeouts' clock advances between two
+	// frames: a longer silence of the whole capture is a clock step or a
+	// pause in which nothing waited for memory's sake.
+	maxClockStep = time.Minute
 )
 
 // Event is one event, in capture order: a handshake (as soon as its
@@ -87,13 +91,23 @@ type Stats struct {
 	Connections, TLSConnections, Handshakes int
 	// First and Last are the capture times of the first and last frames.
 	First, Last time.Time
-	// Frames not analysed: not TCP over IP, IP fragments (not reassembled),
-	// link types certlens cannot decode, TCP headers too damaged to use.
-	NotTCP, Fragments, UnknownLink, Malformed int
+	// Frames not analysed: not TCP over IP, link types certlens cannot
+	// decode, TCP headers too damaged to use.
+	NotTCP, UnknownLink, Malformed int
+	// Fragments counts IP fragments, reassembled into datagrams before
+	// TCP; FragmentsLost those whose datagram never came whole.
+	Fragments, FragmentsLost int
+	// Tunnels counts, by name, packets inside encapsulations certlens
+	// cannot read ("OpenVPN (UDP 1194)", "IPsec ESP (encrypted)").
+	Tunnels map[string]int
 	// UnknownLinkTypes names the undecodable link types seen.
 	UnknownLinkTypes []string
 	// Truncated counts TCP segments the capture cut short (snap length).
 	Truncated int
+	// StreamsForgotten counts ended connections whose numbers were not
+	// kept (millions of them): packets on their ports later on are
+	// numbered as new streams, unlike Wireshark's tcp.stream.
+	StreamsForgotten int
 }
 
 // Analyze reads one capture and calls emit for every event, in order. It
@@ -140,9 +154,17 @@ type analyzer struct {
 	// cur is the connection of the packet being assembled, for New; nil
 	// when the filter excludes it.
 	cur *conn
-	// now is the latest capture time seen; frame is the current frame.
-	now       time.Time
-	frame     int
+	// now is the latest capture time seen, ts the current frame's; frame
+	// is the current frame.
+	now   time.Time
+	ts    time.Time
+	frame int
+	// clock is the capture time the idle and gap timeouts run on: it
+	// advances with the capture but by at most maxClockStep between two
+	// frames, so that a clock stepped forward (or files merged with
+	// different clocks) does not end every connection at once; Wireshark
+	// ignores time in numbering streams, and so must the flushes here.
+	clock     time.Time
 	lastFlush time.Time
 	// closing is the reason given to connections the reassembly closes
 	// during a flush.
@@ -168,7 +190,7 @@ func newAnalyzer(opts Options, emit func(Event)) *analyzer {
 		idPfx:    filepath.Base(displayName(opts.Name)) + "#",
 		emit:     emit,
 		dec:      newDecoder(),
-		table:    streamTable{m: map[tuple]*entry{}},
+		table:    newStreamTable(),
 		linkSeen: map[layers.LinkType]bool{},
 	}
 	a.pool = reassembly.NewStreamPool(a)
@@ -214,24 +236,32 @@ func (a *analyzer) packet(p packet) {
 	a.frame = p.frame
 	a.stats.Frames++
 	ts := p.ci.Timestamp
+	a.ts = ts
 	if a.stats.First.IsZero() {
 		a.stats.First = ts
+		a.now, a.clock, a.lastFlush = ts, ts, ts
 	}
 	a.stats.Last = ts
 	if ts.After(a.now) {
+		a.clock = a.clock.Add(min(ts.Sub(a.now), maxClockStep))
 		a.now = ts
 	}
-	if a.now.Sub(a.lastFlush) >= flushEvery {
+	if a.clock.Sub(a.lastFlush) >= flushEvery {
 		// Before this packet: a connection it belongs to may have been
 		// idle until now.
 		a.flush()
 	}
-	seg, why := a.dec.decode(p)
+	seg, why := a.dec.decode(p, a.clock)
 	switch why {
 	case skipNotTCP:
 		a.stats.NotTCP++
 	case skipFragment:
 		a.stats.Fragments++
+	case skipTunnel:
+		if a.stats.Tunnels == nil {
+			a.stats.Tunnels = map[string]int{}
+		}
+		a.stats.Tunnels[a.dec.tunnel]++
 	case skipMalformed:
 		a.stats.Malformed++
 	case skipLinkType:
@@ -248,7 +278,7 @@ func (a *analyzer) packet(p packet) {
 
 func (a *analyzer) segment(seg segment, p packet) {
 	tcp := seg.tcp
-	e, side, created, replaced := a.table.lookup(seg.src, seg.dst, tcp.Seq, tcp.SYN, tcp.ACK, a.now)
+	e, side, created, replaced := a.table.lookup(seg.src, seg.dst, tcp, a.clock)
 	if created {
 		a.stats.Streams++
 		if replaced != nil && replaced.conn != nil {
@@ -301,12 +331,20 @@ func (a *analyzer) segment(seg segment, p packet) {
 		// the capture reorders the two directions.
 		a.fillLost(c, e, side, tcp.Ack, p)
 	}
-	a.asm.AssembleWithContext(gopacket.NewFlow(endpointStream, src, dst), tcp, &pktCtx{ci: p.ci, frame: p.frame})
+	a.asm.AssembleWithContext(gopacket.NewFlow(endpointStream, src, dst), tcp, a.context(p))
 	a.cur = nil
 	for _, c := range a.resets {
 		c.finish("")
 	}
 	a.resets = a.resets[:0]
+}
+
+// context is the reassembly's context for packet p: its frame, and the
+// timeouts' clock as its time.
+func (a *analyzer) context(p packet) *pktCtx {
+	ci := p.ci
+	ci.Timestamp = a.clock
+	return &pktCtx{ci: ci, frame: p.frame}
 }
 
 // maxFill bounds a filler: a bigger loss waits for the reassembly's own
@@ -344,7 +382,7 @@ func (a *analyzer) fillLost(c *conn, e *entry, tupleSide int, ack uint32, p pack
 	}
 	src, dst := streamFlow(e, 1-tupleSide)
 	c.sides[s].fill = n
-	a.asm.AssembleWithContext(gopacket.NewFlow(endpointStream, src, dst), &a.fillTCP, &pktCtx{ci: p.ci, frame: p.frame})
+	a.asm.AssembleWithContext(gopacket.NewFlow(endpointStream, src, dst), &a.fillTCP, a.context(p))
 	c.sides[s].fill = 0
 }
 
@@ -381,11 +419,12 @@ func (a *analyzer) New(_, _ gopacket.Flow, _ *layers.TCP, _ reassembly.Assembler
 // connections and forgets old conversations; it runs every flushEvery of
 // capture time.
 func (a *analyzer) flush() {
-	a.lastFlush = a.now
+	a.lastFlush = a.clock
 	a.closing = "idle timeout"
-	a.asm.FlushWithOptions(reassembly.FlushOptions{T: a.now.Add(-gapWait), TC: a.now.Add(-a.opts.IdleTimeout)})
+	a.asm.FlushWithOptions(reassembly.FlushOptions{T: a.clock.Add(-gapWait), TC: a.clock.Add(-a.opts.IdleTimeout)})
 	a.closing = ""
-	a.table.sweep(a.now, closedTTL, 2*a.opts.IdleTimeout)
+	a.table.sweep(a.clock, closedTTL, 2*a.opts.IdleTimeout)
+	a.dec.defrag.expire(a.clock)
 }
 
 // finish flushes everything at the end of the file: data waiting behind a
@@ -398,7 +437,9 @@ func (a *analyzer) finish() {
 			e.conn.finish("")
 		}
 	}
-	a.table.m = map[tuple]*entry{}
+	a.stats.StreamsForgotten = a.table.pastFull
+	a.stats.FragmentsLost = a.dec.defrag.lost + a.dec.defrag.held()
+	a.table = newStreamTable()
 }
 
 // deliver counts and passes on an event, applying the filter's SNI terms.

@@ -26,9 +26,15 @@ var (
 	benchData   = flag.Int("bench.appdata", 256, "KiB of application data the server sends after each handshake")
 )
 
+// benchPrologues are the plaintext every other connection of the benchmark
+// starts with (nil: TLS from the first byte).
+var benchPrologues = [][]turn{nil, prologueCases[0].turns, nil, prologueCases[7].turns, nil, prologueCases[9].turns}
+
 // benchCapture is a capture of recorded handshakes (all the transcripts,
-// the 60 KB issuer list included) each followed by application data from
-// the server (256 KiB by default), as a busy HTTPS server's capture looks:
+// the 60 KB issuer list included), half of them after a STARTTLS or
+// database prologue (SMTP, PostgreSQL, MySQL), each followed by
+// application data from the server (256 KiB by default), as a busy server's
+// capture looks:
 // most bytes are bulk data, the handshakes are what matters.
 var benchCapture = sync.OnceValues(func() ([]byte, error) {
 	var out bytes.Buffer
@@ -55,6 +61,18 @@ func writeBenchCapture(out io.Writer, conns int) error {
 	for i := range conns {
 		tr := *trs[i%len(trs)]
 		tr.Chunks = append([]transcript.Chunk(nil), tr.Chunks...)
+		if p := benchPrologues[i%len(benchPrologues)]; p != nil {
+			// STARTTLS and database connections: TLS after plaintext.
+			var pro []transcript.Chunk
+			for _, t := range p {
+				dir := transcript.ServerToClient
+				if t.client {
+					dir = transcript.ClientToServer
+				}
+				pro = append(pro, transcript.Chunk{Dir: dir, Data: []byte(t.data)})
+			}
+			tr.Chunks = append(pro, tr.Chunks...)
+		}
 		if len(appData) > 0 {
 			tr.Chunks = append(tr.Chunks, transcript.Chunk{Dir: transcript.ServerToClient, Data: appData})
 		}
@@ -145,19 +163,22 @@ func BenchmarkAnalyze(b *testing.B) {
 	}
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	var hs int
+	var hs, apps int
 	for b.Loop() {
-		hs = 0
+		hs, apps = 0, 0
 		if _, err := Analyze(bytes.NewReader(data), Options{WatchRenegotiation: true}, func(e Event) {
 			if e.Handshake != nil {
 				hs++
+				if e.Handshake.AppProtocol != "" {
+					apps++
+				}
 			}
 		}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if hs < *benchConns {
-		b.Fatalf("%d handshakes in %d connections", hs, *benchConns)
+	if hs < *benchConns || apps < *benchConns/2 {
+		b.Fatalf("%d handshakes in %d connections, %d after a prologue", hs, *benchConns, apps)
 	}
 	if *benchTshark {
 		b.StopTimer()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -206,25 +207,33 @@ func TestStreamNumbering(t *testing.T) {
 	a := netip.MustParseAddrPort("10.0.0.1:50000")
 	b := netip.MustParseAddrPort("10.0.0.2:443")
 	c := netip.MustParseAddrPort("10.0.0.3:443")
-	st := streamTable{m: map[tuple]*entry{}}
+	st := newStreamTable()
 	now := time.Unix(0, 0)
 	steps := []struct {
 		name     string
 		src, dst netip.AddrPort
-		seq      uint32
-		syn, ack bool
+		tcp      layers.TCP
 		want     int
 	}{
-		{"first SYN opens stream 0", a, b, 100, true, false, 0},
-		{"the answer belongs to it", b, a, 900, true, true, 0},
-		{"another connection is stream 1", a, c, 5, false, true, 1},
-		{"a retransmitted SYN stays in stream 0", a, b, 100, true, false, 0},
-		{"a SYN with a new sequence number is port reuse: stream 2", a, b, 7000, true, false, 2},
-		{"the old server's late segment is stream 2 too", b, a, 950, false, true, 2},
-		{"a SYN+ACK never starts a stream", c, a, 1, true, true, 1},
+		{"first SYN opens stream 0", a, b, layers.TCP{Seq: 100, SYN: true}, 0},
+		{"the answer belongs to it", b, a, layers.TCP{Seq: 900, Ack: 101, SYN: true, ACK: true}, 0},
+		{"another connection is stream 1", a, c, layers.TCP{Seq: 5, Ack: 77, ACK: true}, 1},
+		{"a retransmitted SYN stays in stream 0", a, b, layers.TCP{Seq: 100, SYN: true}, 0},
+		{"a retransmitted SYN+ACK too", b, a, layers.TCP{Seq: 900, Ack: 101, SYN: true, ACK: true}, 0},
+		{"a SYN with a new sequence number is port reuse: stream 2", a, b, layers.TCP{Seq: 7000, SYN: true}, 2},
+		{"the old server's late segment is stream 2 too", b, a, layers.TCP{Seq: 950, Ack: 200, ACK: true}, 2},
+		{"a SYN+ACK other than the acknowledged sequence is a new connection whose SYN was missed", c, a, layers.TCP{Seq: 1, Ack: 6, SYN: true, ACK: true}, 3},
+		{"its client's data", a, c, layers.TCP{Seq: 6, Ack: 2, ACK: true, PSH: true}, 3},
+		{"the client closes", a, c, layers.TCP{Seq: 6, Ack: 2, ACK: true, FIN: true}, 3},
+		{"a SYN with the old sequence number after a FIN is a new connection", a, c, layers.TCP{Seq: 6, SYN: true}, 4},
+		{"its server answers", c, a, layers.TCP{Seq: 50, Ack: 7, SYN: true, ACK: true}, 4},
+		{"a reset", a, c, layers.TCP{Seq: 7, RST: true}, 4},
+		{"a SYN with the same sequence number after a RST is a new connection", a, c, layers.TCP{Seq: 6, SYN: true}, 5},
+		{"so is a SYN+ACK after a RST", c, a, layers.TCP{Seq: 50, RST: true}, 5},
+		{"", c, a, layers.TCP{Seq: 50, Ack: 7, SYN: true, ACK: true}, 6},
 	}
 	for _, s := range steps {
-		e, _, _, _ := st.lookup(s.src, s.dst, s.seq, s.syn, s.ack, now)
+		e, _, _, _ := st.lookup(s.src, s.dst, &s.tcp, now)
 		if e.stream != s.want {
 			t.Errorf("%s: stream %d, want %d", s.name, e.stream, s.want)
 		}
@@ -334,8 +343,11 @@ func TestProxyTunnel(t *testing.T) {
 	if got.Target != "iis.example.test:443" || closed.Target != got.Target {
 		t.Errorf("targets %q, %q: want the CONNECT's", got.Target, closed.Target)
 	}
+	if got.AppProtocol != "http-connect" || closed.AppProtocol != got.AppProtocol || want.AppProtocol != "" {
+		t.Errorf("app_protocol %q, %q (direct %q): want http-connect in the tunnel only", got.AppProtocol, closed.AppProtocol, want.AppProtocol)
+	}
 	g, w := *got, *want
-	g.Target, g.PCAP, w.PCAP = w.Target, nil, nil
+	g.Target, g.AppProtocol, g.PCAP, w.PCAP = w.Target, "", nil, nil
 	if a, b := jsonOf(t, &g), jsonOf(t, &w); a != b {
 		t.Errorf("tunnelled handshake:\n%s\nwant\n%s", a, b)
 	}
@@ -345,45 +357,37 @@ func TestProxyTunnel(t *testing.T) {
 }
 
 // TestIdleConnection: a connection silent for longer than the idle timeout
-// (in capture time) ends, freeing its memory; what it carries afterwards is
-// read as a connection joined in the middle, under the same tcp.stream.
+// (in capture time, while other connections go on) ends, freeing its
+// memory; what it carries afterwards is read as a connection joined in the
+// middle, under the same tcp.stream. A capture in which nothing at all
+// happens for as long is not idle time (TestTCPIdentity: clock jumps).
 func TestIdleConnection(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(transcriptDir, "tls12-renegotiation-sclient.pcap"))
-	if err != nil {
-		t.Fatal(err)
+	reneg := readTranscript(t, "tls12-renegotiation-sclient")
+	s := newScript(t)
+	c := s.conn("10.0.0.1:40000", "10.0.0.2:443", 1000, 5000)
+	c.open()
+	c.replay(reneg.Chunks[:4]) // the first handshake, before the renegotiation
+	for i := range 30 {
+		s.sleep(40 * time.Second)
+		o := s.conn(fmt.Sprintf("10.0.0.9:%d", 30000+i), "10.0.0.2:443", 1, 2)
+		o.open()
+		o.close()
 	}
-	r, err := pcapgo.NewReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	w := pcapgo.NewWriter(&out)
-	w.WriteFileHeader(65535, layers.LinkTypeEthernet)
-	for i := 0; ; i++ {
-		pkt, ci, err := r.ReadPacketData()
-		if err != nil {
-			break
-		}
-		if i >= 11 { // after the first handshake, before the renegotiation
-			ci.Timestamp = ci.Timestamp.Add(20 * time.Minute)
-		}
-		w.WritePacket(ci, pkt)
-	}
-	var evs []Event
-	if _, err := analyze(t, bytes.NewReader(out.Bytes()), Options{IdleTimeout: 15 * time.Minute, WatchRenegotiation: true}, func(e Event) { evs = append(evs, e) }); err != nil {
-		t.Fatal(err)
-	}
+	c.replay(reneg.Chunks[4:])
+	c.close()
 	var got []string
-	for _, e := range evs {
+	if _, err := analyze(t, bytes.NewReader(s.pcap()), Options{IdleTimeout: 15 * time.Minute, WatchRenegotiation: true}, func(e Event) {
+		if e.Stream != 0 {
+			return
+		}
 		switch {
 		case e.Handshake != nil:
 			got = append(got, "handshake "+e.Handshake.Verdict)
 		default:
 			got = append(got, e.Closed.Reason+" "+strings.Join(e.Closed.Errors, "; "))
 		}
-		if e.Stream != 0 {
-			t.Errorf("stream %d", e.Stream)
-		}
+	}); err != nil {
+		t.Fatal(err)
 	}
 	want := []string{"handshake ok", "idle timeout ", "client closed packets arrived after this connection was idle"}
 	if len(got) != len(want) {
@@ -396,14 +400,21 @@ func TestIdleConnection(t *testing.T) {
 	}
 }
 
-// TestSweep: ended conversations are forgotten after a short while, those
-// that may go on (idle, or not followed because of the filter) later.
+// TestSweep: ended conversations leave the table after a short while,
+// those that may go on (idle, or not followed because of the filter)
+// later; either way a packet on their ports afterwards finds the stream
+// number Wireshark gives it, and whether it may carry data.
 func TestSweep(t *testing.T) {
 	t0 := time.Unix(1e9, 0)
-	st := streamTable{m: map[tuple]*entry{}}
+	st := newStreamTable()
+	srv := netip.MustParseAddrPort("10.0.0.2:443")
+	cl := func(port uint16) netip.AddrPort {
+		return netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), port)
+	}
 	add := func(port uint16, selected, idle bool) tuple {
-		tp, _ := newTuple(netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), port), netip.MustParseAddrPort("10.0.0.2:443"))
-		st.m[tp] = &entry{last: t0, selected: selected, idle: idle}
+		tp, _ := newTuple(cl(port), srv)
+		st.m[tp] = &entry{stream: int(port), last: t0, selected: selected, idle: idle, gen: 1, client: cl(port),
+			base: [2]uint32{100, 200}, baseSet: [2]bool{true, true}, closing: !idle}
 		return tp
 	}
 	closed, idle, unselected := add(1, true, false), add(2, true, true), add(3, false, false)
@@ -414,8 +425,20 @@ func TestSweep(t *testing.T) {
 		t.Errorf("after 3 minutes: closed %v, idle %v, unselected %v, live %v", st.m[closed] != nil, st.m[idle] != nil, st.m[unselected] != nil, st.m[live] != nil)
 	}
 	st.sweep(t0.Add(31*time.Minute), 2*time.Minute, 30*time.Minute)
-	if len(st.m) != 1 || st.m[live] == nil {
-		t.Errorf("after 31 minutes %d conversations remain", len(st.m))
+	if len(st.m) != 1 || st.m[live] == nil || len(st.past) != 3 {
+		t.Errorf("after 31 minutes %d conversations remain, %d remembered", len(st.m), len(st.past))
+	}
+	ack := &layers.TCP{Seq: 300, Ack: 500, ACK: true}
+	for port, selected := range map[uint16]bool{1: true, 2: true, 3: false} {
+		e, _, created, _ := st.lookup(cl(port), srv, ack, t0.Add(time.Hour))
+		if created || e.stream != int(port) || e.gen != 1 || e.selected != selected || e.client != cl(port) || e.closing == (port == 2) {
+			t.Errorf("port %d comes back as %+v (created %v)", port, e, created)
+		}
+	}
+	// The closed conversation is over: a SYN on its ports, even with its
+	// old sequence number, is a new stream.
+	if e, _, created, _ := st.lookup(cl(1), srv, &layers.TCP{Seq: 100, SYN: true}, t0.Add(time.Hour)); !created || e.stream != 0 {
+		t.Errorf("SYN after the close: stream %d, created %v", e.stream, created)
 	}
 }
 

@@ -50,10 +50,17 @@ type conn struct {
 	fedAny     bool
 	truncated  int
 	sni        string
-	// connect is the target of the HTTP CONNECT that opened this
-	// connection, when it went through a proxy: what the tunnel carries is
-	// TLS to that target, as certlens serve itself would report it.
+	// connect is the target of the HTTP CONNECT (or SOCKS request) that
+	// opened this connection, when it went through a proxy: what the
+	// tunnel carries is TLS to that target, as certlens serve itself would
+	// report it.
 	connect string
+	// pro is the plaintext the connection started with, nil when its
+	// first bytes were TLS (or a proxy's CONNECT).
+	pro *prologue
+	// alpnProto names the application from the ClientHello's ALPN when it
+	// is not the web's (PostgreSQL 17's direct TLS says "postgresql").
+	alpnProto string
 	// gaps are notes on missing bytes that damaged the handshake in
 	// progress: the next handshake drained is marked partial with them.
 	gaps  []string
@@ -188,17 +195,18 @@ func (c *conn) setClient(s int) {
 
 // Accept implements reassembly.Stream. It sees every packet before the
 // reassembly does: roles, starts, FIN and RST are read here.
-func (c *conn) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, _ reassembly.AssemblerContext) bool {
+func (c *conn) Accept(tcp *layers.TCP, _ gopacket.CaptureInfo, dir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, _ reassembly.AssemblerContext) bool {
 	if c.finished {
 		return false
 	}
 	s := sideOf(dir)
 	sd := &c.sides[s]
+	// ci carries the timeouts' clock; the duration is the capture's.
 	if c.first.IsZero() {
-		c.first = ci.Timestamp
+		c.first = c.a.ts
 	}
-	if ci.Timestamp.After(c.last) {
-		c.last = ci.Timestamp
+	if c.a.ts.After(c.last) {
+		c.last = c.a.ts
 	}
 	if !sd.seen {
 		sd.seen = true
@@ -285,8 +293,17 @@ func (c *conn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemble
 	if n == 0 {
 		return
 	}
-	if sd.bytes == 0 && sd.knownStart && s == c.client && bytes.HasPrefix(data, []byte("CONNECT ")) {
-		c.expectConnect(s)
+	if sd.bytes == 0 && sd.knownStart && c.pro == nil && c.connect == "" && c.sides[1-s].bytes == 0 && !c.fedAny {
+		// The connection's first bytes: TLS, a proxy's CONNECT, or
+		// plaintext TLS may follow.
+		switch {
+		case s == c.client && bytes.HasPrefix(data, []byte("CONNECT ")):
+			c.expectConnect(s)
+		case s == c.client && data[0]&0x80 != 0 && (len(data) < 3 || data[2] == 1):
+			sd.fr.sslv2 = true
+		case !looksLikeTLS(data) && sd.fr.state == stateAligned:
+			c.startPrologue()
+		}
 	}
 	sd.bytes += int64(n)
 	sd.lastFrame = frame
@@ -360,6 +377,9 @@ func (c *conn) gap(s int, n int64, frame int) {
 	// Before a side's first hello (a stream whose start was not captured)
 	// nothing is read from it, so a loss there costs nothing, unless the
 	// other side already started a handshake this one belongs to.
+	if info.prolog {
+		c.pro.lost[s] = true
+	}
 	if info.harmless || c.parser == nil && sd.fr.wantHello != 0 {
 		c.note(where + "; no handshake data was lost")
 		return
@@ -460,6 +480,14 @@ func (c *conn) meta() event.Meta {
 	if c.connect != "" {
 		m.Target = c.connect
 	}
+	switch {
+	case c.pro != nil:
+		m.AppProtocol = c.pro.name()
+	case c.connect != "":
+		m.AppProtocol = "http-connect"
+	default:
+		m.AppProtocol = c.alpnProto
+	}
 	return m
 }
 
@@ -467,13 +495,21 @@ func (c *conn) meta() event.Meta {
 func (c *conn) handshake(h *handshake.Handshake) {
 	if h.ClientHello != nil && c.sni == "" {
 		c.sni = h.ClientHello.ServerName
+		if slices.Contains(h.ClientHello.ALPN, "postgresql") {
+			c.alpnProto = "postgresql"
+		}
 	}
-	if len(c.gaps) > 0 {
+	if missing := c.missingSide(); len(c.gaps) > 0 || missing != "" {
 		// The parser saw whole records only, but not all of them: what it
-		// read is true, the handshake is not complete.
+		// read is true, the handshake is not complete. A side of which
+		// nothing was read says nothing about what it sent: a server's
+		// flight alone never proves a certificate was sent.
 		hc := *h
 		hc.Visibility = handshake.VisibilityPartial
 		hc.Errors = append(slices.Clip(h.Errors), c.gaps...)
+		if missing != "" {
+			hc.Errors = append(hc.Errors, missing)
+		}
 		c.gaps = nil
 		h = &hc
 	}
@@ -498,6 +534,23 @@ func (c *conn) handshake(h *handshake.Handshake) {
 	c.a.deliver(c, Event{Time: c.a.now, Stream: c.stream, Handshake: e})
 }
 
+// missingSide says which side of a TLS connection is not in the capture
+// at all ("" when both were read): one direction captured (a SPAN port
+// of one direction, asymmetric routing), or the capture started after
+// that side had sent its part of the handshake.
+func (c *conn) missingSide() string {
+	for _, dir := range []handshake.Direction{handshake.FromClient, handshake.FromServer} {
+		if c.fed[dir] == 0 && c.fed[1-dir] > 0 {
+			who, what := "client", "its ClientHello and Certificate"
+			if dir == handshake.FromServer {
+				who, what = "server", "its hello, CertificateRequest and answer"
+			}
+			return fmt.Sprintf("the %s's side of this connection is missing from the capture (no TLS record from it was read): %s were not seen, so what it sent is unknown; capture both directions", who, what)
+		}
+	}
+	return ""
+}
+
 // finish ends the connection: handshakes still open end (partial), then
 // its closed event. reason "" derives it from the FIN or RST seen.
 func (c *conn) finish(reason string) {
@@ -515,6 +568,10 @@ func (c *conn) finish(reason string) {
 			c.entry.client = c.ends[c.client]
 		}
 	}
+	c.endPrologue()
+	for i := range c.sides {
+		c.sides[i].fr.endScan()
+	}
 	var obs handshake.Observation
 	if c.parser != nil {
 		for _, h := range c.parser.Close() {
@@ -525,11 +582,20 @@ func (c *conn) finish(reason string) {
 	ev := event.NewClosed(c.meta(), obs)
 	cl := c.client
 	if cl < 0 {
-		cl = 0
+		cl = c.guessClient()
 	}
 	// A proxy's CONNECT and answer are not the tunnel's bytes.
 	ev.BytesUp = c.sides[cl].bytes - c.sides[cl].fr.tunnel
 	ev.BytesDown = c.sides[1-cl].bytes - c.sides[1-cl].fr.tunnel
+	if p := c.pro; p != nil {
+		if p.proto.isProxy() {
+			ev.BytesUp -= c.sides[cl].fr.plain
+			ev.BytesDown -= c.sides[1-cl].fr.plain
+		}
+		if !c.fedAny && ev.NotTLS == "" && p.proto != protoUnknown && p.proto != protoPlain {
+			ev.NotTLS = p.notTLS()
+		}
+	}
 	ev.DurationMS = float64(c.last.Sub(c.first).Microseconds()) / 1000
 	ev.Reason = reason
 	ev.Conclude(&c.verdict)
@@ -538,6 +604,9 @@ func (c *conn) finish(reason string) {
 		if d := c.sides[i].fr.dropped; d > 0 && !c.sides[i].knownStart && c.entry.gen == 1 {
 			ev.Errors = append(ev.Errors, fmt.Sprintf("the capture starts after this connection began: %d bytes of the %s's stream before the first handshake were not read", d, c.role(i)))
 		}
+	}
+	if m := c.missingSide(); m != "" {
+		ev.Errors = append(ev.Errors, m)
 	}
 	if c.truncated > 0 {
 		ev.Errors = append(ev.Errors, fmt.Sprintf("%d segments were cut short by the capture's snap length: capture again with the full packet size (tcpdump -s 0)", c.truncated))

@@ -1,6 +1,10 @@
 package capture
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/certlens/certlens/handshake"
+)
 
 // The framer sits between TCP reassembly and the handshake parser, one per
 // direction. While the stream is whole it only holds back the start of a
@@ -44,6 +48,7 @@ const (
 	stateRaw                        // not TLS (or corrupt): pass everything through
 	stateOff                        // the parser wants no more bytes
 	stateHead                       // reading an HTTP head (a proxy's CONNECT and its answer)
+	stateProlog                     // reading plaintext before TLS (STARTTLS, a database, a proxy's header)
 )
 
 // framer frames one direction. emit receives whole records (several at a
@@ -82,7 +87,23 @@ type framer struct {
 	onHead func(head []byte) (skip int64, next framerState)
 	// tunnel counts the bytes of HTTP heads and bodies (not TLS) passed.
 	tunnel int64
+	// onProlog reads plaintext before TLS (stateProlog): it returns how
+	// many bytes at the start of b it read (whole messages of the
+	// protocol), and the state after them: stateProlog for more
+	// plaintext, stateAligned when a TLS record starts there, stateOff when
+	// the connection goes on without TLS.
+	onProlog func(b []byte) (n int, next framerState)
+	// plain counts the bytes of a plaintext prologue read.
+	plain int64
+	// sslv2: the client's stream starts with an SSL 2.0-format
+	// CLIENT-HELLO, fed as the TLS ClientHello it stands for.
+	sslv2 bool
 }
+
+// maxProlog bounds the plaintext read before TLS on one side: STARTTLS
+// dialogues, database negotiations and proxy headers are a few hundred
+// bytes; a connection without TLS is given up past this.
+const maxProlog = 32 << 10
 
 // maxHead bounds an HTTP head: a CONNECT and its answer are a few hundred
 // bytes; a proxy's authentication challenge a few kilobytes.
@@ -137,6 +158,8 @@ func (f *framer) process(data []byte) {
 			data = f.scan(data)
 		case stateHead:
 			data = f.head(data)
+		case stateProlog:
+			data = f.prolog(data)
 		case stateAligned:
 			f.aligned(data)
 			return
@@ -146,6 +169,10 @@ func (f *framer) process(data []byte) {
 
 // aligned consumes data from a record boundary (after pending).
 func (f *framer) aligned(data []byte) {
+	if f.sslv2 {
+		f.sslv2Hello(data)
+		return
+	}
 	if len(f.pending) == 0 && f.headPrefix != nil && data[0] == f.headPrefix[0] {
 		f.state = stateHead
 		f.process(data)
@@ -199,6 +226,29 @@ func (f *framer) aligned(data []byte) {
 		return
 	}
 	f.pending = append(f.pending, data[i:]...)
+}
+
+// sslv2Hello collects the SSLv2-format ClientHello a client's stream
+// starts with and feeds the TLS record it stands for; what follows it is
+// TLS records.
+func (f *framer) sslv2Hello(data []byte) {
+	f.pending = append(f.pending, data...)
+	rec, n := handshake.SSLv2ClientHello(f.pending)
+	if n == 0 {
+		if len(f.pending) >= 2 && len(f.pending) >= 2+(int(f.pending[0]&0x7f)<<8|int(f.pending[1])) {
+			// Whole, and not a hello the parser can read: it says so.
+			f.sslv2 = false
+			f.toRaw(nil)
+		}
+		return
+	}
+	f.sslv2 = false
+	rest := append([]byte(nil), f.pending[n:]...)
+	f.pending = f.pending[:0]
+	f.records(rec)
+	if len(rest) > 0 && f.state == stateAligned {
+		f.process(rest)
+	}
 }
 
 // records feeds whole records, dropping those before the wanted hello.
@@ -283,6 +333,19 @@ func (f *framer) scan(data []byte) []byte {
 	return nil
 }
 
+// endScan, at the end of the stream, takes a record the scan found but
+// could not confirm with the next header (a lone server flight, the last
+// record of a capture): whole and plausible, it is read.
+func (f *framer) endScan() {
+	if f.state != stateScan || len(f.pending) < recordHeaderLen || !plausibleHeader(f.pending) || recordLen(f.pending) > len(f.pending) {
+		return
+	}
+	data := f.pending
+	f.pending = nil
+	f.state = stateAligned
+	f.process(data)
+}
+
 // head collects an HTTP head; it returns what follows it.
 func (f *framer) head(data []byte) []byte {
 	start := max(0, len(f.pending)-3)
@@ -307,6 +370,28 @@ func (f *framer) head(data []byte) []byte {
 	return rest
 }
 
+// prolog collects plaintext for onProlog; it returns what follows the
+// plaintext once the state changed.
+func (f *framer) prolog(data []byte) []byte {
+	buf := data
+	if len(f.pending) > 0 {
+		f.pending = append(f.pending, data...)
+		buf = f.pending
+	}
+	n, next := f.onProlog(buf)
+	f.plain += int64(n)
+	rest := buf[n:]
+	if next == stateProlog {
+		// Not copied onto itself: rest may be the start of pending.
+		f.pending = append(f.pending[:0:0], rest...)
+		return nil
+	}
+	out := append([]byte(nil), rest...)
+	f.pending = f.pending[:0]
+	f.state = next
+	return out
+}
+
 // gapInfo describes what a gap destroyed.
 type gapInfo struct {
 	// recordType is the content type of the damaged record, 0 when the gap
@@ -314,6 +399,8 @@ type gapInfo struct {
 	recordType byte
 	// harmless: the framer was not feeding the parser anyway.
 	harmless bool
+	// prolog: the gap hit plaintext before TLS.
+	prolog bool
 }
 
 // gap tells the framer that n bytes are missing before the next push.
@@ -335,6 +422,11 @@ func (f *framer) gap(n int64) gapInfo {
 		f.dropped += int64(len(f.pending))
 		f.pending = f.pending[:0]
 		return gapInfo{}
+	case stateProlog:
+		// Plaintext lost: the conn looks for the hello by content.
+		f.plain += int64(len(f.pending))
+		f.pending = f.pending[:0]
+		return gapInfo{harmless: true, prolog: true}
 	}
 	// Aligned. The record in progress is damaged; when its header was read,
 	// its end is the next boundary.

@@ -44,8 +44,8 @@ func toPcapng(tb testing.TB, pcap []byte) []byte {
 }
 
 // FuzzAnalyze feeds arbitrary bytes to the whole capture path: format
-// detection, the readers, link and IP decoding, reassembly, framing and
-// the parser. Nothing may panic, and input that cannot be read must end in
+// detection, the readers, link and IP decoding, reassembly, the plaintext
+// prologues (STARTTLS, databases, proxies), framing and the parser. Nothing may panic, and input that cannot be read must end in
 // a *ReadError that names the file and an offset inside the input.
 func FuzzAnalyze(f *testing.F) {
 	paths, _ := filepath.Glob(filepath.Join(transcriptDir, "*.pcap"))
@@ -65,6 +65,21 @@ func FuzzAnalyze(f *testing.F) {
 			f.Add(data[:len(data)/2])
 		}
 	}
+	// TLS after plaintext: every prologue the analyzer recognises, and the
+	// content fallback's.
+	tr := readTranscript(f, "tls12-3ca-curl-nocert")
+	for _, tc := range prologueCases {
+		s := newScript(f)
+		prologueScript(s, 40001, tc.port, tc.turns, tr)
+		f.Add(s.pcap())
+	}
+	// A session opened with an SSLv2-format ClientHello.
+	s := newScript(f)
+	c := s.conn("10.1.0.1:40000", "10.1.0.2:443", 1000, 5000)
+	c.open()
+	c.send(true, sslv2HelloFor(0xc02c))
+	c.replay(tr.Chunks[1:])
+	f.Add(s.pcap())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		events := 0
 		_, err := analyze(t, bytes.NewReader(data), Options{Name: "fuzz.pcap", WatchRenegotiation: true}, func(e Event) {

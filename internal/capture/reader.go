@@ -43,11 +43,7 @@ func (e *ReadError) Unwrap() error { return e.Err }
 // Magic numbers of the formats read (first four bytes of the file).
 var (
 	magicPcapng = []byte{0x0a, 0x0d, 0x0d, 0x0a}
-	magicPcap   = [][]byte{
-		{0xd4, 0xc3, 0xb2, 0xa1}, {0xa1, 0xb2, 0xc3, 0xd4}, // microseconds, little and big endian
-		{0x4d, 0x3c, 0xb2, 0xa1}, {0xa1, 0xb2, 0x3c, 0x4d}, // nanoseconds
-	}
-	magicGzip = []byte{0x1f, 0x8b}
+	magicGzip   = []byte{0x1f, 0x8b}
 )
 
 // readBufferSize is the read-ahead of the file: large reads keep the
@@ -82,7 +78,7 @@ type source struct {
 	compressed bool
 	cr         *countingReader
 	br         *bufio.Reader
-	pcap       *pcapgo.Reader
+	pcap       *pcapReader
 	ng         *pcapgo.NgReader
 	link       layers.LinkType
 	frame      int
@@ -90,7 +86,8 @@ type source struct {
 }
 
 // openSource detects the format from the magic number: pcap (either byte
-// order and timestamp resolution), pcapng, either of them gzip-compressed.
+// order, either timestamp resolution, modified), pcapng, either of them
+// gzip-compressed.
 func openSource(name string, r io.Reader) (s *source, err error) {
 	s = &source{name: name}
 	fail := func(err error) (*source, error) { return nil, s.errorf(err) }
@@ -132,11 +129,11 @@ func openSource(name string, r io.Reader) (s *source, err error) {
 			return fail(fmt.Errorf("pcapng section header: %w", eofIsTruncation(err)))
 		}
 	case isPcapMagic(head):
-		s.pcap, err = pcapgo.NewReader(s.br)
+		s.pcap, err = newPcapReader(s.br)
 		if err != nil {
 			return fail(fmt.Errorf("pcap file header: %w", eofIsTruncation(err)))
 		}
-		s.link = s.pcap.LinkType()
+		s.link = s.pcap.link
 	default:
 		return fail(fmt.Errorf("not a pcap or pcapng file (it starts with %x); a Windows netsh trace or pktmon .etl file must be converted first (pktmon etl2pcap, or etl2pcapng)", head))
 	}
@@ -144,7 +141,7 @@ func openSource(name string, r io.Reader) (s *source, err error) {
 }
 
 func isPcapMagic(head []byte) bool {
-	for _, m := range magicPcap {
+	for _, m := range pcapMagics {
 		if bytes.Equal(head, m) {
 			return true
 		}
@@ -179,7 +176,7 @@ func (s *source) next() (p packet, err error) {
 			}
 		}
 	} else {
-		data, ci, err = s.pcap.ZeroCopyReadPacketData()
+		data, ci, err = s.pcap.next()
 	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {

@@ -24,6 +24,10 @@ type Meta struct {
 	Mode       string
 	ClientAddr string
 	Target     string
+	// AppProtocol names what the TLS was carried in or behind, when not
+	// plain TLS from the first byte: "smtp-starttls", "postgresql",
+	// "socks5", "proxy-v2" (analyze, which sees the whole connection).
+	AppProtocol string
 }
 
 // Handshake is the "msg":"handshake" event.
@@ -33,6 +37,7 @@ type Handshake struct {
 	ClientAddr     string          `json:"client_addr,omitempty"`
 	Target         string          `json:"target,omitempty"`
 	SNI            string          `json:"sni,omitempty"`
+	AppProtocol    string          `json:"app_protocol,omitempty"`
 	Index          int             `json:"handshake"`
 	Phase          string          `json:"phase"`
 	TLSVersion     string          `json:"tls_version,omitempty"`
@@ -181,7 +186,7 @@ func (e *Handshake) Level() string {
 // NewHandshake builds the event for one handshake and its diagnosis.
 func NewHandshake(m Meta, h *handshake.Handshake, r rules.Report) *Handshake {
 	e := &Handshake{
-		ConnID: m.ConnID, Mode: m.Mode, ClientAddr: m.ClientAddr, Target: m.Target,
+		ConnID: m.ConnID, Mode: m.Mode, ClientAddr: m.ClientAddr, Target: m.Target, AppProtocol: m.AppProtocol,
 		Index: h.Index, Phase: string(h.Phase), Visibility: string(h.Visibility), End: string(h.End),
 		TLSVersion: h.Version.String(), Findings: r.Findings, Verdict: string(r.Verdict), VerdictCertain: r.Certain,
 		Errors: h.Errors,
@@ -260,18 +265,21 @@ func publicKey(c *x509.Certificate) string {
 
 // Closed is the "msg":"connection closed" event.
 type Closed struct {
-	ConnID     string   `json:"conn_id"`
-	Mode       string   `json:"mode"`
-	ClientAddr string   `json:"client_addr,omitempty"`
-	Target     string   `json:"target,omitempty"`
-	BytesUp    int64    `json:"bytes_client_to_server"`
-	BytesDown  int64    `json:"bytes_server_to_client"`
-	DurationMS float64  `json:"duration_ms"`
-	Reason     string   `json:"reason"`
-	Handshakes int      `json:"handshakes"`
-	TLSVersion string   `json:"tls_version,omitempty"`
-	NotTLS     string   `json:"not_tls,omitempty"`
-	Errors     []string `json:"errors,omitempty"`
+	ConnID     string `json:"conn_id"`
+	Mode       string `json:"mode"`
+	ClientAddr string `json:"client_addr,omitempty"`
+	Target     string `json:"target,omitempty"`
+	// AppProtocol is the handshakes' app_protocol, or for a connection that
+	// never came to TLS what it was ("smtp": no STARTTLS).
+	AppProtocol string   `json:"app_protocol,omitempty"`
+	BytesUp     int64    `json:"bytes_client_to_server"`
+	BytesDown   int64    `json:"bytes_server_to_client"`
+	DurationMS  float64  `json:"duration_ms"`
+	Reason      string   `json:"reason"`
+	Handshakes  int      `json:"handshakes"`
+	TLSVersion  string   `json:"tls_version,omitempty"`
+	NotTLS      string   `json:"not_tls,omitempty"`
+	Errors      []string `json:"errors,omitempty"`
 	// Verdict and VerdictCertain are what the connection's request(s) came
 	// to, from all its handshakes (rules.Connection); absent without one.
 	Verdict        string `json:"verdict,omitempty"`

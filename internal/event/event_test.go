@@ -74,7 +74,7 @@ func TestZapMatchesJSON(t *testing.T) {
 			rules.Evidence{HTTP: &rules.HTTPOutcome{Status: 403, Substatus: "403.7"}}, rules.Options{})},
 		{"closed", &Closed{ConnID: "a-1", Mode: "observe", BytesUp: 10, BytesDown: 20, DurationMS: 1.5, Reason: "client closed", Handshakes: 2, TLSVersion: "TLS 1.2", Errors: []string{"x"}}},
 		{"closed, not TLS", &Closed{ConnID: "a-3", Mode: "observe", Reason: "server closed", NotTLS: "not TLS: starts with \"SSH-2\""}},
-		{"analyzed handshake with both frames", withPCAP(NewHandshake(Meta{ConnID: "c.pcap#3", Mode: "analyze", ClientAddr: "[::1]:50000", Target: "[::1]:443"}, h, r),
+		{"analyzed handshake with both frames", withPCAP(NewHandshake(Meta{ConnID: "c.pcap#3", Mode: "analyze", ClientAddr: "[::1]:50000", Target: "[::1]:443", AppProtocol: "smtp-starttls"}, h, r),
 			&PCAPRef{Stream: 3, Frames: &PCAPFrames{CertRequest: 12, ClientCert: 15}})},
 		{"analyzed handshake with the request's frame only", withPCAP(NewHandshake(Meta{ConnID: "c.pcap#4", Mode: "analyze"}, h, r),
 			&PCAPRef{Stream: 4, Frames: &PCAPFrames{CertRequest: 7}})},
@@ -85,6 +85,7 @@ func TestZapMatchesJSON(t *testing.T) {
 		{"intercepted handshake, browser not asked", withIntercept(NewHandshake(Meta{ConnID: "i-2", Mode: "intercept"}, h, r),
 			&Intercept{BrowserAsked: "not_asked", UpstreamVerified: true})},
 		{"analyzed connection", &Closed{ConnID: "c.pcap#3", Mode: "analyze", Reason: "client closed", Handshakes: 1, PCAP: &PCAPRef{Stream: 3}}},
+		{"analyzed connection that stayed plaintext", &Closed{ConnID: "c.pcap#5", Mode: "analyze", AppProtocol: "smtp", Reason: "client closed", NotTLS: "smtp: no STARTTLS", PCAP: &PCAPRef{Stream: 5}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

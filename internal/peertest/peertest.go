@@ -26,17 +26,20 @@ const RequireEnv = "CERTLENS_REQUIRE_PEERS"
 // debianPackage maps a binary to the Debian package that ships it, for the
 // skip message; binaries not listed ship in a package of their own name.
 var debianPackage = map[string]string{
-	"apache2ctl": "apache2",
-	"apachectl":  "apache2",
-	"cat":        "coreutils",
-	"certutil":   "libnss3-tools",
-	"editcap":    "wireshark-common",
-	"mergecap":   "wireshark-common",
-	"pk12util":   "libnss3-tools",
-	"script":     "bsdutils",
-	"sh":         "dash",
-	"sleep":      "coreutils",
-	"timeout":    "coreutils",
+	"apache2ctl":         "apache2",
+	"apachectl":          "apache2",
+	"cat":                "coreutils",
+	"certutil":           "libnss3-tools",
+	"editcap":            "wireshark-common",
+	"initdb":             "postgresql",
+	"mariadb":            "mariadb-client",
+	"mariadb-install-db": "mariadb-server",
+	"mergecap":           "wireshark-common",
+	"pk12util":           "libnss3-tools",
+	"script":             "bsdutils",
+	"sh":                 "dash",
+	"sleep":              "coreutils",
+	"timeout":            "coreutils",
 }
 
 // Require returns the path of binary name on PATH. When it is missing the

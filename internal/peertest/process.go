@@ -38,6 +38,7 @@ type startConfig struct {
 	stdin     io.Reader
 	stdinPipe bool
 	stdout    io.Writer
+	user      string
 }
 
 // StartOption configures Start.
@@ -58,6 +59,11 @@ func WithStdin(r io.Reader) StartOption { return func(c *startConfig) { c.stdin 
 // WithStdinPipe keeps standard input open as Process.Stdin, for peers that
 // quit at end of file or take commands while running.
 func WithStdinPipe() StartOption { return func(c *startConfig) { c.stdinPipe = true } }
+
+// WithUser runs the process as the named system user when the test runs as
+// root: servers such as PostgreSQL refuse to run as root. Elsewhere it
+// changes nothing.
+func WithUser(name string) StartOption { return func(c *startConfig) { c.user = name } }
 
 // WithStdout sends standard output to w instead of the output buffer, for
 // peers whose stdout is a result (chromium --dump-dom) rather than a log;
@@ -99,6 +105,9 @@ func Start(tb testing.TB, name string, args []string, opts ...StartOption) *Proc
 		cmd.Stdin = cfg.stdin
 	}
 	setProcessGroup(cmd)
+	if cfg.user != "" {
+		runAs(tb, cmd, cfg.user)
+	}
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("peertest: start %s: %v", path, err)
 	}

@@ -2,7 +2,10 @@
 
 package peertest
 
-import "os/exec"
+import (
+	"os/exec"
+	"testing"
+)
 
 func setProcessGroup(*exec.Cmd) {}
 
@@ -10,3 +13,12 @@ func setProcessGroup(*exec.Cmd) {}
 func signalGroup(cmd *exec.Cmd, _ bool) { _ = cmd.Process.Kill() }
 
 func lowerPriority(int) {}
+
+// runAs changes nothing where there is no root to step down from.
+func runAs(testing.TB, *exec.Cmd, string) {}
+
+// GiveTo changes nothing where there is no root to step down from.
+func GiveTo(testing.TB, string, string) {}
+
+// UserDir is the test's temp dir where there is no root to step down from.
+func UserDir(tb testing.TB, _ string) string { return tb.TempDir() }

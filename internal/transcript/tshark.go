@@ -48,6 +48,13 @@ func TsharkDNames(tb testing.TB, pcapPath string) []DNamesSummary {
 	return tsharkDNames(tb, pcapPath, "")
 }
 
+// TsharkDNamesArgs is TsharkDNames with more tshark options, such as
+// "-d", "tcp.port==5432,pgsql" for TLS that tshark does not find by port.
+func TsharkDNamesArgs(tb testing.TB, pcapPath string, args ...string) []DNamesSummary {
+	tb.Helper()
+	return tsharkDNames(tb, pcapPath, "", args...)
+}
+
 // TsharkDNamesKeylog is TsharkDNames with an NSS key log, so that TLS 1.3 and
 // renegotiation CertificateRequests are decrypted and counted too.
 func TsharkDNamesKeylog(tb testing.TB, pcapPath, keylogPath string) []DNamesSummary {
@@ -55,7 +62,7 @@ func TsharkDNamesKeylog(tb testing.TB, pcapPath, keylogPath string) []DNamesSumm
 	return tsharkDNames(tb, pcapPath, keylogPath)
 }
 
-func tsharkDNames(tb testing.TB, pcapPath, keylogPath string) []DNamesSummary {
+func tsharkDNames(tb testing.TB, pcapPath, keylogPath string, extra ...string) []DNamesSummary {
 	tb.Helper()
 	bin := peertest.Require(tb, "tshark")
 	// gui.max_tree_depth: tshark 4.0 reports a dissector bug on large lists
@@ -67,6 +74,7 @@ func tsharkDNames(tb testing.TB, pcapPath, keylogPath string) []DNamesSummary {
 	if keylogPath != "" {
 		args = append(args, "-o", "tls.keylog_file:"+keylogPath)
 	}
+	args = append(args, extra...)
 	cmd := exec.Command(bin, args...)
 	out, err := cmd.Output()
 	if err != nil {
@@ -211,8 +219,8 @@ func (s ClientCertSummary) Sent() bool { return s.CertificatesLen > 0 }
 // message tshark decodes in the capture at pcapPath: a Certificate sent, in
 // a TCP stream where a CertificateRequest came first, towards the port that
 // sent the request. Encrypted handshakes (TLS 1.3, renegotiation) show
-// neither and are absent.
-func TsharkClientCerts(tb testing.TB, pcapPath string) []ClientCertSummary {
+// neither and are absent. extra are more tshark options ("-d" ...).
+func TsharkClientCerts(tb testing.TB, pcapPath string, extra ...string) []ClientCertSummary {
 	tb.Helper()
 	bin := peertest.Require(tb, "tshark")
 	args := []string{"-o", "gui.max_tree_depth:5000", "-r", pcapPath,
@@ -220,6 +228,7 @@ func TsharkClientCerts(tb testing.TB, pcapPath string) []ClientCertSummary {
 		"-T", "fields", "-E", "separator=/t", "-E", "occurrence=a",
 		"-e", "frame.number", "-e", "tcp.stream", "-e", "tcp.srcport", "-e", "tcp.dstport",
 		"-e", "tls.handshake.type", "-e", "tls.handshake.certificates_length"}
+	args = append(args, extra...)
 	out, err := exec.Command(bin, args...).Output()
 	if err != nil {
 		tb.Fatalf("tshark %v: %v", args, err)
