@@ -96,6 +96,9 @@ type stream struct {
 	protected bool // records are encrypted from here on
 	// awaitFinished: a ChangeCipherSpec was seen; the next handshake record is Finished.
 	awaitFinished bool
+	// npn: the server accepted NPN, so the client's first protected
+	// handshake record may be its NextProtocol, not yet its Finished (npn.go).
+	npn bool
 	// hs is the index of the handshake this direction is in, -1 before any.
 	hs int
 	// inHandshake: this direction is inside handshake hs (false once its Finished passed).
@@ -436,6 +439,16 @@ func (p *Parser) protectedRecord(s *stream, typ ContentType, length int) {
 	}
 	switch typ {
 	case ContentHandshake:
+		if s.awaitFinished && s.npn {
+			s.npn = false
+			if !p.finishedRecord12(length) {
+				// NPN's NextProtocol; the Finished follows in the next record.
+				if h := p.current(s); h != nil {
+					h.addMessage(s.dir, "next_protocol(encrypted)")
+				}
+				return
+			}
+		}
 		if s.awaitFinished {
 			s.awaitFinished = false
 			// This side's Finished ends its part even when the handshake
@@ -707,6 +720,7 @@ func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, r
 		if m.Version == VersionTLS12 {
 			p.layout12 = newLayout12(m.CipherSuite, slices.Contains(m.Extensions, extEncryptThenMAC))
 			p.status12 = slices.Contains(m.Extensions, extStatusRequest)
+			p.streams[FromClient].npn = slices.Contains(m.Extensions, extNextProtoNeg)
 		}
 		p.dec.serverHello(h, m)
 		if m.ALPN != "" || h.Phase == PhaseInitial {
