@@ -108,7 +108,7 @@ func (t *tunnel) splice(dst, src *net.TCPConn, down bool) (int64, error) {
 	for {
 		if idle > 0 {
 			deadline := time.Now().Add(idle / 4)
-			if end := time.Unix(0, t.lastActive.Load()).Add(idle); end.Before(deadline) {
+			if end := t.active().Add(idle); end.Before(deadline) {
 				deadline = end
 			}
 			_ = src.SetReadDeadline(deadline)
@@ -128,7 +128,7 @@ func (t *tunnel) splice(dst, src *net.TCPConn, down bool) (int64, error) {
 			}
 			return total, nil
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			if n > 0 || idle <= 0 || time.Since(time.Unix(0, t.lastActive.Load())) < idle {
+			if n > 0 || idle <= 0 || time.Since(t.active()) < idle {
 				continue
 			}
 			t.setReason("idle timeout")

@@ -41,7 +41,7 @@ type tunnel struct {
 	idle       time.Duration // tunnel.idle_timeout when the tunnel opened
 	readDL     time.Time     // the upstream read deadline armed; only the server->client copy touches it
 	up, down   atomic.Int64
-	lastActive atomic.Int64 // unix nanoseconds of the last byte either way
+	lastActive atomic.Int64 // monotonic nanoseconds (since clockBase) of the last byte either way
 	reason     atomic.Pointer[string]
 	closeOnce  sync.Once
 	closed     chan struct{} // closed by Close: ends a wait for a key log secret
@@ -104,7 +104,15 @@ func (t *tunnel) attach(c net.Conn) {
 	t.tcp, _ = c.(*net.TCPConn)
 }
 
-func (t *tunnel) touch() { t.lastActive.Store(time.Now().UnixNano()) }
+func (t *tunnel) touch() { t.lastActive.Store(int64(time.Since(clockBase))) }
+
+// clockBase anchors the tunnels' activity clock to the monotonic clock: a
+// wall clock being slewed or stepped (seen here: 5 ms a second on a VM)
+// must not bring an idle timeout forward or put it off.
+var clockBase = time.Now()
+
+// active is when the last byte went either way, with a monotonic reading.
+func (t *tunnel) active() time.Time { return clockBase.Add(time.Duration(t.lastActive.Load())) }
 
 // moved counts n bytes relayed (down: server->client) in the tunnel and the
 // metrics, and notes the activity.
@@ -131,7 +139,7 @@ func (t *tunnel) Read(b []byte) (int, error) {
 	idle := t.idle
 	for {
 		if idle > 0 {
-			if want := time.Unix(0, t.lastActive.Load()).Add(idle); t.readDL.IsZero() || want.Sub(t.readDL) > idle/4 {
+			if want := t.active().Add(idle); t.readDL.IsZero() || want.Sub(t.readDL) > idle/4 {
 				t.readDL = want
 				_ = t.Conn.SetReadDeadline(want)
 			}
@@ -145,7 +153,7 @@ func (t *tunnel) Read(b []byte) (int, error) {
 		}
 		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 			t.readDL = time.Time{} // the next pass re-arms from the latest activity
-			if time.Since(time.Unix(0, t.lastActive.Load())) < idle {
+			if time.Since(t.active()) < idle {
 				if n > 0 {
 					return n, nil
 				}
