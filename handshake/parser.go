@@ -20,6 +20,9 @@ const (
 	// (two at most, around a renegotiation); only a peer that keeps starting
 	// handshakes without finishing any reaches the limit.
 	maxOpen = 4
+	// maxKeptMessage is the largest reassembly buffer a stream keeps for
+	// the next message that spans records.
+	maxKeptMessage = 4 << 10
 )
 
 // ErrNotTLS marks a stream that does not start with a TLS record.
@@ -85,11 +88,12 @@ type stream struct {
 	body   []byte // current record's body, when it spans chunks
 	offset int64  // bytes fed so far, for error positions
 
-	msg      []byte // a handshake message spanning records, header included
-	msgSkip  int    // bytes left of an oversize message being dropped
-	msgStart int    // record number where the pending message began
-	msgEnd   int64  // stream offset just past the message being decoded
-	records  int    // records read
+	msg      []byte  // a handshake message spanning records, header included
+	msgBuf   *[]byte // msg's buffer when it came from msgPool
+	msgSkip  int     // bytes left of an oversize message being dropped
+	msgStart int     // record number where the pending message began
+	msgEnd   int64   // stream offset just past the message being decoded
+	records  int     // records read
 
 	started   bool // the first record header was read
 	stopped   bool // nothing more is parsed in this direction
@@ -245,7 +249,52 @@ func (p *Parser) updateDone() {
 }
 
 func (s *stream) release() {
-	s.body, s.msg = nil, nil
+	s.body = nil
+	s.dropMsg()
+}
+
+// msgPool recycles the buffers of messages that span records, up to
+// maxPooledMessage: a server with a long issuer list sends a 60 KB
+// CertificateRequest on every handshake, and allocating (and zeroing, and
+// collecting) one per handshake cost more than reading it.
+var msgPool = sync.Pool{New: func() any { b := make([]byte, 0, maxPooledMessage); return &b }}
+
+// maxPooledMessage holds the largest certificate_authorities vector (64
+// KiB) with the rest of its CertificateRequest.
+const maxPooledMessage = 4 + 72<<10
+
+// growMsg makes room for a whole message of n bytes, header included.
+func (s *stream) growMsg(n int) {
+	if cap(s.msg) >= n {
+		return
+	}
+	old := s.msg
+	if n <= maxPooledMessage {
+		buf := msgPool.Get().(*[]byte)
+		s.msg = append((*buf)[:0], old...)
+		if s.msgBuf != nil {
+			*s.msgBuf = (*s.msgBuf)[:0]
+			msgPool.Put(s.msgBuf)
+		}
+		s.msgBuf = buf
+		return
+	}
+	s.msg = append(make([]byte, 0, n), old...)
+	s.dropPooled()
+}
+
+// dropMsg lets go of the message buffer, back to the pool if it came from it.
+func (s *stream) dropMsg() {
+	s.msg = nil
+	s.dropPooled()
+}
+
+func (s *stream) dropPooled() {
+	if s.msgBuf != nil {
+		*s.msgBuf = (*s.msgBuf)[:0]
+		msgPool.Put(s.msgBuf)
+		s.msgBuf = nil
+	}
 }
 
 func (p *Parser) feed(s *stream, b []byte) {
@@ -588,6 +637,7 @@ func (p *Parser) handshakeData(s *stream, data []byte) {
 					data = data[4+length:]
 					continue
 				}
+				s.growMsg(4 + length)
 			}
 		}
 		if len(s.msg) < 4 {
@@ -605,6 +655,10 @@ func (p *Parser) handshakeData(s *stream, data []byte) {
 			}
 		}
 		length := int(s.msg[1])<<16 | int(s.msg[2])<<8 | int(s.msg[3])
+		// The whole message at once (its length is checked against
+		// MaxMessage): append's doubling copied a 60 KB issuer list four
+		// times over and left up to twice its size allocated.
+		s.growMsg(4 + length)
 		n := min(4+length-len(s.msg), len(data))
 		s.msg = append(s.msg, data[:n]...)
 		data = data[n:]
@@ -612,6 +666,11 @@ func (p *Parser) handshakeData(s *stream, data []byte) {
 			s.msgEnd = s.offset - int64(len(data))
 			p.message(s, MessageType(s.msg[0]), s.msg[4:], s.records-s.msgStart+1)
 			s.msg = s.msg[:0]
+			if cap(s.msg) > maxKeptMessage {
+				// Messages spanning records are rare after the first
+				// flights: an idle tunnel keeps no 60 KB buffer.
+				s.dropMsg()
+			}
 		}
 	}
 }
