@@ -8,8 +8,8 @@ import (
 )
 
 // DN is one distinguished name from a certificate_authorities list, kept as the
-// DER bytes the server sent. Its RFC 4514 form is computed on demand: a 260-DN
-// list is parsed on the hot path, rendered only when an event is written.
+// DER bytes the server sent. Its RFC 4514 form is computed on demand; a
+// list's DNs are rendered once per list (IssuerList), not per handshake.
 type DN struct {
 	Raw []byte
 }
@@ -32,9 +32,13 @@ func (d DN) Name() (pkix.RDNSequence, error) {
 func (d DN) String() string {
 	rdn, err := d.Name()
 	if err != nil {
-		return fmt.Sprintf("<unparsed DN %d bytes: %x>", len(d.Raw), d.Raw[:min(len(d.Raw), 32)])
+		return d.unparsed()
 	}
 	return rdn.String()
+}
+
+func (d DN) unparsed() string {
+	return fmt.Sprintf("<unparsed DN %d bytes: %x>", len(d.Raw), d.Raw[:min(len(d.Raw), 32)])
 }
 
 // MarshalJSON gives both forms, so golden files and tools see exactly what was sent.

@@ -321,13 +321,19 @@ type CertificateRequest struct {
 	SignatureSchemes []SignatureScheme `json:"signature_schemes,omitempty"`
 	// IssuerBytes is the certificate_authorities vector length as on the wire:
 	// the sum of 2+len(DN), Wireshark's tls.handshake.dnames_len.
-	IssuerBytes int  `json:"issuer_bytes"`
-	Issuers     []DN `json:"issuers"`
+	IssuerBytes int `json:"issuer_bytes"`
+	// Issuers are the DNs in wire order; a parsed request shares them with
+	// every request that carried the same list (IssuerList): read only.
+	Issuers []DN `json:"issuers"`
 	// HasAuthorities tells a TLS 1.3 request without the extension apart from one with an empty list.
 	HasAuthorities bool `json:"has_authorities"`
 	// Length is the message body length; Records how many records carried it.
 	Length  int `json:"length"`
 	Records int `json:"records"`
+
+	// list is Issuers parsed, from the IssuerCache; nil when the request
+	// was built by hand (IssuerList then looks it up).
+	list *IssuerList
 }
 
 // ParseCertificateRequest decodes a CertificateRequest body. withSigAlgs is false
@@ -410,18 +416,19 @@ func parseCertificateRequest13(body []byte) (*CertificateRequest, error) {
 	return m, nil
 }
 
-// readIssuers splits a certificate_authorities vector into DNs. The vector is
-// copied once and every DN is a slice of that copy.
+// readIssuers reads a certificate_authorities vector through the
+// process's IssuerCache: a list seen before costs a hash of its bytes.
 func (m *CertificateRequest) readIssuers(cas cryptobyte.String) error {
-	cas = append(cryptobyte.String(nil), cas...)
-	for !cas.Empty() {
-		var dn cryptobyte.String
-		if !cas.ReadUint16LengthPrefixed(&dn) || len(dn) == 0 {
-			return malformed("CertificateRequest", fmt.Sprintf("certificate_authorities entry %d", len(m.Issuers)+1))
-		}
-		m.Issuers = append(m.Issuers, DN{Raw: dn})
+	l, _ := defaultIssuers.Lookup(cas)
+	if len(m.Issuers) > 0 {
+		// A second certificate_authorities extension (TLS 1.3, malformed):
+		// its DNs follow the first's, as they always did.
+		before := len(m.Issuers)
+		m.Issuers, m.list = append(m.Issuers[:before:before], l.dns...), nil
+		return l.err(before)
 	}
-	return nil
+	m.Issuers, m.list = l.dns, l
+	return l.err(0)
 }
 
 // Alert is one alert record entry. Level 0 and Encrypted mean it was protected
