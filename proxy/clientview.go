@@ -20,12 +20,9 @@ import (
 // passed on (TLS 1.2), and Records is the fewest records that can carry
 // the list, not a count.
 func certRequestFromClient(cri *tls.CertificateRequestInfo, v handshake.Version) *handshake.CertificateRequest {
-	cr := &handshake.CertificateRequest{TLS13: v == handshake.VersionTLS13, Issuers: make([]handshake.DN, 0, len(cri.AcceptableCAs)),
+	cr := &handshake.CertificateRequest{TLS13: v == handshake.VersionTLS13,
 		HasAuthorities: len(cri.AcceptableCAs) > 0 || v != handshake.VersionTLS13}
-	for _, dn := range cri.AcceptableCAs {
-		cr.Issuers = append(cr.Issuers, handshake.DN{Raw: dn})
-		cr.IssuerBytes += 2 + len(dn)
-	}
+	cr.SetIssuers(cri.AcceptableCAs)
 	for _, s := range cri.SignatureSchemes {
 		cr.SignatureSchemes = append(cr.SignatureSchemes, handshake.SignatureScheme(s))
 	}
