@@ -23,17 +23,22 @@ func BenchmarkParseAndDiagnose(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				p := handshake.NewParser(handshake.Options{})
-				for _, c := range tr.Chunks {
-					dir := handshake.FromClient
-					if c.Dir == transcript.ServerToClient {
-						dir = handshake.FromServer
-					}
-					p.Feed(dir, c.Data)
-				}
+				feedTranscript(p, tr)
 				for _, h := range append(p.Drain(), p.Close()...) {
 					_ = Diagnose(h, opts)
 				}
 			}
 		})
+	}
+}
+
+// feedTranscript gives a recorded connection's chunks to the parser, in order.
+func feedTranscript(p *handshake.Parser, tr *transcript.Transcript) {
+	for _, c := range tr.Chunks {
+		dir := handshake.FromClient
+		if c.Dir == transcript.ServerToClient {
+			dir = handshake.FromServer
+		}
+		p.Feed(dir, c.Data)
 	}
 }

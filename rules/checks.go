@@ -248,10 +248,7 @@ func issuerSummary(cr *handshake.CertificateRequest) string {
 	if n == 0 {
 		return "an empty issuer list"
 	}
-	names := make([]string, 0, 3)
-	for _, dn := range cr.Issuers[:min(n, 3)] {
-		names = append(names, dn.String())
-	}
+	names := cr.IssuerList().Names()[:min(n, 3)]
 	s := fmt.Sprintf("%d CA names (%s", n, strings.Join(names, "; "))
 	if n > 3 {
 		s += "; ..."
@@ -353,12 +350,12 @@ func sentCert(in *input, exp ExpectedCert) bool {
 
 func clientCertIssuerNotListed(in *input, r *Rule) []Finding {
 	cr := in.h.CertRequest
-	if cr == nil || len(cr.Issuers) == 0 || len(in.chain) == 0 || ChainMatches(in.chain, cr.Issuers) {
+	if cr == nil || len(cr.Issuers) == 0 || len(in.chain) == 0 || chainListed(in.chain, cr) {
 		return nil
 	}
 	detail := fmt.Sprintf("%s was issued by %s; no DN of the chain sent is among the %d issuers the server listed.",
 		in.chain[0].Subject, in.chain[0].Issuer, len(cr.Issuers))
-	if near := nearMiss(in.chain, cr.Issuers); near != "" {
+	if near := nearMiss(in.chain, cr); near != "" {
 		detail += " " + near
 	}
 	return []Finding{r.finding(SeverityWarning, Verdict40316,

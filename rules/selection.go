@@ -34,9 +34,9 @@ func WouldOffer(chain []*x509.Certificate, cr *handshake.CertificateRequest, ver
 	}
 	c := chain[0]
 	var out []Reason
-	if cr != nil && len(cr.Issuers) > 0 && !ChainMatches(chain, cr.Issuers) {
+	if cr != nil && len(cr.Issuers) > 0 && !chainListed(chain, cr) {
 		text := fmt.Sprintf("Its chain (%s) reaches none of the %d CA names the server listed.", chainNames(chain), len(cr.Issuers))
-		if near := nearMiss(chain, cr.Issuers); near != "" {
+		if near := nearMiss(chain, cr); near != "" {
 			text += " " + near
 		} else if len(chain) == 1 && !isSelfIssued(c) {
 			text += fmt.Sprintf(" Only the leaf is known: give the chain too (its issuer %s and that CA's issuers), as the browser's store would.", c.Issuer)
@@ -87,37 +87,43 @@ func ChainMatches(chain []*x509.Certificate, issuers []handshake.DN) bool {
 	return false
 }
 
+// chainListed is ChainMatches against the request's parsed list: a lookup
+// per DN of the chain instead of a comparison with every listed DN.
+func chainListed(chain []*x509.Certificate, cr *handshake.CertificateRequest) bool {
+	list := cr.IssuerList()
+	for _, c := range chain {
+		if list.IndexDER(c.RawIssuer) >= 0 || list.IndexDER(c.RawSubject) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // nearMiss explains a DN that almost matches: the same name in another
 // encoding, or the same CN with other attributes. "" when nothing is close.
-func nearMiss(chain []*x509.Certificate, issuers []handshake.DN) string {
+// Each DN of the chain is looked up by its RFC 4514 string and its CN in
+// the list's indexes, which the list computed once: the first listed DN
+// that reads the same or, failing that, has the same CN.
+func nearMiss(chain []*x509.Certificate, cr *handshake.CertificateRequest) string {
+	list := cr.IssuerList()
 	for _, c := range chain {
 		for _, raw := range [][]byte{c.RawIssuer, c.RawSubject} {
 			var mine pkix.RDNSequence
 			if _, err := asn1.Unmarshal(raw, &mine); err != nil {
 				continue
 			}
-			for i, dn := range issuers {
-				listed, err := dn.Name()
-				if err != nil {
-					continue
-				}
-				if mine.String() == listed.String() {
-					return fmt.Sprintf("Near miss: listed DN #%d reads the same (%s) but is encoded differently (%s); browsers compare the encoded bytes, so it does not match.",
-						i+1, listed, encodingDifference(raw, dn.Raw))
-				}
-				if cn := commonName(mine); cn != "" && cn == commonName(listed) {
-					return fmt.Sprintf("Near miss: listed DN #%d has the same CN but differs elsewhere: listed %s, chain has %s.", i+1, listed, mine)
-				}
+			name := mine.String()
+			same, sameCN := list.IndexName(name), list.IndexCN(handshake.CommonName(mine))
+			switch {
+			case same >= 0 && (sameCN < 0 || same <= sameCN):
+				return fmt.Sprintf("Near miss: listed DN #%d reads the same (%s) but is encoded differently (%s); browsers compare the encoded bytes, so it does not match.",
+					same+1, list.Names()[same], encodingDifference(raw, list.DNs()[same].Raw))
+			case sameCN >= 0:
+				return fmt.Sprintf("Near miss: listed DN #%d has the same CN but differs elsewhere: listed %s, chain has %s.", sameCN+1, list.Names()[sameCN], name)
 			}
 		}
 	}
 	return ""
-}
-
-func commonName(rdn pkix.RDNSequence) string {
-	var n pkix.Name
-	n.FillFromRDNSequence(&rdn)
-	return n.CommonName
 }
 
 // encodingDifference says how two DERs of the same name differ: string types
