@@ -123,6 +123,9 @@ type CertRequest struct {
 	CertTypes        []string `json:"cert_types,omitempty"`
 	SignatureSchemes []string `json:"signature_schemes,omitempty"`
 	Records          int      `json:"records"`
+
+	// list is where Issuers came from: its JSON is encoded once (issuers.go).
+	list *handshake.IssuerList
 }
 
 // Inferred is what a handshake seen without keys (TLS 1.3, a TLS 1.2
@@ -202,11 +205,11 @@ func NewHandshake(m Meta, h *handshake.Handshake, r rules.Report) *Handshake {
 	// (whose ServerHello is encrypted) the connection's.
 	e.ALPN = h.ALPN
 	if cr := h.CertRequest; cr != nil {
+		// The names are the list's own, shared with every event of the
+		// same list: rendered once per list, not per handshake.
+		l := cr.IssuerList()
 		c := &CertRequest{Phase: string(h.Phase), IssuerCount: len(cr.Issuers), IssuerBytes: cr.IssuerBytes,
-			Issuers: make([]string, len(cr.Issuers)), Records: cr.Records}
-		for i, dn := range cr.Issuers {
-			c.Issuers[i] = dnString(dn)
-		}
+			Issuers: l.Names(), Records: cr.Records, list: l}
 		for _, t := range cr.CertTypes {
 			c.CertTypes = append(c.CertTypes, t.String())
 		}

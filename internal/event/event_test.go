@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"go.uber.org/zap"
@@ -143,25 +144,31 @@ func TestLevel(t *testing.T) {
 	}
 }
 
-// TestDNString: the memoized form is DN.String's, unparsable DNs included,
-// and the memo stays bounded.
-func TestDNString(t *testing.T) {
-	ca := pkitest.NewCA(t, "certlens memo CA")
-	for _, dn := range []handshake.DN{{Raw: ca.Cert.RawSubject}, {Raw: []byte{0x30, 0x03, 0x01}}} {
-		for range 2 {
-			if got, want := dnString(dn), dn.String(); got != want {
-				t.Errorf("dnString %q, DN.String %q", got, want)
-			}
+// TestIssuerNames: the event shows each DN as DN.String does, unparsable
+// DNs included, in wire order, whether the request was parsed (its list
+// from the cache) or built by hand.
+func TestIssuerNames(t *testing.T) {
+	ca := pkitest.NewCA(t, "certlens event names CA")
+	dns := []handshake.DN{{Raw: ca.Cert.RawSubject}, {Raw: []byte{0x30, 0x03, 0x01}}, {Raw: ca.Cert.RawSubject}}
+	var vector []byte
+	for _, dn := range dns {
+		vector = append(vector, byte(len(dn.Raw)>>8), byte(len(dn.Raw)))
+		vector = append(vector, dn.Raw...)
+	}
+	body := append([]byte{1, 64, 0, 2, 4, 3, byte(len(vector) >> 8), byte(len(vector))}, vector...)
+	parsed, err := handshake.ParseCertificateRequest(body, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cr := range []*handshake.CertificateRequest{parsed, {Issuers: dns, IssuerBytes: len(vector)}} {
+		e := NewHandshake(Meta{ConnID: "a-1", Mode: "observe"}, &handshake.Handshake{CertRequest: cr}, rules.Report{})
+		var want []string
+		for _, dn := range dns {
+			want = append(want, dn.String())
 		}
-	}
-	for i := range maxDNNames + 10 {
-		dnString(handshake.DN{Raw: []byte{byte(i), byte(i >> 8), byte(i >> 16)}})
-	}
-	dnNames.Lock()
-	n := len(dnNames.m)
-	dnNames.Unlock()
-	if n > maxDNNames {
-		t.Errorf("%d memoized DNs, more than %d", n, maxDNNames)
+		if !slices.Equal(e.CertRequest.Issuers, want) || e.CertRequest.IssuerCount != 3 {
+			t.Errorf("issuers %q, want %q", e.CertRequest.Issuers, want)
+		}
 	}
 }
 

@@ -131,7 +131,7 @@ func (c *CertRequest) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("phase", c.Phase)
 	enc.AddInt("issuer_count", c.IssuerCount)
 	enc.AddInt("issuer_bytes", c.IssuerBytes)
-	if err := enc.AddArray("issuers", strs(c.Issuers)); err != nil {
+	if err := c.addIssuers(enc); err != nil {
 		return err
 	}
 	if len(c.CertTypes) > 0 {

@@ -4,6 +4,7 @@
 package logging
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -84,7 +85,36 @@ func jsonConfig() zapcore.EncoderConfig {
 	c.TimeKey = "ts"
 	c.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	c.EncodeDuration = zapcore.MillisDurationEncoder
+	c.NewReflectedEncoder = newReflectedEncoder
 	return c
+}
+
+// preEncoded is a value that carries its JSON already encoded the way
+// zap's JSON encoder would write it (event.PreEncodedJSON: an issuer list,
+// encoded once per list instead of escaped again for every event).
+type preEncoded interface{ PreEncodedJSON() []byte }
+
+// reflectedEncoder is zap's default reflected encoder (encoding/json,
+// without HTML escaping, as zap's own strings), except that it writes a
+// preEncoded value as is: encoding/json would call its MarshalJSON and
+// then scan and copy the 60 KB to check them.
+type reflectedEncoder struct {
+	w    io.Writer
+	json *json.Encoder
+}
+
+func newReflectedEncoder(w io.Writer) zapcore.ReflectedEncoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return &reflectedEncoder{w: w, json: enc}
+}
+
+func (r *reflectedEncoder) Encode(v any) error {
+	if p, ok := v.(preEncoded); ok {
+		_, err := r.w.Write(p.PreEncodedJSON())
+		return err
+	}
+	return r.json.Encode(v)
 }
 
 // writeErrors counts events lost because the log file could not be written:
