@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -19,6 +20,51 @@ const (
 	copyBufSize = 8 << 10
 	bulkBufSize = 256 << 10
 )
+
+// largeBufs recycle the larger copy buffers (32 KiB, 128 KiB, 256 KiB). A
+// server that sends a 60 KB issuer list grows a tunnel's buffer to 128 KiB
+// and back on every handshake: allocating, zeroing and collecting those
+// cost the proxy more than copying the flight. Only a transfer in progress
+// holds one; what the pools keep after a burst goes within two garbage
+// collections, and an idle tunnel still holds only its small buffer.
+var largeBufs = func() map[int]*sync.Pool {
+	m := map[int]*sync.Pool{}
+	for size := copyBufSize * 4; ; size = min(4*size, bulkBufSize) {
+		m[size] = &sync.Pool{New: func() any { b := make([]byte, size); return &b }}
+		if size == bulkBufSize {
+			return m
+		}
+	}
+}()
+
+// copyBuf is a relay's buffer: its small one, or a large one from largeBufs.
+type copyBuf struct {
+	small []byte
+	large *[]byte
+}
+
+func (c *copyBuf) bytes() []byte {
+	if c.large != nil {
+		return *c.large
+	}
+	return c.small
+}
+
+// resize makes the buffer size bytes long (copyBufSize or a largeBufs size).
+func (c *copyBuf) resize(size int) {
+	c.release()
+	if size > copyBufSize {
+		c.large = largeBufs[size].Get().(*[]byte)
+	}
+}
+
+// release gives a large buffer back; the small one stays.
+func (c *copyBuf) release() {
+	if c.large != nil {
+		largeBufs[len(*c.large)].Put(c.large)
+		c.large = nil
+	}
+}
 
 // tcpUnwrapper is a client connection wrapper that can hand over the
 // *net.TCPConn under it, once nothing needs to see the bytes any more.
@@ -51,14 +97,17 @@ func (t *tunnel) WriteTo(dst io.Writer) (int64, error) {
 // relay copies src to dst, one side of which is the tunnel's Read or Write
 // (hidden in a struct, so io.Copy cannot come back here).
 func (t *tunnel) relay(dst io.Writer, src io.Reader, down bool) (int64, error) {
-	// Not pooled: an idle tunnel holds its buffers, and a pool would keep
-	// a burst's worth (2,000 tunnels: 120 MB) for two GCs after they close.
-	buf := make([]byte, copyBufSize)
+	// The small buffer is not pooled: an idle tunnel holds it, and a pool
+	// would keep a burst's worth (2,000 tunnels: 120 MB) for two GCs after
+	// they close. The large ones are (largeBufs).
+	buf := copyBuf{small: make([]byte, copyBufSize)}
+	defer buf.release()
 	var total int64
 	for t.tap.Load() {
-		n, err := src.Read(buf)
+		b := buf.bytes()
+		n, err := src.Read(b)
 		if n > 0 {
-			w, werr := dst.Write(buf[:n])
+			w, werr := dst.Write(b[:n])
 			total += int64(w)
 			if werr != nil {
 				return total, werr
@@ -69,10 +118,10 @@ func (t *tunnel) relay(dst io.Writer, src io.Reader, down bool) (int64, error) {
 		// once it quiets down the large buffer goes, so an idle tunnel
 		// holds only a small one.
 		switch {
-		case n == len(buf) && len(buf) < bulkBufSize:
-			buf = make([]byte, min(4*len(buf), bulkBufSize))
-		case n < copyBufSize/2 && len(buf) > copyBufSize:
-			buf = make([]byte, copyBufSize)
+		case n == len(b) && len(b) < bulkBufSize:
+			buf.resize(min(4*len(b), bulkBufSize))
+		case n < copyBufSize/2 && len(b) > copyBufSize:
+			buf.resize(copyBufSize)
 		}
 		if err == io.EOF {
 			return total, nil
@@ -88,9 +137,12 @@ func (t *tunnel) relay(dst io.Writer, src io.Reader, down bool) (int64, error) {
 	if out == nil || in == nil {
 		// A client that is not plain TCP (TLS to the proxy): copy in user
 		// space, the parser no longer fed.
-		n, err := io.CopyBuffer(dst, src, buf)
+		n, err := io.CopyBuffer(dst, src, buf.bytes())
 		return total + n, err
 	}
+	// A spliced tunnel may last for hours and needs no buffer at all.
+	buf.release()
+	buf.small = nil
 	n, err := t.splice(out, in, down)
 	return total + n, err
 }
