@@ -36,10 +36,13 @@ type bench struct {
 	cert       tls.Certificate
 	size       int64
 	handshakes int
-	idle       int
-	rateFor    time.Duration
-	workers    int
-	rounds     int // throughput runs per peer and version; the median is kept
+	// issuerHandshakes is how many TLS 1.2 handshakes each issuer-list case
+	// takes through each path (issuers.go); 0 leaves those rows out.
+	issuerHandshakes int
+	idle             int
+	rateFor          time.Duration
+	workers          int
+	rounds           int // throughput runs per peer and version; the median is kept
 }
 
 // peer is one way to the origin: direct, or through a proxy process.
@@ -57,6 +60,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "throughput runs per path and TLS version; the table shows the median")
 	hs := flag.Int("handshakes", 300, "handshakes for the latency and CPU columns (README: 2000)")
 	idle := flag.Int("idle", 300, "idle tunnels for the RSS column (README: 2000)")
+	issuerHS := flag.Int("issuer-handshakes", 300, "TLS 1.2 handshakes per issuer-list case (2 or 261 CAs, per client answer) through each path; 0 skips them (README: 2000)")
 	rate := flag.Duration("rate-for", 2*time.Second, "how long the new-tunnels/s load runs")
 	only := flag.String("only", "", "comma-separated peers to run (direct,certlens,certlens-noparse,certlens-nowatch,go-relay,squid,tinyproxy,certlens-intercept,mitmproxy); empty runs all found")
 	relayAddr := flag.String("relay", "", "internal: run the go-relay peer on this address")
@@ -65,13 +69,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "certlens-bench -relay:", serveRelay(*relayAddr))
 		os.Exit(2)
 	}
-	if err := run(*certlens, *size, *hs, *idle, *rate, *only, *rounds); err != nil {
+	if err := run(*certlens, *size, *hs, *idle, *issuerHS, *rate, *only, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "certlens-bench:", err)
 		os.Exit(2)
 	}
 }
 
-func run(certlens, sizeText string, hs, idle int, rate time.Duration, only string, rounds int) error {
+func run(certlens, sizeText string, hs, idle, issuerHS int, rate time.Duration, only string, rounds int) error {
 	if certlens == "" {
 		return errors.New("-certlens is required: build it with go build -o /tmp/certlens ./cmd/certlens")
 	}
@@ -84,7 +88,7 @@ func run(certlens, sizeText string, hs, idle int, rate time.Duration, only strin
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{dir: dir, size: size, handshakes: hs, idle: idle, rateFor: rate, workers: 8, rounds: max(1, rounds)}
+	b := &bench{dir: dir, size: size, handshakes: hs, issuerHandshakes: issuerHS, idle: idle, rateFor: rate, workers: 8, rounds: max(1, rounds)}
 	if err := b.keys(); err != nil {
 		return err
 	}
@@ -153,6 +157,11 @@ func run(certlens, sizeText string, hs, idle int, rate time.Duration, only strin
 	b.throughputs(peers, rows)
 	fmt.Fprintf(os.Stderr, "latency and CPU, %d handshakes through each path, interleaved...\n", b.handshakes)
 	b.latency(peers, rows)
+	fmt.Fprintf(os.Stderr, "issuer lists, %d TLS 1.2 handshakes per case through each path, interleaved...\n", b.issuerHandshakes)
+	cases, issuerRows, err := b.issuerLists(peers)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "skip the issuer-list rows: %v\n", err)
+	}
 	fmt.Fprintf(os.Stderr, "new tunnels/s, interleaved...\n")
 	b.rates(peers, rows)
 	for i, p := range peers {
@@ -162,6 +171,7 @@ func run(certlens, sizeText string, hs, idle int, rate time.Duration, only strin
 		}
 	}
 	printTable(os.Stdout, rows, b)
+	printIssuerTable(os.Stdout, cases, issuerRows, b.issuerHandshakes)
 	return nil
 }
 
