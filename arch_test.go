@@ -127,6 +127,9 @@ func TestArchitecture(t *testing.T) {
 			if impure(imp) {
 				t.Errorf("%s imports %s: handshake and rules touch no network, file or logger; the caller passes bytes and structs in", name, imp)
 			}
+			if first, _, _ := strings.Cut(imp, "/"); strings.Contains(first, ".") && rel(imp) == "" && !strings.HasPrefix(imp, "golang.org/x/crypto/") {
+				t.Errorf("%s imports %s: handshake and rules use the standard library and x/crypto only (files are read by internal/certfile)", name, imp)
+			}
 		}
 		for _, d := range neverLinked {
 			if slices.Contains(p.Deps, d) {

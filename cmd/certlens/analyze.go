@@ -18,7 +18,6 @@ import (
 	"github.com/certlens/certlens/internal/capture"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/report"
-	"github.com/certlens/certlens/rules"
 )
 
 func newAnalyzeCmd() *cobra.Command {
@@ -94,12 +93,7 @@ func runAnalyze(cmd *cobra.Command, files []string) error {
 		}
 	}
 	opts := capture.Options{
-		Rules: rules.Options{
-			IssuerListWarnBytes:  cfg.Rules.IssuerListWarnBytes,
-			IssuerListErrorBytes: cfg.Rules.IssuerListErrorBytes,
-			ExpectCerts:          expect,
-			ClientCertHosts:      cfg.Rules.ClientCertHosts,
-		},
+		Rules:              rulesOptions(cfg, expect),
 		WatchRenegotiation: cfg.Tunnel.WatchRenegotiation,
 		Filter:             filter,
 	}

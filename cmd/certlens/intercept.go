@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,8 +10,8 @@ import (
 
 	"github.com/certlens/certlens/config"
 	"github.com/certlens/certlens/internal/ca"
+	"github.com/certlens/certlens/internal/certfile"
 	"github.com/certlens/certlens/proxy"
-	"github.com/certlens/certlens/rules"
 )
 
 // interceptOptions loads what intercept mode needs before it serves:
@@ -38,14 +35,10 @@ func interceptOptions(cfg *config.Config, log *zap.Logger) (proxy.InterceptOptio
 		o.UpstreamRoots = x509.NewCertPool()
 	}
 	for _, name := range cfg.Intercept.UpstreamRoots {
-		data, err := os.ReadFile(name)
+		// PEM, DER or PKCS#12 without a password, as --expect-cert.
+		certs, _, err := certfile.Read(name)
 		if err != nil {
 			return o, nil, &config.Error{Key: "intercept.upstream_roots", Problem: err.Error()}
-		}
-		// PEM, DER or PKCS#12 without a password, as --expect-cert.
-		certs, err := rules.ParseCertFile(data)
-		if err != nil {
-			return o, nil, &config.Error{Key: "intercept.upstream_roots", Problem: name + ": " + err.Error()}
 		}
 		for _, c := range certs {
 			o.UpstreamRoots.AddCert(c)
@@ -80,44 +73,4 @@ func interceptOptions(cfg *config.Config, log *zap.Logger) (proxy.InterceptOptio
 		log.Info("writing TLS secrets of both sides", zap.String("keylog", cfg.Keylog))
 	}
 	return o, closer, nil
-}
-
-// loadClientCert reads a certificate with its key: PEM holding both, or
-// PKCS#12 with the password in CERTLENS_PFX_PASSWORD. The key must be the
-// certificate's (presentable, as for the probe).
-func loadClientCert(name string) (tls.Certificate, error) {
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	var chain []*x509.Certificate
-	var key any
-	if bytes.Contains(data, []byte("-----BEGIN")) {
-		if chain, err = rules.ParseCertFile(data); err == nil {
-			key, err = parseKey(data)
-		}
-		if err != nil {
-			return tls.Certificate{}, fmt.Errorf("PEM certificate and key: %w", err)
-		}
-	} else {
-		password, set := os.LookupEnv(config.PFXPasswordEnv)
-		k, c, err := rules.DecodePKCS12(data, password)
-		var notP12 *rules.NotPKCS12Error
-		switch {
-		case errors.Is(err, rules.ErrPKCS12Password) && !set:
-			return tls.Certificate{}, fmt.Errorf("a PKCS#12 file with a password: put it in %s", config.PFXPasswordEnv)
-		case errors.Is(err, rules.ErrPKCS12Password):
-			return tls.Certificate{}, fmt.Errorf("the password in %s does not open this PKCS#12 file", config.PFXPasswordEnv)
-		case errors.As(err, &notP12):
-			return tls.Certificate{}, fmt.Errorf("not a certificate with its key: %s; give PEM holding the certificate and its key, or PKCS#12 (.pfx, .p12)", notP12.What)
-		case err != nil:
-			return tls.Certificate{}, err
-		}
-		chain, key = c, k
-	}
-	c, err := presentable(chain, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return *c, nil
 }

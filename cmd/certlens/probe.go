@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"crypto"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -15,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -86,14 +83,6 @@ stderr says what and where).`,
 	return cmd
 }
 
-// probeCert is the user's certificate: the chain judged against each
-// request, and what is presented when there is a key.
-type probeCert struct {
-	name    string
-	chain   []*x509.Certificate
-	present *tls.Certificate
-}
-
 func runProbe(cmd *cobra.Command, args []string) error {
 	fs := cmd.Flags()
 	cfg, err := config.Load(fs)
@@ -137,15 +126,12 @@ func runProbe(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	pc.Rules = rules.Options{
-		IssuerListWarnBytes:  cfg.Rules.IssuerListWarnBytes,
-		IssuerListErrorBytes: cfg.Rules.IssuerListErrorBytes,
-		ClientCertHosts:      cfg.Rules.ClientCertHosts,
-	}
+	var expect []rules.ExpectedCert
 	if mine != nil {
 		pc.Certificate = mine.present
-		pc.Rules.ExpectCerts = []rules.ExpectedCert{{Name: mine.name, Chain: mine.chain}}
+		expect = []rules.ExpectedCert{{Name: mine.name, Chain: mine.chain}}
 	}
+	pc.Rules = rulesOptions(cfg, expect)
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), shutdownSignals...)
 	defer stop()
@@ -229,151 +215,6 @@ func probeProxy(flag, target string) (*url.URL, error) {
 		return nil, fmt.Errorf("--proxy %q: want http://HOST:PORT (an HTTP proxy that accepts CONNECT)", flag)
 	}
 	return u, nil
-}
-
-// readCerts reads the certificates of the file a flag names, and its bytes.
-func readCerts(flag, path string) ([]*x509.Certificate, []byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", flag, err)
-	}
-	certs, err := rules.ParseCertFile(data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: %w", flag, path, err)
-	}
-	return certs, data, nil
-}
-
-func loadCAFile(path string) (*x509.CertPool, error) {
-	certs, _, err := readCerts("--ca-file", path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	for _, c := range certs {
-		pool.AddCert(c)
-	}
-	return pool, nil
-}
-
-// loadProbeCert reads --cert/--key or --pfx. nil when neither is given.
-func loadProbeCert(certPath, keyPath, pfxPath, pwEnv string) (*probeCert, error) {
-	switch {
-	case pfxPath != "" && (certPath != "" || keyPath != ""):
-		return nil, errors.New("--pfx excludes --cert and --key")
-	case keyPath != "" && certPath == "":
-		return nil, errors.New("--key needs --cert")
-	case pwEnv != "" && pfxPath == "":
-		return nil, errors.New("--pfx-password-env needs --pfx")
-	case pfxPath != "":
-		return loadPFX(pfxPath, pwEnv)
-	case certPath == "":
-		return nil, nil
-	}
-	chain, data, err := readCerts("--cert", certPath)
-	if err != nil {
-		return nil, err
-	}
-	pc := &probeCert{name: filepath.Base(certPath), chain: chain}
-	keyData, keyFrom := data, certPath
-	if keyPath != "" {
-		if keyData, err = os.ReadFile(keyPath); err != nil {
-			return nil, fmt.Errorf("--key: %w", err)
-		}
-		keyFrom = keyPath
-	}
-	key, err := parseKey(keyData)
-	switch {
-	case err != nil && keyPath != "":
-		return nil, fmt.Errorf("--key %s: %w", keyFrom, err)
-	case err != nil:
-		return pc, nil // a certificate alone: judged, not presented
-	}
-	if pc.present, err = presentable(chain, key); err != nil {
-		return nil, fmt.Errorf("%s: %w", keyFrom, err)
-	}
-	return pc, nil
-}
-
-func loadPFX(path, pwEnv string) (*probeCert, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--pfx: %w", err)
-	}
-	password := ""
-	if pwEnv != "" {
-		var ok bool
-		if password, ok = os.LookupEnv(pwEnv); !ok {
-			return nil, fmt.Errorf("--pfx-password-env: %s is not set", pwEnv)
-		}
-	}
-	key, chain, err := rules.DecodePKCS12(data, password)
-	var notP12 *rules.NotPKCS12Error
-	switch {
-	case errors.Is(err, rules.ErrPKCS12Password) && pwEnv == "":
-		return nil, fmt.Errorf("--pfx %s has a password: name the environment variable that holds it with --pfx-password-env", path)
-	case errors.Is(err, rules.ErrPKCS12Password):
-		return nil, fmt.Errorf("--pfx %s: the password in %s does not open it", path, pwEnv)
-	case errors.As(err, &notP12):
-		return nil, fmt.Errorf("--pfx %s: %v; give PKCS#12 (.pfx, .p12) here, or a PEM or DER certificate with --cert (and its key with --key)", path, err)
-	case err != nil:
-		return nil, fmt.Errorf("--pfx %s: %w", path, err)
-	}
-	pc := &probeCert{name: filepath.Base(path), chain: chain}
-	if pc.present, err = presentable(chain, key); err != nil {
-		return nil, fmt.Errorf("--pfx %s: %w", path, err)
-	}
-	return pc, nil
-}
-
-// parseKey reads the first private key of a PEM file (PKCS#8, PKCS#1, SEC 1).
-func parseKey(data []byte) (crypto.Signer, error) {
-	for rest := data; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			return nil, errors.New("no PEM private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)")
-		}
-		var key any
-		var err error
-		switch b.Type {
-		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(b.Bytes)
-		case "RSA PRIVATE KEY":
-			key, err = x509.ParsePKCS1PrivateKey(b.Bytes)
-		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(b.Bytes)
-		case "ENCRYPTED PRIVATE KEY":
-			return nil, errors.New("the key is encrypted: decrypt it (openssl pkey -in KEY -out plain.key) or use --pfx")
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", b.Type, err)
-		}
-		signer, ok := key.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("%s: %T cannot sign", b.Type, key)
-		}
-		return signer, nil
-	}
-}
-
-// presentable pairs the chain with its key, checking that they belong together.
-func presentable(chain []*x509.Certificate, key any) (*tls.Certificate, error) {
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("the key (%T) cannot sign", key)
-	}
-	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(chain[0].PublicKey) {
-		return nil, fmt.Errorf("the private key does not match the certificate %s", chain[0].Subject)
-	}
-	tc := &tls.Certificate{PrivateKey: signer, Leaf: chain[0]}
-	for _, c := range chain {
-		tc.Certificate = append(tc.Certificate, c.Raw)
-	}
-	return tc, nil
 }
 
 // probeReachable fails when no attempt reached a TLS server to diagnose.

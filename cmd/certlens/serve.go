@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -251,34 +250,11 @@ func reloadable(cfg *config.Config, expect []rules.ExpectedCert) proxy.Reloadabl
 		AllowPortsText:     cfg.AllowPorts.String(),
 		AllowHTTPPort:      cfg.AllowHTTPPorts.Contains,
 		AllowHTTPPortsText: cfg.AllowHTTPPorts.String(),
-		Rules: rules.Options{
-			IssuerListWarnBytes:  cfg.Rules.IssuerListWarnBytes,
-			IssuerListErrorBytes: cfg.Rules.IssuerListErrorBytes,
-			ExpectCerts:          expect,
-			ClientCertHosts:      cfg.Rules.ClientCertHosts,
-		},
-		AllowHosts:  cfg.Access.AllowHosts,
-		DenyHosts:   cfg.Access.DenyHosts,
-		Access:      proxy.Access{Users: users, AllowClients: cfg.Access.AllowClients},
-		IdleTimeout: cfg.Tunnel.IdleTimeout,
-		DialTimeout: cfg.Tunnel.DialTimeout,
+		Rules:              rulesOptions(cfg, expect),
+		AllowHosts:         cfg.Access.AllowHosts,
+		DenyHosts:          cfg.Access.DenyHosts,
+		Access:             proxy.Access{Users: users, AllowClients: cfg.Access.AllowClients},
+		IdleTimeout:        cfg.Tunnel.IdleTimeout,
+		DialTimeout:        cfg.Tunnel.DialTimeout,
 	}
-}
-
-// loadExpectCerts reads the --expect-cert files. A file certlens cannot use
-// is a configuration error, reported before anything starts.
-func loadExpectCerts(paths []string) ([]rules.ExpectedCert, error) {
-	var out []rules.ExpectedCert
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, &config.Error{Key: "expect_certs", Problem: err.Error()}
-		}
-		chain, err := rules.ParseCertFile(data)
-		if err != nil {
-			return nil, &config.Error{Key: "expect_certs", Problem: fmt.Sprintf("%s: %v", p, err)}
-		}
-		out = append(out, rules.ExpectedCert{Name: filepath.Base(p), Chain: chain})
-	}
-	return out, nil
 }

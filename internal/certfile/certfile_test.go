@@ -1,4 +1,4 @@
-package rules
+package certfile
 
 import (
 	"crypto/rand"
@@ -13,7 +13,7 @@ import (
 	"github.com/certlens/certlens/internal/pkitest"
 )
 
-func TestParseCertFile(t *testing.T) {
+func TestCertificates(t *testing.T) {
 	root := pkitest.NewCA(t, "certlens file root")
 	inter := root.NewIntermediate(t, "certlens file issuing CA")
 	leaf := inter.NewClient(t, "alice")
@@ -47,7 +47,7 @@ func TestParseCertFile(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			certs, err := ParseCertFile(tc.data)
+			certs, err := Certificates(tc.data)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err %v, want %q", err, tc.wantErr)
@@ -77,19 +77,19 @@ func keyDER(t *testing.T, c *pkitest.Cert) []byte {
 	return der
 }
 
-func TestDecodePKCS12(t *testing.T) {
+func TestPKCS12(t *testing.T) {
 	ca := pkitest.NewCA(t, "certlens p12 CA")
 	leaf := ca.NewClient(t, "alice")
 	p12, err := pkcs12.Modern.WithRand(rand.Reader).Encode(leaf.Key, leaf.Cert, []*x509.Certificate{ca.Cert}, "secret")
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, chain, err := DecodePKCS12(p12, "secret")
+	key, chain, err := PKCS12(p12, "secret")
 	if err != nil || key == nil || len(chain) != 2 || !chain[0].Equal(leaf.Cert) {
 		t.Fatalf("right password: key %T, %d certs, err %v", key, len(chain), err)
 	}
 	for _, pw := range []string{"", "wrong"} {
-		if _, _, err := DecodePKCS12(p12, pw); !errors.Is(err, ErrPKCS12Password) {
+		if _, _, err := PKCS12(p12, pw); !errors.Is(err, ErrPKCS12Password) {
 			t.Errorf("password %q: err %v, want ErrPKCS12Password", pw, err)
 		}
 	}
@@ -102,7 +102,7 @@ func TestDecodePKCS12(t *testing.T) {
 		{"DER certificate", leaf.DER, "a DER certificate, without its key"},
 		{"text", []byte("hello"), "a text file without a -----BEGIN CERTIFICATE----- line"},
 	} {
-		_, _, err := DecodePKCS12(tc.data, "")
+		_, _, err := PKCS12(tc.data, "")
 		var notP12 *NotPKCS12Error
 		if !errors.As(err, &notP12) || !strings.HasPrefix(notP12.What, tc.what) {
 			t.Errorf("%s: err %v, want a NotPKCS12Error saying %q", tc.name, err, tc.what)

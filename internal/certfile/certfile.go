@@ -1,4 +1,9 @@
-package rules
+// Package certfile reads the certificates and keys people give certlens,
+// in the forms they export them in: PEM (a chain, leaf first, and possibly
+// the key), DER, and PKCS#12 with or without a password. It is the one
+// place that decides what a file holds; the commands word its errors for
+// the flag or key that named the file.
+package certfile
 
 import (
 	"bytes"
@@ -7,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -14,7 +20,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 )
 
-// NotPKCS12Error is DecodePKCS12's error for a file that is no PKCS#12 at
+// NotPKCS12Error is PKCS12's error for a file that is no PKCS#12 at
 // all.
 type NotPKCS12Error struct {
 	What string // what the file looks like instead, e.g. "a PEM file"
@@ -22,17 +28,44 @@ type NotPKCS12Error struct {
 
 func (e *NotPKCS12Error) Error() string { return "not a PKCS#12 file: " + e.What }
 
-// ErrPKCS12Password is DecodePKCS12's error for a password that does not
+// ErrPKCS12Password is PKCS12's error for a password that does not
 // open the file (or none given for a file that has one).
 var ErrPKCS12Password = errors.New("the PKCS#12 password does not open it")
 
-// ParseCertFile reads the certificates of an --expect-cert file's contents:
+// FileError is Read's error for a file that was read but holds no
+// certificate certlens can use.
+type FileError struct {
+	Path string
+	Err  error // what the file is not, and what it should be
+}
+
+func (e *FileError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+// Read reads the certificates of the file at path (as Certificates does),
+// and returns the file's bytes too: a PEM may also hold the key. An error
+// reading the file is the system's, which names the path; an error about
+// what it holds is a *FileError.
+func Read(path string) ([]*x509.Certificate, []byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	certs, err := Certificates(data)
+	if err != nil {
+		return nil, nil, &FileError{Path: path, Err: err}
+	}
+	return certs, data, nil
+}
+
+// Certificates reads the certificates of a certificate file's contents:
 // PEM (possibly a chain, leaf first), DER, or PKCS#12 without a password.
 // Only public certificates are read; a private key in the file is ignored.
 // An error is one clause that says what the file is not and what it should
 // be; the caller puts the path before it. It never carries the ASN.1
 // parser's words, which mean nothing to the person who gave the file.
-func ParseCertFile(data []byte) ([]*x509.Certificate, error) {
+func Certificates(data []byte) ([]*x509.Certificate, error) {
 	if bytes.Contains(data, []byte("-----BEGIN")) {
 		var certs []*x509.Certificate
 		var others []string
@@ -83,13 +116,13 @@ func ParseCertFile(data []byte) ([]*x509.Certificate, error) {
 	}
 }
 
-// certFileForms is what ParseCertFile takes.
+// certFileForms is what Certificates takes.
 const certFileForms = "give the certificate as PEM (-----BEGIN CERTIFICATE-----), DER (.cer, .der) or PKCS#12 without a password (.pfx, .p12)"
 
-// DecodePKCS12 reads a PKCS#12 file's private key and chain (leaf first).
+// PKCS12 reads a PKCS#12 file's private key and chain (leaf first).
 // Its error is a *NotPKCS12Error when the file is not PKCS#12 and
 // ErrPKCS12Password when the password does not open it.
-func DecodePKCS12(data []byte, password string) (any, []*x509.Certificate, error) {
+func PKCS12(data []byte, password string) (any, []*x509.Certificate, error) {
 	key, leaf, cas, err := pkcs12.DecodeChain(data, password)
 	if err != nil {
 		return nil, nil, pkcs12Error(data, err)
