@@ -42,6 +42,7 @@ import (
 	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/keylog"
+	"github.com/certlens/certlens/proxy/internal/ownclient"
 	"github.com/certlens/certlens/rules"
 )
 
@@ -348,13 +349,12 @@ func (ic *icConn) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 	ic.mu.Lock()
 	ic.tunnels = append(ic.tunnels, t)
 	ic.mu.Unlock()
-	held := &alertLast{Conn: t}
+	held := &ownclient.Conn{Conn: t}
 	cfg := up.tlsConfig()
-	cfg.KeyLogWriter = ownKeyLog{store: secrets, next: cfg.KeyLogWriter}
+	cfg.KeyLogWriter = ownclient.KeyLog{Store: secrets, Next: cfg.KeyLogWriter}
 	tc := tls.Client(held, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		drainOversize(t, err)
-		_ = held.flush()
+		held.Failed(err)
 		up.fail("upstream TLS handshake: ", err)
 		t.setReason("TLS handshake failed: " + err.Error())
 		_ = tc.Close()
@@ -478,7 +478,7 @@ func (up *upstream) tlsConfig() *tls.Config {
 
 func (up *upstream) verify(cs tls.ConnectionState) error {
 	opts := &up.ic.srv.opts.Intercept
-	err := verifyServer(cs, up.ic.host, opts.UpstreamRoots)
+	err := ownclient.VerifyServer(cs, up.ic.host, opts.UpstreamRoots)
 	up.mu.Lock()
 	up.verified = err == nil
 	if err != nil {
@@ -537,7 +537,7 @@ func (up *upstream) fail(context string, err error) {
 	if len(up.errs) < 4 {
 		up.errs = append(up.errs, context+err.Error())
 	}
-	if d, ok := remoteAlert(err); ok && up.alert == nil {
+	if d, ok := ownclient.RemoteAlert(err); ok && up.alert == nil {
 		up.alert = &d
 	}
 	up.reset = up.reset || errors.Is(err, syscall.ECONNRESET)
@@ -625,7 +625,7 @@ func (up *upstream) emit(h *handshake.Handshake, hr *rules.HTTPOutcome) {
 func completeUpstream(h *handshake.Handshake, req *certRequestSeen, completed bool, errs []string, alert *handshake.AlertDescription) *handshake.Handshake {
 	cv := handshake.ClientView{Done: completed, Errors: errs, ServerAlert: alert}
 	if req != nil {
-		cv.CertRequest = certRequestFromClient(&tls.CertificateRequestInfo{AcceptableCAs: req.cas, SignatureSchemes: req.schemes},
+		cv.CertRequest = ownclient.CertRequest(&tls.CertificateRequestInfo{AcceptableCAs: req.cas, SignatureSchemes: req.schemes},
 			handshake.Version(req.version))
 		cv.Sent = req.sent
 	}
@@ -728,3 +728,24 @@ func (s *Server) closeBrowsers() {
 		_ = c.Close()
 	}
 }
+
+// DrainServer reads what the server sent, up to limit bytes or for d, and
+// tees it as Read would: after crypto/tls gave up on an oversize message,
+// the rest of it reaches the parser (ownclient.Conn.Failed).
+func (t *tunnel) DrainServer(limit int, d time.Duration) {
+	_ = t.Conn.SetReadDeadline(time.Now().Add(d))
+	b := make([]byte, 32<<10)
+	for limit > 0 {
+		n, err := t.Conn.Read(b[:min(len(b), limit)])
+		if n > 0 {
+			t.moved(true, int64(n))
+			t.feed(handshake.FromServer, b[:n])
+			limit -= n
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+var _ ownclient.ServerDrainer = (*tunnel)(nil)

@@ -21,6 +21,7 @@ import (
 	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/keylog"
+	"github.com/certlens/certlens/proxy/internal/ownclient"
 	"github.com/certlens/certlens/rules"
 )
 
@@ -231,7 +232,7 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 	tee := &probeConn{Conn: raw, parser: parser}
 	views := &clientViews{parser: parser, views: map[int]*clientView{}}
 	present := cfg.Certificate
-	held := &alertLast{Conn: tee}
+	held := &ownclient.Conn{Conn: tee}
 	tc := tls.Client(held, &tls.Config{
 		ServerName: serverName(cfg.Host),
 		MinVersion: version, MaxVersion: version,
@@ -245,7 +246,7 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 		// HTTP/1.1 only: the request below is HTTP/1.1, and renegotiation
 		// is what is being probed (RFC 9113 forbids it over h2).
 		NextProtos:   []string{"http/1.1"},
-		KeyLogWriter: ownKeyLog{store: secrets, next: cfg.KeyLogWriter},
+		KeyLogWriter: ownclient.KeyLog{Store: secrets, Next: cfg.KeyLogWriter},
 		GetClientCertificate: func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			if present == nil {
 				views.asked(cri, [][]byte{})
@@ -262,8 +263,7 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 
 	_ = tc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		drainOversize(tee, err)
-		_ = held.flush()
+		held.Failed(err)
 		a.Unsupported = versionRefused(err)
 		a.Err = &ProbeError{Stage: "handshake", Addr: meta.Target, Err: timedOut(err, cfg.HandshakeTimeout, "--handshake-timeout")}
 		return a
@@ -271,7 +271,7 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 	cs := tc.ConnectionState()
 	views.settle(cs)
 	a.Server = cs.PeerCertificates
-	a.Trust = verifyServer(cs, cfg.Host, cfg.RootCAs)
+	a.Trust = ownclient.VerifyServer(cs, cfg.Host, cfg.RootCAs)
 
 	_ = tc.SetDeadline(time.Now().Add(cfg.ResponseTimeout))
 	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: certlens-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n",
@@ -302,7 +302,7 @@ func (a *Attempt) finish(cfg ProbeConfig, parser *handshake.Parser, views *clien
 	hs := append(parser.Drain(), parser.Close()...)
 	var remote *handshake.AlertDescription
 	if a.Err != nil {
-		if d, ok := remoteAlert(a.Err); ok {
+		if d, ok := ownclient.RemoteAlert(a.Err); ok {
 			remote = &d
 		}
 	}
@@ -368,9 +368,9 @@ func mergeClientView(h *handshake.Handshake, v *clientView, remote *handshake.Al
 			cv.ServerChain = append(cv.ServerChain, c.Raw)
 		}
 		if v.request != nil {
-			cv.CertRequest, cv.Sent = certRequestFromClient(v.request, h.Version), v.sent
+			cv.CertRequest, cv.Sent = ownclient.CertRequest(v.request, h.Version), v.sent
 			if h.Version == 0 {
-				cv.CertRequest = certRequestFromClient(v.request, cv.Version)
+				cv.CertRequest = ownclient.CertRequest(v.request, cv.Version)
 			}
 		}
 		cv.Done = v.done
@@ -385,7 +385,7 @@ const alertProtocolVersion handshake.AlertDescription = 70
 // versionRefused reports a handshake that failed because the server does
 // not speak the version asked for.
 func versionRefused(err error) bool {
-	if d, ok := remoteAlert(err); ok {
+	if d, ok := ownclient.RemoteAlert(err); ok {
 		return d == alertProtocolVersion
 	}
 	return strings.Contains(err.Error(), "unsupported protocol version") ||
@@ -486,23 +486,4 @@ func (c *probeConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	c.up += int64(n)
 	return n, err
-}
-
-// ownKeyLog feeds the probe's TLS secrets to its parser, and to the
-// configured KeyLogWriter, if any.
-type ownKeyLog struct {
-	store *keylog.Store
-	next  io.Writer
-}
-
-func (w ownKeyLog) Write(p []byte) (int, error) {
-	for _, line := range strings.Split(string(p), "\n") {
-		if e, ok, err := handshake.ParseKeyLogLine(line); ok && err == nil {
-			w.store.Add(e)
-		}
-	}
-	if w.next != nil {
-		return w.next.Write(p)
-	}
-	return len(p), nil
 }

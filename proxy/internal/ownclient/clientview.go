@@ -1,8 +1,13 @@
-package proxy
+// Package ownclient holds what certlens's own TLS clients (the probe, and
+// intercept mode's upstream connections) share: the connection under
+// crypto/tls that lets the parser read a whole oversize request before the
+// client's alert, the key log that lets the parser decrypt the client's
+// own connection, and crypto/tls's view of a handshake turned into the
+// parser's types.
+package ownclient
 
-// What certlens's own TLS clients (probe, intercept's upstream side) know
-// of a handshake that the parser may not have read: crypto/tls's view,
-// turned into the parser's types. One place for both modes.
+// What certlens's own TLS clients know of a handshake that the parser may
+// not have read: crypto/tls's view, turned into the parser's types.
 
 import (
 	"crypto/tls"
@@ -14,12 +19,12 @@ import (
 	"github.com/certlens/certlens/handshake"
 )
 
-// certRequestFromClient rebuilds the CertificateRequest from what crypto/tls
+// CertRequest rebuilds the CertificateRequest from what crypto/tls
 // passed to GetClientCertificate. The DNs are the raw DER in wire order, so
 // IssuerBytes is the vector length as sent. Certificate types are not
 // passed on (TLS 1.2), and Records is the fewest records that can carry
 // the list, not a count.
-func certRequestFromClient(cri *tls.CertificateRequestInfo, v handshake.Version) *handshake.CertificateRequest {
+func CertRequest(cri *tls.CertificateRequestInfo, v handshake.Version) *handshake.CertificateRequest {
 	cr := &handshake.CertificateRequest{TLS13: v == handshake.VersionTLS13,
 		HasAuthorities: len(cri.AcceptableCAs) > 0 || v != handshake.VersionTLS13}
 	cr.SetIssuers(cri.AcceptableCAs)
@@ -31,10 +36,10 @@ func certRequestFromClient(cri *tls.CertificateRequestInfo, v handshake.Version)
 	return cr
 }
 
-// remoteAlert returns the alert the server sent, when crypto/tls failed
+// RemoteAlert returns the alert the server sent, when crypto/tls failed
 // because of one. Its error type is unexported; its value is the alert's
 // description byte.
-func remoteAlert(err error) (handshake.AlertDescription, bool) {
+func RemoteAlert(err error) (handshake.AlertDescription, bool) {
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
 		return 0, false
@@ -46,10 +51,10 @@ func remoteAlert(err error) (handshake.AlertDescription, bool) {
 	return handshake.AlertDescription(v.Uint()), true
 }
 
-// verifyServer checks the chain a server sent against roots (nil: the
+// VerifyServer checks the chain a server sent against roots (nil: the
 // system's) for host, as a browser would; probe and intercept both record
 // the answer instead of failing the handshake on it.
-func verifyServer(cs tls.ConnectionState, host string, roots *x509.CertPool) error {
+func VerifyServer(cs tls.ConnectionState, host string, roots *x509.CertPool) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("the server sent no certificate")
 	}
