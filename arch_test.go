@@ -64,7 +64,7 @@ func listPackages(t *testing.T) map[string]pkg {
 			pkgs[r] = p
 		}
 	}
-	for _, want := range []string{"handshake", "rules", "internal/event", "proxy", "config", "cmd/certlens"} {
+	for _, want := range []string{"handshake", "rules", "internal/event", "proxy", "proxy/probe", "internal/capture", "config", "cmd/certlens"} {
 		if _, ok := pkgs[want]; !ok {
 			t.Fatalf("go list did not report %s: the test no longer sees the module", want)
 		}
@@ -150,6 +150,17 @@ func TestArchitecture(t *testing.T) {
 				t.Errorf("%s imports config: config is the commands'; they turn it into the package's own options", name)
 			case strings.HasPrefix(imp, "cmd/"):
 				t.Errorf("%s imports %s: arrows point from cmd down, never up", name, imp)
+			}
+		}
+	}
+
+	// The modes that own connections stand side by side: the probe is a
+	// client, not part of the proxy; analyze reads files.
+	sides := []string{"proxy", "proxy/probe", "internal/capture"}
+	for _, name := range sides {
+		for _, imp := range projectImports(pkgs[name]) {
+			if imp != name && slices.Contains(sides, imp) {
+				t.Errorf("%s imports %s: the modes share code through internal packages, not through each other", name, imp)
 			}
 		}
 	}

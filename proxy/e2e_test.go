@@ -8,7 +8,6 @@ package proxy
 import (
 	"crypto/x509"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -188,19 +187,6 @@ func expectInferred(t *testing.T, h map[string]any, requested, sent, verdict str
 	expect(t, h, nil, verdict, findings...)
 }
 
-func port(t *testing.T, addr string) int {
-	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // agree checks that certlens and tshark read the same from the proxy's
 // upstream connections to each server: the issuer list (count and vector
 // length) of every CertificateRequest and client_cert.sent of every client
@@ -211,7 +197,7 @@ func (k *e2e) agree(t *testing.T, pcap string, servers ...string) {
 	requests := transcript.TsharkDNames(t, pcap)
 	certs := transcript.TsharkClientCerts(t, pcap)
 	for _, addr := range servers {
-		p := port(t, addr)
+		p := peertest.Port(t, addr)
 		var ours, theirs, oursSent, theirsSent []string
 		for _, h := range k.ev.forTarget(t, "handshake", addr) {
 			if h["cert_request"] == nil {
@@ -273,7 +259,7 @@ func TestE2EOpenSSL(t *testing.T) {
 	servers := []string{three, unrelated, interOnly, large, empty}
 	var ports []int
 	for _, s := range servers {
-		ports = append(ports, port(t, s))
+		ports = append(ports, peertest.Port(t, s))
 	}
 	capture := peertest.CaptureLoopback(t, ports...)
 
@@ -410,7 +396,7 @@ func TestE2ENginx(t *testing.T) {
 	optional := peertest.Nginx(t, peertest.NginxConfig{Cert: k.server, ClientCAs: cas, VerifyClient: "optional", Protocols: "TLSv1.2"})
 	on := peertest.Nginx(t, peertest.NginxConfig{Cert: k.server, ClientCAs: cas, VerifyClient: "on", Protocols: "TLSv1.2"})
 	tls13 := peertest.Nginx(t, peertest.NginxConfig{Cert: k.server, ClientCAs: cas, VerifyClient: "on", Protocols: "TLSv1.3"})
-	capture := peertest.CaptureLoopback(t, port(t, optional), port(t, on))
+	capture := peertest.CaptureLoopback(t, peertest.Port(t, optional), peertest.Port(t, on))
 
 	tests := []struct {
 		name    string

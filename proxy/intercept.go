@@ -304,7 +304,8 @@ func (ic *icConn) closed() {
 	// certificate before the client's Finished, so the two cases are one.
 	reason := "browser sent no request: its TLS handshake with certlens failed (does it trust certlens's CA? certlens ca export) or it closed first"
 	c := event.NewClosed(ic.meta, handshake.Observation{})
-	c.BytesUp, c.BytesDown, c.DurationMS, c.Reason = up, down, ms(time.Since(ic.start)), reason
+	c.BytesUp, c.BytesDown, c.Reason = up, down, reason
+	c.SetDuration(time.Since(ic.start))
 	ic.srv.log.Info("connection closed", zap.Inline(c))
 }
 

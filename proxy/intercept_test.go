@@ -481,7 +481,7 @@ func TestInterceptMirrorOnTheWire(t *testing.T) {
 	k := newIntercept(t, nil)
 	cas := append(pkitest.ManyCAs(t, 3), k.clientCA)
 	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: k.server, ClientCAs: cas, Verify: 1, TLS12: true, WWW: true})
-	capture := peertest.CaptureLoopback(t, port(t, addr), port(t, k.proxy))
+	capture := peertest.CaptureLoopback(t, peertest.Port(t, addr), peertest.Port(t, k.proxy))
 	url := "https://" + addr + "/"
 	for range 2 { // the first connection learns, the second is asked
 		c := k.goClient(t, k.client, nil)
@@ -582,7 +582,7 @@ func TestInterceptKeylogBothSides(t *testing.T) {
 	t.Cleanup(func() { f.Close() })
 	k := newIntercept(t, func(_ *icTest, o *InterceptOptions) { o.KeyLog = f })
 	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: k.server, ClientCAs: []*pkitest.Cert{k.other, k.clientCA}, Verify: 1, TLS13: true, WWW: true})
-	capture := peertest.CaptureLoopback(t, port(t, addr), port(t, k.proxy))
+	capture := peertest.CaptureLoopback(t, peertest.Port(t, addr), peertest.Port(t, k.proxy))
 	for range 2 {
 		c := k.goClient(t, k.client, nil)
 		get(t, c, "https://"+addr+"/")
@@ -607,9 +607,9 @@ func (k *icTest) byPort(t *testing.T, reqs []transcript.DNamesSummary, addr stri
 	t.Helper()
 	for _, r := range reqs {
 		switch r.Port {
-		case port(t, addr):
+		case peertest.Port(t, addr):
 			server = append(server, r.Vector)
-		case port(t, k.proxy):
+		case peertest.Port(t, k.proxy):
 			browser = append(browser, r.Vector)
 		}
 	}

@@ -359,7 +359,8 @@ func (s *Server) openTunnel(ctx context.Context, meta event.Meta, network, addr 
 	c, err := s.dial(ctx, network, addr)
 	if err != nil {
 		c := event.NewClosed(meta, handshake.Observation{})
-		c.DurationMS, c.Reason = ms(time.Since(start)), "dial failed: "+err.Error()
+		c.SetDuration(time.Since(start))
+		c.Reason = "dial failed: " + err.Error()
 		s.log.Warn("connection closed", zap.Inline(c))
 		return nil, err
 	}
@@ -451,7 +452,8 @@ func (s *Server) logClosed(t *tunnel) {
 		reason = *r
 	}
 	c := event.NewClosed(t.meta, obs)
-	c.BytesUp, c.BytesDown, c.DurationMS, c.Reason = t.up.Load(), t.down.Load(), ms(time.Since(t.start)), reason
+	c.BytesUp, c.BytesDown, c.Reason = t.up.Load(), t.down.Load(), reason
+	c.SetDuration(time.Since(t.start))
 	t.conclude(c)
 	s.log.Info("connection closed", zap.Inline(c))
 }
@@ -483,5 +485,3 @@ func (s *Server) logHTTP(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Respo
 	s.log.Info("http", fields...)
 	return resp
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -85,7 +85,8 @@ func (s *Server) handleSidecar(client net.Conn) {
 		t.logHandshakes(t.parser.Close(), true)
 		t.mu.Unlock()
 		c := event.NewClosed(t.meta, t.parser.Observation())
-		c.DurationMS, c.Reason = ms(time.Since(start)), "dial failed: "+err.Error()
+		c.SetDuration(time.Since(start))
+		c.Reason = "dial failed: " + err.Error()
 		t.conclude(c)
 		s.log.Warn("connection closed", zap.Inline(c))
 		return

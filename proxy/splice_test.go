@@ -120,7 +120,7 @@ func TestSpliceCountsBytes(t *testing.T) {
 				}
 				proxyAddr, s, ev := startServer(t, opts)
 				if mode == "sidecar" {
-					args = append(args, "--connect-to", "127.0.0.1:"+strconv.Itoa(port(t, addr))+":"+proxyAddr)
+					args = append(args, "--connect-to", "127.0.0.1:"+strconv.Itoa(peertest.Port(t, addr))+":"+proxyAddr)
 				} else {
 					args = append(args, "-x", "http://"+proxyAddr)
 				}

@@ -24,6 +24,7 @@ import (
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/proxy/probe"
 	"github.com/certlens/certlens/rules"
 )
 
@@ -153,7 +154,7 @@ func TestVerdictLargeIssuerListCertificateSent(t *testing.T) {
 		alice := k.client.TLSCertificate()
 		pool := x509.NewCertPool()
 		pool.AddCert(k.serverCA.Cert)
-		a := runProbe(t, addr, ProbeConfig{Versions: []uint16{tls.VersionTLS12}, Certificate: &alice, RootCAs: pool})[0]
+		a := runProbe(t, addr, probe.Config{Versions: []uint16{tls.VersionTLS12}, Certificate: &alice, RootCAs: pool})[0]
 		if a.Err != nil || a.HTTP == nil || a.HTTP.Status != 200 || len(a.Events) != 1 {
 			t.Fatalf("err %v http %+v events %d", a.Err, a.HTTP, len(a.Events))
 		}
@@ -201,7 +202,7 @@ func TestVerdictHTTP200AfterCertificateIISWouldRefuse(t *testing.T) {
 
 			t.Run("probe, TLS 1.3 and 1.2", func(t *testing.T) {
 				c := cert.TLSCertificate()
-				for _, a := range runProbe(t, addr, ProbeConfig{Certificate: &c}) {
+				for _, a := range runProbe(t, addr, probe.Config{Certificate: &c}) {
 					if a.Err != nil || a.HTTP == nil || a.HTTP.Status != 200 || len(a.Events) != 1 {
 						t.Fatalf("%x: err %v http %+v events %d", a.Version, a.Err, a.HTTP, len(a.Events))
 					}

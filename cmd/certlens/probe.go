@@ -23,7 +23,7 @@ import (
 	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/report"
-	"github.com/certlens/certlens/proxy"
+	"github.com/certlens/certlens/proxy/probe"
 	"github.com/certlens/certlens/rules"
 )
 
@@ -75,9 +75,9 @@ stderr says what and where).`,
 	fs.String("pfx-password-env", "", "environment `VARIABLE` holding the --pfx password")
 	fs.String("ca-file", "", "CA certificates `FILE` (PEM, DER or PKCS#12 without a password) to verify the server with, instead of the system's")
 	fs.String("issuers-out", "", "write the issuer lists received to `FILE` (PEM-like DN dump) and FILE.json")
-	fs.Duration("connect-timeout", proxy.DefaultConnectTimeout, "time allowed to open the TCP connection (and the proxy's CONNECT)")
-	fs.Duration("handshake-timeout", proxy.DefaultHandshakeTimeout, "time allowed for the TLS handshake")
-	fs.Duration("response-timeout", proxy.DefaultResponseTimeout, "time allowed for the HTTP answer, a renegotiation included")
+	fs.Duration("connect-timeout", probe.DefaultConnectTimeout, "time allowed to open the TCP connection (and the proxy's CONNECT)")
+	fs.Duration("handshake-timeout", probe.DefaultHandshakeTimeout, "time allowed for the TLS handshake")
+	fs.Duration("response-timeout", probe.DefaultResponseTimeout, "time allowed for the HTTP answer, a renegotiation included")
 	fs.String("config", "", `config file (YAML) for the rules.* keys [CERTLENS_CONFIG]`)
 	fs.StringArray("client-cert-host", nil, "host (or pattern) known to want a client certificate [rules.client_cert_hosts]")
 	return cmd
@@ -94,7 +94,7 @@ func runProbe(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	pc := proxy.ProbeConfig{Host: target.Hostname(), Port: target.Port(), Path: target.RequestURI()}
+	pc := probe.Config{Host: target.Hostname(), Port: target.Port(), Path: target.RequestURI()}
 	if pc.Port == "" {
 		pc.Port = "443"
 	}
@@ -135,7 +135,7 @@ func runProbe(cmd *cobra.Command, args []string) error {
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), shutdownSignals...)
 	defer stop()
-	attempts, err := proxy.Probe(ctx, pc)
+	attempts, err := probe.Run(ctx, pc)
 	if err != nil {
 		return exitError{2, fmt.Errorf("probe interrupted: %w", err)}
 	}
@@ -218,7 +218,7 @@ func probeProxy(flag, target string) (*url.URL, error) {
 }
 
 // probeReachable fails when no attempt reached a TLS server to diagnose.
-func probeReachable(as []*proxy.Attempt, pc proxy.ProbeConfig) error {
+func probeReachable(as []*probe.Attempt, pc probe.Config) error {
 	diagnosed := 0
 	for _, a := range as {
 		diagnosed += len(a.Events)
@@ -240,7 +240,7 @@ func probeReachable(as []*proxy.Attempt, pc proxy.ProbeConfig) error {
 
 // probeStatus is the exit status: 1 for problems, 2 for an attempt cut
 // short by something other than the server's refusal (a timeout, a reset).
-func probeStatus(as []*proxy.Attempt) error {
+func probeStatus(as []*probe.Attempt) error {
 	problems := 0
 	for _, a := range as {
 		for _, e := range a.Events {
@@ -266,7 +266,7 @@ func probeStatus(as []*proxy.Attempt) error {
 func versionName(v uint16) string { return handshake.Version(v).String() }
 
 // writeProbeJSON writes each attempt's events as certlens serve logs them.
-func writeProbeJSON(w *bufio.Writer, as []*proxy.Attempt) error {
+func writeProbeJSON(w *bufio.Writer, as []*probe.Attempt) error {
 	now := time.Now()
 	for _, a := range as {
 		for _, e := range a.Events {
@@ -281,7 +281,7 @@ func writeProbeJSON(w *bufio.Writer, as []*proxy.Attempt) error {
 	return nil
 }
 
-func writeProbeReport(w io.Writer, opts report.Options, target string, as []*proxy.Attempt, mine *probeCert) error {
+func writeProbeReport(w io.Writer, opts report.Options, target string, as []*probe.Attempt, mine *probeCert) error {
 	rw := report.New(w, opts)
 	rw.Heading("certlens probe " + target)
 	for _, a := range as {
@@ -345,7 +345,7 @@ type issuerList struct {
 
 // writeIssuers writes file (the DNs as PEM blocks, each after a comment
 // naming it, so that two files diff line by line) and file.json.
-func writeIssuers(file, target string, as []*proxy.Attempt) error {
+func writeIssuers(file, target string, as []*probe.Attempt) error {
 	var lists []issuerList
 	var dump strings.Builder
 	fmt.Fprintf(&dump, "# certlens probe %s\n", target)

@@ -596,7 +596,7 @@ func (c *conn) finish(reason string) {
 			ev.NotTLS = p.notTLS()
 		}
 	}
-	ev.DurationMS = float64(c.last.Sub(c.first).Microseconds()) / 1000
+	ev.SetDuration(c.last.Sub(c.first))
 	ev.Reason = reason
 	ev.Conclude(&c.verdict)
 	ev.Errors = append(slices.Clip(obs.Errors), c.notes...)

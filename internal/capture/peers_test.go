@@ -2,7 +2,6 @@ package capture
 
 import (
 	"fmt"
-	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,15 +31,6 @@ func newPeerPKI(t *testing.T, user string) *peerPKI {
 	pkitest.WritePEM(t, p.serverCAPath, p.serverCA)
 	p.certPath, p.keyPath = p.client.WriteFiles(t, p.dir, "client")
 	return p
-}
-
-func portOf(t *testing.T, addr string) int {
-	_, ps, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := strconv.Atoi(ps)
-	return n
 }
 
 // peerHandshakes analyses a capture of real peers and checks it against
@@ -84,7 +74,7 @@ func TestPostgresPeer(t *testing.T) {
 	peertest.Require(t, "tshark")
 	pki := newPeerPKI(t, "postgres")
 	addr := peertest.Postgres(t, peertest.PostgresConfig{Cert: pki.server, ClientCAs: pki.cas, MaxTLS: "TLSv1.2"})
-	port := portOf(t, addr)
+	port := peertest.Port(t, addr)
 	capture := startCapture(t, "lo", "", "pcapng", port)
 	login := peertest.PsqlConfig{Addr: addr, User: "postgres", RootCert: pki.serverCAPath, Cert: pki.certPath, Key: pki.keyPath}
 	if out, err := peertest.Psql(t, login); err != nil {
@@ -108,7 +98,7 @@ func TestMariaDBPeer(t *testing.T) {
 	peertest.Require(t, "tshark")
 	pki := newPeerPKI(t, "alice")
 	addr := peertest.MariaDB(t, peertest.MariaDBConfig{Cert: pki.server, ClientCAs: pki.cas, User: "alice", TLSVersion: "TLSv1.2"})
-	port := portOf(t, addr)
+	port := peertest.Port(t, addr)
 	capture := startCapture(t, "lo", "", "pcapng", port)
 	if out, err := peertest.MariaDBLogin(t, addr, "alice", pki.serverCAPath, pki.certPath, pki.keyPath); err != nil {
 		t.Fatalf("mariadb with a certificate: %v\n%s", err, out)
@@ -139,7 +129,7 @@ func TestDovecotPeer(t *testing.T) {
 		{pop3Addr, "pop3", "pop", "pop3-stls", "QUIT\r\n"},
 	} {
 		t.Run(tc.app, func(t *testing.T) {
-			port := portOf(t, tc.addr)
+			port := peertest.Port(t, tc.addr)
 			capture := startCapture(t, "lo", "", "pcapng", port)
 			for _, cert := range []*pkitest.Cert{pki.client, nil} {
 				out, err := peertest.OpenSSLClient(t, peertest.OpenSSLClientConfig{Connect: tc.addr, Cert: cert, ServerCAs: []*pkitest.Cert{pki.serverCA},

@@ -38,7 +38,7 @@ func socksProxy(t *testing.T) int {
 		go io.Copy(up, br)
 		io.Copy(c, up)
 	})
-	return portOf(t, addr)
+	return peertest.Port(t, addr)
 }
 
 func socksHandshake(br *bufio.Reader, c net.Conn) (target string, ok bool) {
@@ -125,7 +125,7 @@ func proxyProtocolServer(t *testing.T, cfg *tls.Config) int {
 		io.WriteString(tc, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		tc.Close()
 	})
-	return portOf(t, addr)
+	return peertest.Port(t, addr)
 }
 
 type bufferedConn struct {
@@ -157,7 +157,7 @@ func TestProxyPrefixPeers(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	tlsPort := portOf(t, ln.Addr().String())
+	tlsPort := peertest.Port(t, ln.Addr().String())
 	socksPort := socksProxy(t)
 	ppPort := proxyProtocolServer(t, cfg)
 	capture := startCapture(t, "lo", "", "pcapng", tlsPort, socksPort, ppPort)

@@ -2,6 +2,7 @@ package event
 
 import (
 	"net"
+	"time"
 
 	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/rules"
@@ -34,6 +35,10 @@ func NewClosed(m Meta, obs handshake.Observation) *Closed {
 		Errors: obs.Errors,
 	}
 }
+
+// SetDuration sets how long the connection lasted, in milliseconds to the
+// microsecond, as every mode writes it.
+func (c *Closed) SetDuration(d time.Duration) { c.DurationMS = float64(d.Microseconds()) / 1000 }
 
 // Fold adds this handshake's verdict to its connection's.
 func (e *Handshake) Fold(c *rules.Connection) {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,20 @@ func FreePort(tb testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Port is the port of a peer's host:port address, for a capture filter.
+func Port(tb testing.TB, addr string) int {
+	tb.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		tb.Fatalf("peertest: %v", err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		tb.Fatalf("peertest: port of %s: %v", addr, err)
+	}
+	return n
 }
 
 // WaitTCP waits until addr accepts a TCP connection. The probe connection is

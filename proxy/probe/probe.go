@@ -1,4 +1,9 @@
-package proxy
+// Package probe is `certlens probe`: certlens's own TLS client connects to a
+// server as a browser would, once per TLS version, sends a request and
+// follows the server into renegotiation, and its connection is read by the
+// same parser and rules as a proxy's tunnel. Being the client, it also
+// sees what the server encrypts to an observer.
+package probe
 
 import (
 	"bufio"
@@ -25,8 +30,8 @@ import (
 	"github.com/certlens/certlens/rules"
 )
 
-// ProbeConfig describes one `certlens probe`: a server, and how to talk to it.
-type ProbeConfig struct {
+// Config describes one `certlens probe`: a server, and how to talk to it.
+type Config struct {
 	// Host and Port are the server's; Path is the request path (with query).
 	Host, Port, Path string
 	// Versions are the TLS versions to try, one connection each, in order
@@ -80,18 +85,18 @@ type Attempt struct {
 	// Unsupported: the server does not speak this TLS version. The attempt
 	// then has no events: a version refused is no finding.
 	Unsupported bool
-	// Err is why the attempt stopped short: a *ProbeError.
+	// Err is why the attempt stopped short: an *Error.
 	Err error
 }
 
-// ProbeError says which stage of an attempt failed and where.
-type ProbeError struct {
+// Error says which stage of an attempt failed and where.
+type Error struct {
 	Stage string // connect, proxy, handshake, request, response
 	Addr  string
 	Err   error
 }
 
-func (e *ProbeError) Error() string {
+func (e *Error) Error() string {
 	switch e.Stage {
 	case "connect":
 		return fmt.Sprintf("connect to %s: %v", e.Addr, e.Err)
@@ -101,18 +106,18 @@ func (e *ProbeError) Error() string {
 	return fmt.Sprintf("%s with %s: %v", e.Stage, e.Addr, e.Err)
 }
 
-func (e *ProbeError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // Connected reports whether the attempt reached the server's TLS at all.
 func (a *Attempt) Connected() bool {
-	var pe *ProbeError
+	var pe *Error
 	return a.Err == nil || !errors.As(a.Err, &pe) || (pe.Stage != "connect" && pe.Stage != "proxy")
 }
 
-// Probe connects once per version in cfg.Versions and diagnoses every
+// Run connects once per version in cfg.Versions and diagnoses every
 // handshake of each connection. It fails only when ctx ends; connection
 // errors are in each Attempt.
-func Probe(ctx context.Context, cfg ProbeConfig) ([]*Attempt, error) {
+func Run(ctx context.Context, cfg Config) ([]*Attempt, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
@@ -215,7 +220,7 @@ func (c *clientViews) get(i int) *clientView {
 	return c.views[i]
 }
 
-func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.Meta) *Attempt {
+func probeOnce(ctx context.Context, cfg Config, version uint16, meta event.Meta) *Attempt {
 	a := &Attempt{Version: version, Meta: meta}
 	start := time.Now()
 	// The probe is the client: its own key log lets the parser decrypt
@@ -265,7 +270,7 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 	if err := tc.HandshakeContext(ctx); err != nil {
 		held.Failed(err)
 		a.Unsupported = versionRefused(err)
-		a.Err = &ProbeError{Stage: "handshake", Addr: meta.Target, Err: timedOut(err, cfg.HandshakeTimeout, "--handshake-timeout")}
+		a.Err = &Error{Stage: "handshake", Addr: meta.Target, Err: timedOut(err, cfg.HandshakeTimeout, "--handshake-timeout")}
 		return a
 	}
 	cs := tc.ConnectionState()
@@ -277,14 +282,14 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: certlens-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n",
 		cfg.Path, hostHeader(cfg.Host, cfg.Port))
 	if _, err := io.WriteString(tc, req); err != nil {
-		a.Err = &ProbeError{Stage: "request", Addr: meta.Target, Err: err}
+		a.Err = &Error{Stage: "request", Addr: meta.Target, Err: err}
 		return a
 	}
 	// The server may renegotiate here, inside the read: crypto/tls runs
 	// that handshake, and the callbacks above record it.
 	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
 	if err != nil {
-		a.Err = &ProbeError{Stage: "response", Addr: meta.Target, Err: timedOut(err, cfg.ResponseTimeout, "--response-timeout")}
+		a.Err = &Error{Stage: "response", Addr: meta.Target, Err: timedOut(err, cfg.ResponseTimeout, "--response-timeout")}
 		return a
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxProbeBody))
@@ -296,7 +301,7 @@ func probeOnce(ctx context.Context, cfg ProbeConfig, version uint16, meta event.
 }
 
 // finish closes the parser and diagnoses every handshake it saw.
-func (a *Attempt) finish(cfg ProbeConfig, parser *handshake.Parser, views *clientViews, tee *probeConn, start time.Time) {
+func (a *Attempt) finish(cfg Config, parser *handshake.Parser, views *clientViews, tee *probeConn, start time.Time) {
 	// The last secrets may have come after the last bytes were fed.
 	parser.Retry()
 	hs := append(parser.Drain(), parser.Close()...)
@@ -315,7 +320,7 @@ func (a *Attempt) finish(cfg ProbeConfig, parser *handshake.Parser, views *clien
 	}
 	a.Closed = event.NewClosed(a.Meta, parser.Observation())
 	a.Closed.BytesUp, a.Closed.BytesDown = tee.up, tee.down
-	a.Closed.DurationMS = ms(time.Since(start))
+	a.Closed.SetDuration(time.Since(start))
 	a.Closed.Reason = reason
 	if a.Unsupported {
 		return
@@ -345,7 +350,7 @@ func timedOut(err error, d time.Duration, flag string) error {
 }
 
 func stage(err error) string {
-	var pe *ProbeError
+	var pe *Error
 	if errors.As(err, &pe) {
 		return pe.Stage
 	}
@@ -392,7 +397,7 @@ func versionRefused(err error) bool {
 		strings.Contains(err.Error(), "server selected unsupported protocol version")
 }
 
-// verifyServer checks the server's chain against the roots, for the host.
+// serverName is the SNI for host: none for an address.
 func serverName(host string) string {
 	if net.ParseIP(host) != nil {
 		return "" // SNI carries names only (RFC 6066 3)
@@ -412,12 +417,12 @@ func hostHeader(host, port string) string {
 
 // dialProbe opens the TCP connection to target, through the HTTP proxy when
 // one is set.
-func dialProbe(ctx context.Context, cfg ProbeConfig, target string) (net.Conn, error) {
+func dialProbe(ctx context.Context, cfg Config, target string) (net.Conn, error) {
 	d := net.Dialer{Timeout: cfg.ConnectTimeout}
 	if cfg.Proxy == nil {
 		c, err := d.DialContext(ctx, "tcp", target)
 		if err != nil {
-			return nil, &ProbeError{Stage: "connect", Addr: target, Err: err}
+			return nil, &Error{Stage: "connect", Addr: target, Err: err}
 		}
 		return c, nil
 	}
@@ -427,7 +432,7 @@ func dialProbe(ctx context.Context, cfg ProbeConfig, target string) (net.Conn, e
 	}
 	c, err := d.DialContext(ctx, "tcp", paddr)
 	if err != nil {
-		return nil, &ProbeError{Stage: "connect", Addr: paddr + " (the proxy)", Err: err}
+		return nil, &Error{Stage: "connect", Addr: paddr + " (the proxy)", Err: err}
 	}
 	_ = c.SetDeadline(time.Now().Add(cfg.ConnectTimeout))
 	req := "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\nUser-Agent: certlens-probe\r\n"
@@ -446,7 +451,7 @@ func dialProbe(ctx context.Context, cfg ProbeConfig, target string) (net.Conn, e
 	}
 	if err != nil {
 		c.Close()
-		return nil, &ProbeError{Stage: "proxy", Addr: target, Err: err}
+		return nil, &Error{Stage: "proxy", Addr: target, Err: err}
 	}
 	_ = c.SetDeadline(time.Time{})
 	if br.Buffered() > 0 {

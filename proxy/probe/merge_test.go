@@ -1,4 +1,4 @@
-package proxy
+package probe
 
 import (
 	"crypto/tls"
