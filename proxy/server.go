@@ -98,12 +98,11 @@ type Server struct {
 	serving   atomic.Bool
 	own       ownListeners // where certlens itself listens: never a target
 	sidecar   net.Listener
-	mirror    *mirrorLists // intercept mode: issuer lists learned per target
+	intercept *interceptor // intercept mode's own state; nil in the others
 
 	mu       sync.Mutex
 	tunnels  map[*tunnel]struct{}
-	browsers map[*browserConn]struct{} // intercept mode
-	drained  chan struct{}             // closed when tunnels empties during shutdown
+	drained  chan struct{} // closed when tunnels empties during shutdown
 	stopping bool
 }
 
@@ -220,7 +219,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}
 	}
-	s.closeBrowsers()
+	if s.intercept != nil {
+		s.intercept.closeBrowsers()
+	}
 	return err
 }
 
