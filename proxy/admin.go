@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/certlens/certlens/internal/event"
 )
 
 // AdminHandler serves /healthz (the process is up), /readyz (the listener
@@ -23,7 +25,7 @@ func (s *Server) AdminHandler() http.Handler {
 			http.Error(w, "not ready: the listener is not accepting", http.StatusServiceUnavailable)
 			return
 		}
-		if s.opts.Mode == "sidecar" {
+		if s.opts.Mode == event.ModeSidecar {
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
 			c, err := s.dial(ctx, "tcp", s.opts.Sidecar.Upstream)

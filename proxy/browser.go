@@ -44,7 +44,7 @@ func (s *Server) interceptConnect(w http.ResponseWriter, r *http.Request) (http.
 	host, _, _ := net.SplitHostPort(r.Host)
 	ic := &icConn{
 		srv:   s,
-		meta:  event.Meta{ConnID: s.nextID(), Mode: ModeIntercept, ClientAddr: r.RemoteAddr, Target: r.Host},
+		meta:  event.Meta{ConnID: s.nextID(), Mode: event.ModeIntercept, ClientAddr: r.RemoteAddr, Target: r.Host},
 		host:  host,
 		start: time.Now(),
 		idle:  s.dyn.Load().IdleTimeout,

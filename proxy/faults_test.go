@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
 )
@@ -145,7 +146,7 @@ func (r *rig) sidecar(upstream string) string {
 	if a, ok := r.sidecars[upstream]; ok {
 		return a
 	}
-	a, _ := startServerInto(r.t, Options{Mode: "sidecar", Sidecar: SidecarOptions{Upstream: upstream},
+	a, _ := startServerInto(r.t, Options{Mode: event.ModeSidecar, Sidecar: SidecarOptions{Upstream: upstream},
 		WatchRenegotiation: true, IdleTimeout: faultIdle}, r.ev)
 	r.sidecars[upstream] = a
 	return a

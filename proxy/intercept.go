@@ -26,9 +26,6 @@ import (
 	"github.com/elazarl/goproxy"
 )
 
-// ModeIntercept is Options.Mode for intercept mode.
-const ModeIntercept = "intercept"
-
 // InterceptOptions configure intercept mode.
 type InterceptOptions struct {
 	// CA signs the leaf certificates the browser sees. Required.

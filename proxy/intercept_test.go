@@ -24,6 +24,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
 	"github.com/certlens/certlens/internal/transcript"
@@ -59,7 +60,7 @@ func newIntercept(t *testing.T, mod func(k *icTest, o *InterceptOptions)) *icTes
 	if mod != nil {
 		mod(k, &o)
 	}
-	k.proxy, _, k.ev = startServer(t, Options{Mode: ModeIntercept, Dial: loopbackOnly, Intercept: o})
+	k.proxy, _, k.ev = startServer(t, Options{Mode: event.ModeIntercept, Dial: loopbackOnly, Intercept: o})
 	return k
 }
 

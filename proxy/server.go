@@ -33,7 +33,7 @@ import (
 
 // Options configure a Server; cmd/certlens fills them from config.Config.
 type Options struct {
-	Mode string // "observe", "intercept" or "sidecar"
+	Mode event.Mode // observe (the default), intercept or sidecar
 	// AllowPort says whether CONNECT may reach a port; nil allows none.
 	AllowPort func(port int) bool
 	// AllowPortsText is shown in refusals ("443,4443,8443").
@@ -109,7 +109,7 @@ type Server struct {
 // New builds a Server; Serve starts it.
 func New(opts Options, log *zap.Logger) *Server {
 	if opts.Mode == "" {
-		opts.Mode = "observe"
+		opts.Mode = event.ModeObserve
 	}
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = 10 * time.Second
@@ -120,7 +120,7 @@ func New(opts Options, log *zap.Logger) *Server {
 	if opts.Limits.MaxHeaderBytes <= 0 {
 		opts.Limits.MaxHeaderBytes = 64 << 10
 	}
-	if opts.Mode == ModeIntercept {
+	if opts.Mode == event.ModeIntercept {
 		// certlens's own upstream connections are where IIS renegotiates.
 		opts.WatchRenegotiation = true
 	}
@@ -147,7 +147,7 @@ func New(opts Options, log *zap.Logger) *Server {
 	gp.OnResponse().DoFunc(s.refuseOwn)
 	gp.OnResponse().DoFunc(s.logHTTP)
 	s.gp = gp
-	if opts.Mode == ModeIntercept {
+	if opts.Mode == event.ModeIntercept {
 		s.setupIntercept()
 	}
 	s.http = &http.Server{
@@ -176,10 +176,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.own.add(ln.Addr())
 	s.serving.Store(true)
 	defer s.serving.Store(false)
-	if s.opts.Mode == "sidecar" {
+	if s.opts.Mode == event.ModeSidecar {
 		return s.serveSidecar(s.guard(ln, false))
 	}
-	s.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("mode", s.opts.Mode),
+	s.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("mode", string(s.opts.Mode)),
 		zap.String("allow_ports", s.opts.AllowPortsText), zap.Bool("auth", len(s.opts.Access.Users) > 0),
 		zap.Int("allow_clients", len(s.opts.Access.AllowClients)), zap.Int("max_conns", s.opts.Limits.MaxConns),
 		zap.Int("gomaxprocs", runtime.GOMAXPROCS(0)))
@@ -266,7 +266,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			s.refuse(w, r, "port", fmt.Sprintf("port %d is not in allow_ports (%s)", port, dyn.AllowPortsText), "; add it with --allow-ports")
 			return
 		}
-		if s.opts.Mode != ModeIntercept {
+		if s.opts.Mode != event.ModeIntercept {
 			s.connect(w, r)
 			return
 		}

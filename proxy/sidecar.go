@@ -37,7 +37,7 @@ func (s *Server) serveSidecar(ln net.Listener) error {
 	s.mu.Lock()
 	s.sidecar = ln
 	s.mu.Unlock()
-	s.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("mode", s.opts.Mode),
+	s.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("mode", string(s.opts.Mode)),
 		zap.String("upstream", s.opts.Sidecar.Upstream), zap.Int("routes", len(s.opts.Sidecar.Routes)))
 	for {
 		c, err := ln.Accept()

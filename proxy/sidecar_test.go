@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
 )
@@ -24,7 +25,7 @@ import (
 // startSidecar runs a sidecar-mode Server in front of upstream.
 func startSidecar(t *testing.T, side SidecarOptions) (string, *Server, *events) {
 	t.Helper()
-	return startServer(t, Options{Mode: "sidecar", Sidecar: side, WatchRenegotiation: true})
+	return startServer(t, Options{Mode: event.ModeSidecar, Sidecar: side, WatchRenegotiation: true})
 }
 
 // curlDirect runs curl straight at the sidecar, naming the server sni.

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/keylog"
 	"github.com/certlens/certlens/internal/peertest"
 	"github.com/certlens/certlens/internal/pkitest"
@@ -226,7 +227,7 @@ func TestSidecarDecryptsWithKeylog(t *testing.T) {
 	upstream, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: k.server, TLS13: true, WWW: true, Verify: 1,
 		ClientCAs: []*pkitest.Cert{k.other1, k.clientCA, k.other2}})
 	keylogPath, store := followedKeylog(t)
-	sidecar, _, ev := startServer(t, Options{Mode: "sidecar", Sidecar: SidecarOptions{Upstream: upstream}, WatchRenegotiation: true,
+	sidecar, _, ev := startServer(t, Options{Mode: event.ModeSidecar, Sidecar: SidecarOptions{Upstream: upstream}, WatchRenegotiation: true,
 		Decrypt: DecryptOptions{Secrets: store, Wait: 3 * time.Second}})
 	c, key := k.client.WriteFiles(t, t.TempDir(), "client")
 	out, stderr, err := runCurlEnv(t, []string{"SSLKEYLOGFILE=" + keylogPath}, "-sS", "--noproxy", "*", "--cacert", k.serverCAFile,

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certlens/certlens/config"
+	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/logging"
 	"github.com/certlens/certlens/proxy"
 	"github.com/certlens/certlens/rules"
@@ -188,7 +189,7 @@ func proxyOptions(cfg *config.Config, expect []rules.ExpectedCert) proxy.Options
 		side.ProxyProtocol = cfg.Sidecar.ProxyProtocolVersion
 	}
 	return proxy.Options{
-		Mode:               cfg.Mode,
+		Mode:               event.Mode(cfg.Mode),
 		AllowPort:          dyn.AllowPort,
 		AllowPortsText:     dyn.AllowPortsText,
 		AllowHTTPPort:      dyn.AllowHTTPPort,

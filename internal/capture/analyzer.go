@@ -18,9 +18,6 @@ import (
 	"github.com/certlens/certlens/rules"
 )
 
-// Mode is the events' mode field.
-const Mode = "analyze"
-
 // Options configure an analysis. The zero value analyses every connection
 // with the default rules.
 type Options struct {

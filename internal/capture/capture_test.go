@@ -80,7 +80,7 @@ func TestSameEventsAsProxy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := event.Meta{ConnID: name + "#0", Mode: Mode, ClientAddr: "127.0.0.1:40000", Target: "127.0.0.1:443"}
+			m := event.Meta{ConnID: name + "#0", Mode: event.ModeAnalyze, ClientAddr: "127.0.0.1:40000", Target: "127.0.0.1:443"}
 			want := proxyEvents(tr, m, opts)
 			if len(got) != len(want) {
 				t.Fatalf("%d handshake events, the proxy's way %d", len(got), len(want))

@@ -474,7 +474,7 @@ func (c *conn) meta() event.Meta {
 		cl = c.guessClient()
 	}
 	m := event.Meta{
-		ConnID: c.a.idPfx + strconv.Itoa(c.stream), Mode: Mode,
+		ConnID: c.a.idPfx + strconv.Itoa(c.stream), Mode: event.ModeAnalyze,
 		ClientAddr: c.ends[cl].String(), Target: c.ends[1-cl].String(),
 	}
 	if c.connect != "" {

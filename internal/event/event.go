@@ -18,10 +18,22 @@ import (
 	"github.com/certlens/certlens/rules"
 )
 
+// Mode is the mode that saw a connection: the events' "mode" field.
+type Mode string
+
+// The modes; serve's (observe, intercept, sidecar) are config's mode key.
+const (
+	ModeObserve   Mode = "observe"
+	ModeIntercept Mode = "intercept"
+	ModeSidecar   Mode = "sidecar"
+	ModeProbe     Mode = "probe"
+	ModeAnalyze   Mode = "analyze"
+)
+
 // Meta says who and where, from the mode that saw the connection.
 type Meta struct {
 	ConnID     string
-	Mode       string
+	Mode       Mode
 	ClientAddr string
 	Target     string
 	// AppProtocol names what the TLS was carried in or behind, when not
@@ -33,7 +45,7 @@ type Meta struct {
 // Handshake is the "msg":"handshake" event.
 type Handshake struct {
 	ConnID         string          `json:"conn_id"`
-	Mode           string          `json:"mode"`
+	Mode           Mode            `json:"mode"`
 	ClientAddr     string          `json:"client_addr,omitempty"`
 	Target         string          `json:"target,omitempty"`
 	SNI            string          `json:"sni,omitempty"`
@@ -269,7 +281,7 @@ func publicKey(c *x509.Certificate) string {
 // Closed is the "msg":"connection closed" event.
 type Closed struct {
 	ConnID     string `json:"conn_id"`
-	Mode       string `json:"mode"`
+	Mode       Mode   `json:"mode"`
 	ClientAddr string `json:"client_addr,omitempty"`
 	Target     string `json:"target,omitempty"`
 	// AppProtocol is the handshakes' app_protocol, or for a connection that

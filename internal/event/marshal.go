@@ -13,7 +13,7 @@ type rulesFinding = rules.Finding
 
 func (e *Handshake) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("conn_id", e.ConnID)
-	enc.AddString("mode", e.Mode)
+	enc.AddString("mode", string(e.Mode))
 	addNonEmpty(enc, "client_addr", e.ClientAddr)
 	addNonEmpty(enc, "target", e.Target)
 	addNonEmpty(enc, "sni", e.SNI)
@@ -186,7 +186,7 @@ func (a Alert) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 
 func (c *Closed) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("conn_id", c.ConnID)
-	enc.AddString("mode", c.Mode)
+	enc.AddString("mode", string(c.Mode))
 	addNonEmpty(enc, "client_addr", c.ClientAddr)
 	addNonEmpty(enc, "target", c.Target)
 	addNonEmpty(enc, "app_protocol", c.AppProtocol)

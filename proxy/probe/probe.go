@@ -135,7 +135,7 @@ func Run(ctx context.Context, cfg Config) ([]*Attempt, error) {
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		meta := event.Meta{ConnID: fmt.Sprintf("probe-%d", i+1), Mode: "probe", Target: net.JoinHostPort(cfg.Host, cfg.Port)}
+		meta := event.Meta{ConnID: fmt.Sprintf("probe-%d", i+1), Mode: event.ModeProbe, Target: net.JoinHostPort(cfg.Host, cfg.Port)}
 		out = append(out, probeOnce(ctx, cfg, v, meta))
 	}
 	return out, ctx.Err()
