@@ -205,17 +205,6 @@ func lookupKey(name string) (key, bool) {
 	return key{}, false
 }
 
-// Default returns the configuration used when no file, variable or flag
-// sets anything.
-func Default() *Config {
-	l := newLoader(nil, false)
-	c := l.decode()
-	if l.err != nil {
-		panic("config: bad built-in default: " + l.err.Error())
-	}
-	return c
-}
-
 // ListenIsLoopback reports whether Listen only accepts connections from this
 // host. An empty host listens on every interface, and a name other than
 // localhost may resolve anywhere, so both count as not loopback.

@@ -594,7 +594,7 @@ func (l *loader) ports(key string) PortSet {
 		}
 		text = s
 	}
-	p, err := ParsePortSet(text)
+	p, err := parsePortSet(text)
 	if err != nil {
 		l.fail(key, err.Error())
 	}

@@ -66,7 +66,7 @@ func writeFile(t *testing.T, name, content string) string {
 
 func mustPorts(t *testing.T, s string) PortSet {
 	t.Helper()
-	p, err := ParsePortSet(s)
+	p, err := parsePortSet(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,14 +103,14 @@ func TestDefaults(t *testing.T) {
 	if got := mustLoad(t); !reflect.DeepEqual(got, want) {
 		t.Errorf("Load with nothing set:\n got %+v\nwant %+v", got, want)
 	}
-	if got := Default(); !reflect.DeepEqual(got, want) {
-		t.Errorf("Default():\n got %+v\nwant %+v", got, want)
+	if got := defaults(); !reflect.DeepEqual(got, want) {
+		t.Errorf("defaults():\n got %+v\nwant %+v", got, want)
 	}
 	c, err := Load(nil)
 	if err != nil || !reflect.DeepEqual(c, want) {
 		t.Errorf("Load(nil) = %+v, %v; want the defaults", c, err)
 	}
-	if !Default().ListenIsLoopback() {
+	if !defaults().ListenIsLoopback() {
 		t.Error("the default listen address is not loopback")
 	}
 }
@@ -120,8 +120,8 @@ func TestDefaults(t *testing.T) {
 func TestDefaultIgnoresEnvironment(t *testing.T) {
 	isolate(t)
 	t.Setenv("CERTLENS_LISTEN", "0.0.0.0:1")
-	if got := Default().Listen; got != "127.0.0.1:8080" {
-		t.Errorf("Default().Listen = %q with CERTLENS_LISTEN set", got)
+	if got := defaults().Listen; got != "127.0.0.1:8080" {
+		t.Errorf("defaults().Listen = %q with CERTLENS_LISTEN set", got)
 	}
 }
 
@@ -744,7 +744,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := Default()
+			c := defaults()
 			tt.change(c)
 			err := c.Validate()
 			switch {
@@ -780,4 +780,15 @@ func TestListenIsLoopback(t *testing.T) {
 			t.Errorf("ListenIsLoopback() with %q = %v, want %v", tt.listen, got, tt.want)
 		}
 	}
+}
+
+// defaults is the configuration used when no file, variable or flag sets
+// anything.
+func defaults() *Config {
+	l := newLoader(nil, false)
+	c := l.decode()
+	if l.err != nil {
+		panic("config: bad built-in default: " + l.err.Error())
+	}
+	return c
 }

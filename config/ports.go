@@ -17,10 +17,10 @@ type PortSet struct {
 
 type portRange struct{ lo, hi int }
 
-// ParsePortSet reads a comma separated list of ports and inclusive ranges,
+// parsePortSet reads a comma separated list of ports and inclusive ranges,
 // e.g. "443,8443,10000-20000". Spaces around items and empty items are
 // ignored; an empty list gives an empty set.
-func ParsePortSet(s string) (PortSet, error) {
+func parsePortSet(s string) (PortSet, error) {
 	var rs []portRange
 	for item := range strings.SplitSeq(s, ",") {
 		item = strings.TrimSpace(item)
@@ -89,7 +89,7 @@ func (p PortSet) Contains(port int) bool {
 }
 
 // String gives the set back as a canonical list: sorted, overlapping and
-// adjacent items merged, e.g. "443,4443,8443,10000-20000". ParsePortSet
+// adjacent items merged, e.g. "443,4443,8443,10000-20000". parsePortSet
 // reads it back to an equal set.
 func (p PortSet) String() string {
 	var b strings.Builder

@@ -33,20 +33,20 @@ func TestParsePortSet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := ParsePortSet(tt.in)
+			p, err := parsePortSet(tt.in)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("ParsePortSet(%q) error = %v, want %q", tt.in, err, tt.wantErr)
+					t.Fatalf("parsePortSet(%q) error = %v, want %q", tt.in, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParsePortSet(%q): %v", tt.in, err)
+				t.Fatalf("parsePortSet(%q): %v", tt.in, err)
 			}
 			if got := p.String(); got != tt.want {
-				t.Errorf("ParsePortSet(%q).String() = %q, want %q", tt.in, got, tt.want)
+				t.Errorf("parsePortSet(%q).String() = %q, want %q", tt.in, got, tt.want)
 			}
-			again, err := ParsePortSet(p.String())
+			again, err := parsePortSet(p.String())
 			if err != nil || again.String() != p.String() {
 				t.Errorf("String() does not read back: %q gave %q, %v", p.String(), again.String(), err)
 			}
@@ -55,7 +55,7 @@ func TestParsePortSet(t *testing.T) {
 }
 
 func TestPortSetContains(t *testing.T) {
-	p, err := ParsePortSet("443,8443,10000-20000")
+	p, err := parsePortSet("443,8443,10000-20000")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,13 +69,13 @@ func change(t *testing.T, c *Config, key string) {
 
 func TestChangedNamesEachKey(t *testing.T) {
 	for _, k := range keys {
-		a, b := Default(), Default()
+		a, b := defaults(), defaults()
 		change(t, b, k.name)
 		if got := Changed(a, b); !slices.Equal(got, []string{k.name}) {
 			t.Errorf("changing %s: Changed says %q", k.name, got)
 		}
 	}
-	if got := Changed(Default(), Default()); len(got) > 0 {
+	if got := Changed(defaults(), defaults()); len(got) > 0 {
 		t.Errorf("two defaults differ in %q", got)
 	}
 }
@@ -83,7 +83,7 @@ func TestChangedNamesEachKey(t *testing.T) {
 // TestReloadedKeepsRestartKeys: after a reload that changes every key,
 // certlens runs with the new Live values and the old Restart ones.
 func TestReloadedKeepsRestartKeys(t *testing.T) {
-	running, loaded := Default(), Default()
+	running, loaded := defaults(), defaults()
 	var live []string
 	for _, k := range keys {
 		change(t, loaded, k.name)

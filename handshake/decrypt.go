@@ -256,9 +256,6 @@ var suites12 = map[CipherSuite]suite12{
 	0xc028: {kind: kindCBC12, keyLen: 32, macLen: 48, mac: sha512.New384, prf: sha512.New384},
 }
 
-// SupportedTLS12 reports whether a TLS 1.2 suite can be decrypted here.
-func SupportedTLS12(suite CipherSuite) bool { _, ok := suites12[suite]; return ok }
-
 // TLS12Params is what a TLS 1.2 connection's record keys derive from.
 type TLS12Params struct {
 	Suite        CipherSuite

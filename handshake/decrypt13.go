@@ -24,9 +24,6 @@ var suites13 = map[CipherSuite]suite13{
 	0x1303: {keyLen: 32, hash: sha256.New, chacha: true}, // TLS_CHACHA20_POLY1305_SHA256
 }
 
-// SupportedTLS13 reports whether a TLS 1.3 suite can be decrypted here.
-func SupportedTLS13(suite CipherSuite) bool { _, ok := suites13[suite]; return ok }
-
 // NewTLS13Cipher returns the record cipher for one traffic secret
 // (a *_HANDSHAKE_TRAFFIC_SECRET or *_TRAFFIC_SECRET_0 of the key log), at
 // sequence number 0: key and iv per RFC 8446 7.3.

@@ -62,9 +62,19 @@ const remedyClientSide = "the server side is right for this certificate; fix the
 	"says \"Encryption test passed\"); if its key was stored as AT_KEYEXCHANGE, import it again as AT_SIGNATURE " +
 	"(certutil -user -importPFX FILE.pfx AT_SIGNATURE); then pick it when the browser asks."
 
-// Catalogue is every rule, in the order findings are reported. Ids are
+// Catalogue returns every rule, in the order findings are reported: copies,
+// for docs and tools, so that no caller changes what the diagnosis runs.
+func Catalogue() []Rule {
+	out := make([]Rule, len(catalogue))
+	for i, r := range catalogue {
+		out[i] = *r
+	}
+	return out
+}
+
+// catalogue is every rule, in the order findings are reported. Ids are
 // stable: tools and tests match on them (DESIGN.md).
-var Catalogue = []*Rule{
+var catalogue = []*Rule{
 	{
 		ID: "tls13-hidden-handshake", Severity: "info",
 		Trigger: "TLS 1.3 seen without keys: the CertificateRequest and the client's Certificate are encrypted.",

@@ -14,10 +14,11 @@ func Markdown() string {
 	b.WriteString("Each handshake event lists the findings that fired, in this order, with the evidence\n")
 	b.WriteString("(`detail`) and the remedy; `predicts` is the IIS status the finding leads to.\n\n")
 	b.WriteString("| id | severity | predicts | fires when |\n|---|---|---|---|\n")
-	for _, r := range Catalogue {
+	rules := Catalogue()
+	for _, r := range rules {
 		fmt.Fprintf(&b, "| [`%s`](#%s) | %s | %s | %s |\n", r.ID, r.ID, r.Severity, orDash(string(r.Predicts)), r.Trigger)
 	}
-	for _, r := range Catalogue {
+	for _, r := range rules {
 		fmt.Fprintf(&b, "\n## %s\n\n%s\n\n**Remedy:** %s\n", r.ID, r.Trigger, r.Remedy)
 	}
 	return b.String()

@@ -202,19 +202,19 @@ func Diagnose(h *handshake.Handshake, opts Options) Report {
 func DiagnoseWith(h *handshake.Handshake, ev Evidence, opts Options) Report {
 	in := &input{h: h, ev: ev, opts: opts.withDefaults()}
 	if h.ClientCertificate != nil {
-		in.chain = ParseChain(h.ClientCertificate.Chain)
+		in.chain = parseChain(h.ClientCertificate.Chain)
 	}
 	r := Report{Findings: []Finding{}}
-	for _, rule := range Catalogue {
+	for _, rule := range catalogue {
 		r.Findings = append(r.Findings, rule.check(in, rule)...)
 	}
 	r.decide(in)
 	return r
 }
 
-// ParseChain parses the certificates that parse; one that does not is
+// parseChain parses the certificates that parse; one that does not is
 // skipped, not fatal: the rest is still evidence.
-func ParseChain(ders [][]byte) []*x509.Certificate {
+func parseChain(ders [][]byte) []*x509.Certificate {
 	out := make([]*x509.Certificate, 0, len(ders))
 	for _, der := range ders {
 		if c, err := x509.ParseCertificate(der); err == nil {

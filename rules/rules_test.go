@@ -459,7 +459,7 @@ func TestCatalogueMatchesDesign(t *testing.T) {
 		"server-rejected-cert", "expected-cert-not-selectable", "client-abandoned-after-request", "cert-request-malformed", "http-403-observed", "tls13-late-client-cert", "keylog-secret-missing",
 		"intercept-no-post-handshake-auth"}
 	var got []string
-	for _, r := range Catalogue {
+	for _, r := range Catalogue() {
 		got = append(got, r.ID)
 		if r.Trigger == "" || r.Remedy == "" || r.Severity == "" {
 			t.Errorf("rule %s lacks trigger, remedy or severity", r.ID)

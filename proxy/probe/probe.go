@@ -108,12 +108,6 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Connected reports whether the attempt reached the server's TLS at all.
-func (a *Attempt) Connected() bool {
-	var pe *Error
-	return a.Err == nil || !errors.As(a.Err, &pe) || (pe.Stage != "connect" && pe.Stage != "proxy")
-}
-
 // Run connects once per version in cfg.Versions and diagnoses every
 // handshake of each connection. It fails only when ctx ends; connection
 // errors are in each Attempt.

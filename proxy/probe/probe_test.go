@@ -283,11 +283,11 @@ func TestProbeNginx(t *testing.T) {
 func TestProbeConnectErrors(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
 	as := runProbe(t, addr, Config{Versions: []uint16{tls.VersionTLS12}})
-	if as[0].Connected() || !strings.Contains(as[0].Err.Error(), "connect to "+addr) {
+	if stage(as[0].Err) != "connect" || !strings.Contains(as[0].Err.Error(), "connect to "+addr) {
 		t.Errorf("err %v", as[0].Err)
 	}
 	as = runProbe(t, "127.0.0.1:443", Config{Versions: []uint16{tls.VersionTLS12}, Proxy: &url.URL{Scheme: "http", Host: addr}})
-	if as[0].Connected() || !strings.Contains(as[0].Err.Error(), "(the proxy)") {
+	if stage(as[0].Err) != "connect" || !strings.Contains(as[0].Err.Error(), "(the proxy)") {
 		t.Errorf("err %v", as[0].Err)
 	}
 }
