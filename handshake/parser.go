@@ -39,7 +39,7 @@ type Options struct {
 	// instead of scanning record headers for renegotiation.
 	StopAfterHandshake bool
 	// Secrets, when set, decrypts protected handshake records with the
-	// client's key log (decrypt.go, keyparse.go); nil reads only clear ones.
+	// client's key log (decryptor.go, ciphers.go); nil reads only clear ones.
 	Secrets SecretSource
 }
 
