@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -67,80 +66,6 @@ type conn struct {
 	notes []string
 	// verdict folds the connection's handshake events, for its closed event.
 	verdict rules.Connection
-}
-
-// side is one direction of the connection, by sender.
-type side struct {
-	fr         framer
-	bytes      int64
-	lastFrame  int // the last frame that delivered bytes
-	seen       bool
-	knownStart bool // its SYN was seen: the stream starts at a record boundary
-	fin        bool
-	// start is the sequence number of the stream's first byte, consumed
-	// how many bytes of it the reassembly has passed on (or skipped): start
-	// + consumed is its next expected sequence number.
-	start    uint32
-	started  bool
-	consumed int64
-	// ahead are segments seen beyond the next expected byte (waiting in
-	// the reassembly), lowest first; fill is the length of a filler the
-	// analyzer just injected for bytes the capture lost.
-	ahead []seqRange
-	fill  int
-}
-
-type seqRange struct{ from, to uint32 }
-
-// maxAhead bounds the ranges remembered per side; only the lowest matter.
-const maxAhead = 64
-
-func (sd *side) next() uint32 { return sd.start + uint32(sd.consumed) }
-
-// after reports whether sequence number a comes after b, modulo 2^32.
-func after(a, b uint32) bool { return int32(a-b) > 0 }
-
-// noteAhead remembers a segment that arrived beyond the next expected byte.
-func (sd *side) noteAhead(seq uint32, n int) {
-	if !sd.started || n == 0 || !after(seq, sd.next()) {
-		return
-	}
-	r := seqRange{seq, seq + uint32(n)}
-	i := 0
-	for i < len(sd.ahead) && after(r.from, sd.ahead[i].from) {
-		i++
-	}
-	if len(sd.ahead) >= maxAhead && i >= len(sd.ahead) {
-		return
-	}
-	sd.ahead = append(sd.ahead, seqRange{})
-	copy(sd.ahead[i+1:], sd.ahead[i:])
-	sd.ahead[i] = r
-	if len(sd.ahead) > maxAhead {
-		sd.ahead = sd.ahead[:maxAhead]
-	}
-}
-
-// lost returns how many bytes from the next expected one the capture lost,
-// given that the peer acknowledged everything before ack: acknowledged
-// bytes reached the peer, so if they are not here the capture missed them.
-// It stops at the first segment waiting beyond the gap.
-func (sd *side) lost(ack uint32) int {
-	if !sd.started {
-		return 0
-	}
-	next := sd.next()
-	for len(sd.ahead) > 0 && !after(sd.ahead[0].to, next) {
-		sd.ahead = sd.ahead[1:]
-	}
-	end := ack
-	if len(sd.ahead) > 0 && after(end, sd.ahead[0].from) {
-		end = sd.ahead[0].from
-	}
-	if !after(end, next) {
-		return 0
-	}
-	return int(end - next)
 }
 
 func newConn(a *analyzer, e *entry, src, dst netip.AddrPort) *conn {
@@ -311,55 +236,6 @@ func (c *conn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemble
 	sd.fr.push(data)
 }
 
-// expectConnect reads the client's side as an HTTP CONNECT tunnel through a
-// proxy: heads first, then TLS, on both sides.
-func (c *conn) expectConnect(client int) {
-	cf, sf := &c.sides[client].fr, &c.sides[1-client].fr
-	cf.state, cf.headPrefix = stateHead, []byte("CONNECT ")
-	cf.onHead = func(head []byte) (int64, framerState) {
-		// CONNECT authority HTTP/1.1
-		if f := strings.Fields(string(head[:bytes.IndexByte(head, '\n')+1])); len(f) >= 2 {
-			c.connect = f[1]
-		}
-		return 0, stateAligned
-	}
-	sf.headPrefix = []byte("HTTP/")
-	sf.onHead = func(head []byte) (int64, framerState) {
-		status, length, chunked := parseResponseHead(head)
-		switch {
-		case status >= 200 && status < 300:
-			return 0, stateAligned // the tunnel is open: TLS follows
-		case chunked:
-			return 0, stateRaw
-		}
-		// A refusal (407 asking for proxy credentials): its body, then
-		// the answer to the client's next CONNECT.
-		return length, stateHead
-	}
-}
-
-// parseResponseHead reads an HTTP response head's status and body length.
-func parseResponseHead(head []byte) (status int, length int64, chunked bool) {
-	lines := strings.Split(string(head), "\r\n")
-	if f := strings.Fields(lines[0]); len(f) >= 2 {
-		status, _ = strconv.Atoi(f[1])
-	}
-	for _, l := range lines[1:] {
-		k, v, ok := strings.Cut(l, ":")
-		if !ok {
-			continue
-		}
-		switch strings.ToLower(strings.TrimSpace(k)) {
-		case "content-length":
-			length, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			length = max(length, 0)
-		case "transfer-encoding":
-			chunked = strings.Contains(strings.ToLower(v), "chunked")
-		}
-	}
-	return status, length, chunked
-}
-
 // ReassemblyComplete implements reassembly.Stream: both sides ended (FIN,
 // or a flush of an idle or unfinished connection).
 func (c *conn) ReassemblyComplete(reassembly.AssemblerContext) bool {
@@ -388,72 +264,6 @@ func (c *conn) gap(s int, n int64, frame int) {
 	if len(c.gaps) < maxNotes {
 		c.gaps = append(c.gaps, where+": the records there were not read, so this handshake is incomplete")
 	}
-}
-
-// feed gives whole records of side s to the parser.
-func (c *conn) feed(s int, records []byte) {
-	if c.client < 0 {
-		// Roles unknown (no SYN seen): the first record fed is a hello,
-		// which says who is who.
-		if len(records) > recordHeaderLen && records[0] == contentHandshake && records[recordHeaderLen] == 2 {
-			c.setClient(1 - s)
-		} else {
-			c.setClient(s)
-		}
-	}
-	if c.parser == nil {
-		c.parser = handshake.NewParser(handshake.Options{StopAfterHandshake: !c.a.opts.WatchRenegotiation, Secrets: c.a.opts.Secrets})
-	}
-	dir := handshake.FromServer
-	if s == c.client {
-		dir = handshake.FromClient
-	}
-	c.fedAny = true
-	if c.sides[s].fr.state != stateRaw {
-		// Remember which frame completed each handshake record, for the
-		// messages the events point at.
-		for rec := records; len(rec) >= recordHeaderLen && len(rec) >= recordLen(rec); rec = rec[recordLen(rec):] {
-			c.fed[dir] += int64(recordLen(rec))
-			if rec[0] == contentHandshake {
-				c.frames[dir].add(c.fed[dir], c.frame)
-			}
-		}
-	} else {
-		c.fed[dir] += int64(len(records))
-	}
-	more := c.parser.Feed(dir, records)
-	c.drain()
-	if !more {
-		c.sides[0].fr.stop()
-		c.sides[1].fr.stop()
-	}
-}
-
-func (c *conn) drain() {
-	for _, h := range c.parser.Drain() {
-		c.handshake(h)
-	}
-}
-
-// midstream starts reading side s in the middle of an established
-// connection, at an application_data record (its start was not captured).
-func (c *conn) midstream(s int) bool {
-	if c.client < 0 {
-		c.setClient(c.guessClient())
-	}
-	if c.parser == nil {
-		c.parser = handshake.NewParser(handshake.Options{StopAfterHandshake: !c.a.opts.WatchRenegotiation})
-	}
-	dir := handshake.FromServer
-	if s == c.client {
-		dir = handshake.FromClient
-	}
-	c.parser.Midstream(dir)
-	if other := &c.sides[1-s].fr; other.wantHello != 0 {
-		other.joined = true
-	}
-	c.note(fmt.Sprintf("the %s's stream is read from frame %d on, past its handshake: only a later renegotiation can be seen, encrypted", c.role(s), c.frame))
-	return true
 }
 
 // guessClient picks the client side when no SYN or hello said: services
@@ -489,49 +299,6 @@ func (c *conn) meta() event.Meta {
 		m.AppProtocol = c.alpnProto
 	}
 	return m
-}
-
-// handshake emits the event of one handshake.
-func (c *conn) handshake(h *handshake.Handshake) {
-	if h.ClientHello != nil && c.sni == "" {
-		c.sni = h.ClientHello.ServerName
-		if slices.Contains(h.ClientHello.ALPN, "postgresql") {
-			c.alpnProto = "postgresql"
-		}
-	}
-	if missing := c.missingSide(); len(c.gaps) > 0 || missing != "" {
-		// The parser saw whole records only, but not all of them: what it
-		// read is true, the handshake is not complete. A side of which
-		// nothing was read says nothing about what it sent: a server's
-		// flight alone never proves a certificate was sent.
-		hc := *h
-		hc.Visibility = handshake.VisibilityPartial
-		hc.Errors = append(slices.Clip(h.Errors), c.gaps...)
-		if missing != "" {
-			hc.Errors = append(hc.Errors, missing)
-		}
-		c.gaps = nil
-		h = &hc
-	}
-	opts := c.a.opts.Rules
-	opts.Now = c.a.now
-	if opts.Now.Year() < 2000 {
-		// Captures without real timestamps (synthetic ones, pcapng simple
-		// packet blocks) say nothing about when: judge validity now.
-		opts.Now = time.Time{}
-	}
-	e := event.Diagnose(c.meta(), h, rules.Evidence{KeylogSet: c.a.opts.Secrets != nil}, opts)
-	ref := &event.PCAPRef{Stream: c.stream}
-	frames := event.PCAPFrames{
-		CertRequest: c.frames[handshake.FromServer].lookup(h.CertRequestEnd),
-		ClientCert:  c.frames[handshake.FromClient].lookup(h.ClientCertEnd),
-	}
-	if frames != (event.PCAPFrames{}) {
-		ref.Frames = &frames
-	}
-	e.PCAP = ref
-	e.Fold(&c.verdict)
-	c.a.deliver(c, Event{Time: c.a.now, Stream: c.stream, Handshake: e})
 }
 
 // missingSide says which side of a TLS connection is not in the capture
@@ -639,45 +406,4 @@ func (c *conn) closeReason() string {
 		return c.a.closing
 	}
 	return "capture ended"
-}
-
-// frameRing remembers, for the last handshake records fed in one
-// direction, the parser offset just past each and the frame that completed
-// it. Handshakes end a few records after their messages, so a few dozen
-// entries are plenty; it is allocated on first use, so connections that
-// are not TLS cost nothing.
-type frameRing struct {
-	end   []int64
-	frame []int
-	n     int // entries written, ever
-}
-
-const frameRingSize = 32
-
-func (r *frameRing) add(end int64, frame int) {
-	if r.end == nil {
-		r.end, r.frame = make([]int64, frameRingSize), make([]int, frameRingSize)
-	}
-	i := r.n % frameRingSize
-	r.end[i], r.frame[i] = end, frame
-	r.n++
-}
-
-// lookup returns the frame of the record holding byte offset-1 (the last
-// byte of a message ending at offset), 0 if unknown.
-func (r *frameRing) lookup(offset int64) int {
-	if offset <= 0 || r.n == 0 {
-		return 0
-	}
-	lo := max(0, r.n-frameRingSize)
-	if lo > 0 && r.end[lo%frameRingSize] >= offset {
-		// The message may have ended in a record already forgotten.
-		return 0
-	}
-	for i := lo; i < r.n; i++ {
-		if r.end[i%frameRingSize] >= offset {
-			return r.frame[i%frameRingSize]
-		}
-	}
-	return 0
 }
