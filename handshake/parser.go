@@ -352,8 +352,7 @@ func (p *Parser) feed(s *stream, b []byte) {
 func (p *Parser) header(s *stream) bool {
 	typ := ContentType(s.hdr[0])
 	length := int(s.hdr[3])<<8 | int(s.hdr[4])
-	valid := typ >= ContentChangeCipherSpec && typ <= ContentHeartbeat &&
-		s.hdr[1] == 3 && s.hdr[2] <= 4 && length <= maxCiphertext
+	valid := ValidRecordHeader(s.hdr[:])
 	if !s.started {
 		s.started = true
 		if s.dir == FromClient && typ != ContentHandshake {

@@ -22,10 +22,10 @@ import (
 // tunnel is read as serve reads it.
 
 const (
-	recordHeaderLen = 5
-	// maxRecord is the largest record body TLS allows (2^14 + 2048); the
-	// parser rejects longer ones, and so does the scan.
-	maxRecord = 1<<14 + 2048
+	recordHeaderLen = handshake.RecordHeaderLen
+	// maxRecord is the largest record body TLS allows; the parser rejects
+	// longer ones, and so does the scan.
+	maxRecord = handshake.MaxRecord
 	// maxScan bounds the bytes held while looking for a record boundary:
 	// enough for a whole record and the next header, which confirm it.
 	maxScan = 2 * (recordHeaderLen + maxRecord)
@@ -109,20 +109,12 @@ const maxProlog = 32 << 10
 // bytes; a proxy's authentication challenge a few kilobytes.
 const maxHead = 16 << 10
 
-// validHeader is the parser's own test of a record header, so that the
-// framer falls back to raw bytes exactly where the parser would stop.
-func validHeader(h []byte) bool {
-	length := int(h[3])<<8 | int(h[4])
-	return h[0] >= contentChangeCipherSpec && h[0] <= contentHeartbeat && h[1] == 3 && h[2] <= 4 && length <= maxRecord
-}
-
-// plausibleHeader is stricter, for finding a boundary in the middle of a
-// stream: encrypted bytes often pass validHeader by chance, rarely this
-// twice in a row.
+// plausibleHeader is stricter than the parser's own test of a record
+// header (handshake.ValidRecordHeader), for finding a boundary in the
+// middle of a stream: encrypted bytes often pass that by chance, rarely
+// this twice in a row.
 func plausibleHeader(h []byte) bool {
-	length := int(h[3])<<8 | int(h[4])
-	return h[0] >= contentChangeCipherSpec && h[0] <= contentApplicationData && h[1] == 3 && h[2] >= 1 && h[2] <= 4 &&
-		length >= 1 && length <= maxRecord
+	return handshake.ValidRecordHeader(h) && h[0] <= contentApplicationData && h[2] >= 1 && int(h[3])<<8|int(h[4]) >= 1
 }
 
 func recordLen(h []byte) int { return recordHeaderLen + (int(h[3])<<8 | int(h[4])) }
@@ -186,7 +178,7 @@ func (f *framer) aligned(data []byte) {
 			if len(f.pending) < recordHeaderLen {
 				return
 			}
-			if !validHeader(f.pending) {
+			if !handshake.ValidRecordHeader(f.pending) {
 				f.toRaw(data)
 				return
 			}
@@ -208,7 +200,7 @@ func (f *framer) aligned(data []byte) {
 	i := 0
 	for i+recordHeaderLen <= len(data) {
 		h := data[i : i+recordHeaderLen]
-		if !validHeader(h) {
+		if !handshake.ValidRecordHeader(h) {
 			f.records(data[:i])
 			if f.state == stateAligned {
 				f.toRaw(data[i:])
