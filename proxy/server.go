@@ -1,5 +1,3 @@
-// Package proxy owns certlens's sockets: the forward proxy (observe mode),
-// and the event logging that goes with it.
 package proxy
 
 import (

@@ -4,8 +4,9 @@
 // 16 KiB limit), the client certificate, the findings with their remedies
 // and the verdict. `certlens analyze` and `certlens probe` print it; the
 // console log format and `certlens view` print each event of the log with
-// the same pieces (entry.go). It reads the same event types the JSON output
-// carries, so the two can never say different things.
+// the same pieces (entry.go), and view.go filters and follows a log for
+// `certlens view`. It reads the same event types the JSON output carries,
+// so the two can never say different things.
 package report
 
 import (
