@@ -201,6 +201,31 @@ func (s SignatureScheme) String() string {
 
 func (s SignatureScheme) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// The signature schemes the rules match a key against (crypto/tls's names).
+const (
+	ECDSAWithP256AndSHA256 SignatureScheme = 0x0403
+	ECDSAWithP384AndSHA384 SignatureScheme = 0x0503
+	ECDSAWithP521AndSHA512 SignatureScheme = 0x0603
+	PSSWithSHA256          SignatureScheme = 0x0804 // rsa_pss_rsae_sha256
+	PSSWithSHA384          SignatureScheme = 0x0805
+	PSSWithSHA512          SignatureScheme = 0x0806
+	Ed25519                SignatureScheme = 0x0807
+)
+
+// SignatureAlgorithm12 is the signature half of a TLS 1.2
+// SignatureAndHashAlgorithm, its low byte (RFC 5246 7.4.1.4.1): TLS 1.2
+// pairs a hash with "ecdsa" for any curve, where TLS 1.3 binds the curve.
+type SignatureAlgorithm12 uint8
+
+const (
+	SignatureRSA   SignatureAlgorithm12 = 1
+	SignatureECDSA SignatureAlgorithm12 = 3
+)
+
+// Signature12 is s read as a TLS 1.2 SignatureAndHashAlgorithm: its
+// signature algorithm.
+func (s SignatureScheme) Signature12() SignatureAlgorithm12 { return SignatureAlgorithm12(s & 0xff) }
+
 // CertificateType is a TLS 1.2 ClientCertificateType (RFC 5246 7.4.4, RFC 8422 5.5).
 type CertificateType uint8
 
@@ -227,6 +252,12 @@ func (c CertificateType) String() string {
 }
 
 func (c CertificateType) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// The certificate types a client's key is matched against.
+const (
+	CertTypeRSASign   CertificateType = 1
+	CertTypeECDSASign CertificateType = 64 // ECDSA and, by RFC 8422, EdDSA keys
+)
 
 // AlertLevel is an alert's level; Encrypted alerts have none that can be read.
 type AlertLevel uint8

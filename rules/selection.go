@@ -191,26 +191,27 @@ func keyTypeReason(c *x509.Certificate, cr *handshake.CertificateRequest, versio
 	switch k := c.PublicKey.(type) {
 	case *rsa.PublicKey:
 		kind = fmt.Sprintf("RSA %d", k.N.BitLen())
-		typeOK = slices.Contains(cr.CertTypes, 1) // rsa_sign
+		typeOK = slices.Contains(cr.CertTypes, handshake.CertTypeRSASign)
 		for _, s := range cr.SignatureSchemes {
-			if s&0xff == 0x01 || (s >= 0x0804 && s <= 0x0806) {
+			if s.Signature12() == handshake.SignatureRSA || (s >= handshake.PSSWithSHA256 && s <= handshake.PSSWithSHA512) {
 				schemeOK = true
 			}
 		}
 	case *ecdsa.PublicKey:
 		kind = "ECDSA " + k.Curve.Params().Name
-		typeOK = slices.Contains(cr.CertTypes, 64) // ecdsa_sign
-		curveScheme := map[string]handshake.SignatureScheme{"P-256": 0x0403, "P-384": 0x0503, "P-521": 0x0603}[k.Curve.Params().Name]
+		typeOK = slices.Contains(cr.CertTypes, handshake.CertTypeECDSASign)
+		curveScheme := map[string]handshake.SignatureScheme{"P-256": handshake.ECDSAWithP256AndSHA256,
+			"P-384": handshake.ECDSAWithP384AndSHA384, "P-521": handshake.ECDSAWithP521AndSHA512}[k.Curve.Params().Name]
 		for _, s := range cr.SignatureSchemes {
 			// TLS 1.2 pairs a hash with "ecdsa" for any curve; TLS 1.3 binds the curve.
-			if (version != handshake.VersionTLS13 && s&0xff == 0x03) || s == curveScheme {
+			if (version != handshake.VersionTLS13 && s.Signature12() == handshake.SignatureECDSA) || s == curveScheme {
 				schemeOK = true
 			}
 		}
 	case ed25519.PublicKey:
 		kind = "Ed25519"
-		typeOK = slices.Contains(cr.CertTypes, 64) // RFC 8422: ecdsa_sign covers EdDSA
-		schemeOK = slices.Contains(cr.SignatureSchemes, 0x0807)
+		typeOK = slices.Contains(cr.CertTypes, handshake.CertTypeECDSASign) // RFC 8422: ecdsa_sign covers EdDSA
+		schemeOK = slices.Contains(cr.SignatureSchemes, handshake.Ed25519)
 	default:
 		return "", true // unknown key types: nothing to say
 	}
