@@ -175,16 +175,16 @@ func TestLiveCaptures(t *testing.T) {
 	for i, sc := range liveScenarios {
 		ports[i] = pki.startServer(t, sc)
 	}
-	var caps []*liveCapture
+	var caps []*peertest.Capture
 	for _, v := range captureVariants {
-		caps = append(caps, startCapture(t, v.iface, v.linkType, v.format, ports...))
+		caps = append(caps, peertest.StartCapture(t, peertest.CaptureOptions{Interface: v.iface, LinkType: v.linkType, Format: v.format}, ports...))
 	}
 	for i, sc := range liveScenarios {
 		pki.runClient(t, sc, ports[i])
 	}
 	var reference map[int]*event.Handshake
 	for i, v := range captureVariants {
-		path := caps[i].stop()
+		path := caps[i].Stop()
 		t.Run(v.name, func(t *testing.T) {
 			byPort := checkLiveCapture(t, pki, path, ports)
 			// The same traffic, however captured, gives the same events

@@ -75,7 +75,7 @@ func TestPostgresPeer(t *testing.T) {
 	pki := newPeerPKI(t, "postgres")
 	addr := peertest.Postgres(t, peertest.PostgresConfig{Cert: pki.server, ClientCAs: pki.cas, MaxTLS: "TLSv1.2"})
 	port := peertest.Port(t, addr)
-	capture := startCapture(t, "lo", "", "pcapng", port)
+	capture := peertest.CaptureLoopback(t, port)
 	login := peertest.PsqlConfig{Addr: addr, User: "postgres", RootCert: pki.serverCAPath, Cert: pki.certPath, Key: pki.keyPath}
 	if out, err := peertest.Psql(t, login); err != nil {
 		t.Fatalf("psql with a certificate: %v\n%s", err, out)
@@ -84,7 +84,7 @@ func TestPostgresPeer(t *testing.T) {
 	if out, err := peertest.Psql(t, login); err == nil {
 		t.Fatalf("psql without a certificate logged in:\n%s", out)
 	}
-	hs := peerHandshakes(t, capture.stop(), port, "pgsql", "postgresql", pki.cas, true, false)
+	hs := peerHandshakes(t, capture.Stop(), port, "pgsql", "postgresql", pki.cas, true, false)
 	if hs[0].Verdict != "ok" || !hs[0].VerdictCertain {
 		t.Errorf("the login with a certificate: %s %v", hs[0].Verdict, hs[0].VerdictCertain)
 	}
@@ -99,7 +99,7 @@ func TestMariaDBPeer(t *testing.T) {
 	pki := newPeerPKI(t, "alice")
 	addr := peertest.MariaDB(t, peertest.MariaDBConfig{Cert: pki.server, ClientCAs: pki.cas, User: "alice", TLSVersion: "TLSv1.2"})
 	port := peertest.Port(t, addr)
-	capture := startCapture(t, "lo", "", "pcapng", port)
+	capture := peertest.CaptureLoopback(t, port)
 	if out, err := peertest.MariaDBLogin(t, addr, "alice", pki.serverCAPath, pki.certPath, pki.keyPath); err != nil {
 		t.Fatalf("mariadb with a certificate: %v\n%s", err, out)
 	}
@@ -108,7 +108,7 @@ func TestMariaDBPeer(t *testing.T) {
 	}
 	// MariaDB asks with an empty list: it never hands OpenSSL its CA
 	// names (SSL_CTX_set_client_CA_list).
-	hs := peerHandshakes(t, capture.stop(), port, "mysql", "mysql", nil, true, false)
+	hs := peerHandshakes(t, capture.Stop(), port, "mysql", "mysql", nil, true, false)
 	if hs[0].Verdict != "ok" || !hs[0].VerdictCertain {
 		t.Errorf("the login with a certificate: %s %v", hs[0].Verdict, hs[0].VerdictCertain)
 	}
@@ -130,7 +130,7 @@ func TestDovecotPeer(t *testing.T) {
 	} {
 		t.Run(tc.app, func(t *testing.T) {
 			port := peertest.Port(t, tc.addr)
-			capture := startCapture(t, "lo", "", "pcapng", port)
+			capture := peertest.CaptureLoopback(t, port)
 			for _, cert := range []*pkitest.Cert{pki.client, nil} {
 				out, err := peertest.OpenSSLClient(t, peertest.OpenSSLClientConfig{Connect: tc.addr, Cert: cert, ServerCAs: []*pkitest.Cert{pki.serverCA},
 					TLS12: true, Request: tc.logout, Extra: []string{"-starttls", tc.starttls}})
@@ -138,7 +138,7 @@ func TestDovecotPeer(t *testing.T) {
 					t.Fatalf("s_client -starttls %s: %v\n%s", tc.starttls, err, out)
 				}
 			}
-			peerHandshakes(t, capture.stop(), port, tc.dissector, tc.app, pki.cas, true, false)
+			peerHandshakes(t, capture.Stop(), port, tc.dissector, tc.app, pki.cas, true, false)
 		})
 	}
 }

@@ -160,7 +160,7 @@ func TestProxyPrefixPeers(t *testing.T) {
 	tlsPort := peertest.Port(t, ln.Addr().String())
 	socksPort := socksProxy(t)
 	ppPort := proxyProtocolServer(t, cfg)
-	capture := startCapture(t, "lo", "", "pcapng", tlsPort, socksPort, ppPort)
+	capture := peertest.CaptureLoopback(t, tlsPort, socksPort, ppPort)
 
 	curl := func(args ...string) {
 		t.Helper()
@@ -200,7 +200,7 @@ func TestProxyPrefixPeers(t *testing.T) {
 	goClient(ppPort, v2, "http/1.1")
 	goClient(tlsPort, nil, "postgresql")
 
-	path := capture.stop()
+	path := capture.Stop()
 	evs, st := analyzeFile(t, path, Options{})
 	var got []string
 	for _, e := range evs {

@@ -114,9 +114,9 @@ func recordForRewrite(t *testing.T) (frames []frameRec, port int, cas []*pkitest
 	}
 	body := []byte(strings.Repeat("certlens application data ", 1600))
 	port = smallMSSServer(t, pki.server.TLSCertificate(), pool, 1200, body)
-	c := startCapture(t, "lo", "", "pcap", port)
+	c := peertest.StartCapture(t, peertest.CaptureOptions{Format: "pcap"}, port)
 	pki.runClient(t, liveScenario{name: "rewrite source", cas: 261, sendCert: true}, port)
-	path := c.stop()
+	path := c.Stop()
 
 	f, err := os.Open(path)
 	if err != nil {
