@@ -25,7 +25,7 @@ func BenchmarkParseAndDiagnose(b *testing.B) {
 				p := handshake.NewParser(handshake.Options{})
 				feedTranscript(p, tr)
 				for _, h := range append(p.Drain(), p.Close()...) {
-					_ = Diagnose(h, opts)
+					_ = Diagnose(h, Evidence{}, opts)
 				}
 			}
 		})

@@ -54,7 +54,7 @@ func TestGoldenReports(t *testing.T) {
 			hs = append(hs, p.Close()...)
 			var got []goldenReport
 			for _, h := range hs {
-				r := Diagnose(h, Options{Now: at})
+				r := Diagnose(h, Evidence{}, Options{Now: at})
 				got = append(got, goldenReport{Index: h.Index, Phase: string(h.Phase), Verdict: r.Verdict, Certain: r.Certain, Findings: r.Findings})
 			}
 			b, err := json.MarshalIndent(got, "", "  ")

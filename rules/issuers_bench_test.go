@@ -53,7 +53,7 @@ func BenchmarkDiagnoseIssuerList(b *testing.B) {
 			b.Run(tc.name+"/"+sent.name, func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					_ = Diagnose(sent.h, opts)
+					_ = Diagnose(sent.h, Evidence{}, opts)
 				}
 			})
 		}

@@ -121,11 +121,11 @@ func TestDiagnoseCostIndependentOfListLength(t *testing.T) {
 	allocs := map[int]float64{}
 	for _, list := range [][]handshake.DN{many[:3], many} {
 		h := tls12(parsedRequest(t, list), sent)
-		r := Diagnose(h, opts)
+		r := Diagnose(h, Evidence{}, opts)
 		if ids := ids(r); len(ids) != 1 || ids[0] != "client-cert-issuer-not-listed" {
 			t.Fatalf("%d CAs: findings %v", len(list), ids)
 		}
-		allocs[len(list)] = testing.AllocsPerRun(20, func() { Diagnose(h, opts) })
+		allocs[len(list)] = testing.AllocsPerRun(20, func() { Diagnose(h, Evidence{}, opts) })
 	}
 	// One more at most: a count of 256 or more is boxed for fmt, a smaller one is not.
 	if allocs[261] > allocs[3]+1 {

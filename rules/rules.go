@@ -193,13 +193,9 @@ func (in *input) inferred() *handshake.Inference {
 // application data that proves them).
 func completed(h *handshake.Handshake) bool { return h.Completed() }
 
-// Diagnose runs every rule over one handshake and decides the verdict.
-func Diagnose(h *handshake.Handshake, opts Options) Report {
-	return DiagnoseWith(h, Evidence{}, opts)
-}
-
-// DiagnoseWith is Diagnose with what the mode saw around the handshake.
-func DiagnoseWith(h *handshake.Handshake, ev Evidence, opts Options) Report {
+// Diagnose runs every rule over one handshake, with what the mode saw
+// around it, and decides the verdict.
+func Diagnose(h *handshake.Handshake, ev Evidence, opts Options) Report {
 	in := &input{h: h, ev: ev, opts: opts.withDefaults()}
 	if h.ClientCertificate != nil {
 		in.chain = parseChain(h.ClientCertificate.Chain)

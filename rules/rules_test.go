@@ -220,7 +220,7 @@ func TestRules(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := DiagnoseWith(tc.h, tc.ev, tc.opts)
+			r := Diagnose(tc.h, tc.ev, tc.opts)
 			got := ids(r)
 			if tc.fires != "" && !slices.Contains(got, tc.fires) {
 				t.Errorf("%s did not fire; findings %v", tc.fires, got)
@@ -355,23 +355,23 @@ func TestExpectedCertNotSelectable(t *testing.T) {
 	exp := ExpectedCert{Name: "alice.pem", Chain: []*x509.Certificate{expected.Cert, f.inter.Cert, f.root.Cert}}
 	opts := Options{ExpectCerts: []ExpectedCert{exp}, Now: now}
 
-	got := mustFind(t, Diagnose(tls12(request(dns(f.foreign)), nil), opts), "expected-cert-not-selectable")
+	got := mustFind(t, Diagnose(tls12(request(dns(f.foreign)), nil), Evidence{}, opts), "expected-cert-not-selectable")
 	for _, want := range []string{"alice.pem", "2 reason(s)", "reaches none of the 1 CA names", "without Client Authentication"} {
 		if !strings.Contains(got.Summary+" "+got.Detail, want) {
 			t.Errorf("finding lacks %q: %s / %s", want, got.Summary, got.Detail)
 		}
 	}
 	// Another certificate sent: the client chose, nothing predicted from alice.
-	if r := Diagnose(tls12(request(dns(f.root)), other), opts); slices.Contains(ids(r), "expected-cert-not-selectable") || r.Verdict != VerdictOK {
+	if r := Diagnose(tls12(request(dns(f.root)), other), Evidence{}, opts); slices.Contains(ids(r), "expected-cert-not-selectable") || r.Verdict != VerdictOK {
 		t.Errorf("fired (or not ok) although another certificate was sent: %v %s", ids(r), r.Verdict)
 	}
 	// Sent as expected: nothing to explain.
-	if r := Diagnose(tls12(request(dns(f.root)), expected), opts); slices.Contains(ids(r), "expected-cert-not-selectable") {
+	if r := Diagnose(tls12(request(dns(f.root)), expected), Evidence{}, opts); slices.Contains(ids(r), "expected-cert-not-selectable") {
 		t.Errorf("fired although the expected certificate was sent")
 	}
 	// Selectable but another was sent: a client-side cause, said as such.
 	okExp := ExpectedCert{Name: "bob.pem", Chain: []*x509.Certificate{other.Cert, f.inter.Cert}}
-	r := Diagnose(tls12(request(dns(f.root)), nil), Options{ExpectCerts: []ExpectedCert{okExp}, Now: now})
+	r := Diagnose(tls12(request(dns(f.root)), nil), Evidence{}, Options{ExpectCerts: []ExpectedCert{okExp}, Now: now})
 	for _, fd := range r.Findings {
 		if fd.ID == "expected-cert-not-selectable" && !strings.Contains(fd.Detail, "AT_KEYEXCHANGE") {
 			t.Errorf("selectable certificate not explained as a client-side cause: %s", fd.Detail)
@@ -426,7 +426,7 @@ func TestExpectedCertFindingPerCase(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := Options{ExpectCerts: []ExpectedCert{{Name: "alice.pem", Chain: tc.chain}}, Now: now}
-			got := mustFind(t, DiagnoseWith(tls12(request(dns(f.root)), nil), tc.ev, opts), "expected-cert-not-selectable")
+			got := mustFind(t, Diagnose(tls12(request(dns(f.root)), nil), tc.ev, opts), "expected-cert-not-selectable")
 			if got.Severity != tc.sev || got.Predicts != tc.predicts || !strings.Contains(got.Summary, tc.summary) {
 				t.Errorf("got %s/%q %q, want %s/%q %q", got.Severity, got.Predicts, got.Summary, tc.sev, tc.predicts, tc.summary)
 			}

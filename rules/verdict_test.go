@@ -110,7 +110,7 @@ func TestPrecedence(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := DiagnoseWith(tc.h, tc.ev, tc.opts)
+			r := Diagnose(tc.h, tc.ev, tc.opts)
 			if r.Verdict != tc.verdict || r.Certain != tc.certain {
 				t.Errorf("verdict %s certain %v, want %s %v; findings %v", r.Verdict, r.Certain, tc.verdict, tc.certain, ids(r))
 			}
@@ -139,10 +139,10 @@ func TestPrecedence(t *testing.T) {
 		})
 	}
 	// Who started a renegotiation shows in the summary.
-	if r := Diagnose(clientReneg, Options{}); !strings.Contains(r.Findings[0].Summary, "client started") {
+	if r := Diagnose(clientReneg, Evidence{}, Options{}); !strings.Contains(r.Findings[0].Summary, "client started") {
 		t.Errorf("client-started renegotiation: %+v", r.Findings)
 	}
-	if r := Diagnose(&serverReneg, Options{}); !strings.Contains(r.Findings[0].Summary, "requested by TLS renegotiation") {
+	if r := Diagnose(&serverReneg, Evidence{}, Options{}); !strings.Contains(r.Findings[0].Summary, "requested by TLS renegotiation") {
 		t.Errorf("server-started renegotiation: %+v", r.Findings)
 	}
 }

@@ -35,7 +35,7 @@ func BenchmarkHandshakeEvent(b *testing.B) {
 			p.Feed(dir, c.Data)
 		}
 		h := append(p.Drain(), p.Close()...)[0]
-		r := rules.Diagnose(h, rules.Options{Now: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)})
+		r := rules.Diagnose(h, rules.Evidence{}, rules.Options{Now: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)})
 		m := event.Meta{ConnID: "bench-1", Mode: "observe", ClientAddr: "127.0.0.1:50000", Target: "iis.example.test:443"}
 		e := event.NewHandshake(m, h, r)
 		b.Run(name+"/build", func(b *testing.B) {

@@ -16,7 +16,7 @@ func Diagnose(m Meta, h *handshake.Handshake, ev rules.Evidence, opts rules.Opti
 	if ev.Host == "" {
 		ev.Host, _, _ = net.SplitHostPort(m.Target)
 	}
-	r := rules.DiagnoseWith(h, ev, opts)
+	r := rules.Diagnose(h, ev, opts)
 	e := NewHandshake(m, h, r)
 	e.pending = r.Pending
 	if ev.HTTP != nil {

@@ -59,7 +59,7 @@ func TestZapMatchesJSON(t *testing.T) {
 		Alerts:            []handshake.Alert{{From: handshake.FromServer, Level: handshake.AlertFatal, Description: handshake.AlertUnknownCA}, {From: handshake.FromClient, Encrypted: true}},
 		Errors:            []string{"example error"},
 	}
-	r := rules.Diagnose(h, rules.Options{})
+	r := rules.Diagnose(h, rules.Evidence{}, rules.Options{})
 	if len(r.Findings) == 0 {
 		t.Fatal("want findings to compare")
 	}
@@ -121,7 +121,7 @@ func TestDiagnoseUsesTargetHost(t *testing.T) {
 	}
 	opts := rules.Options{ClientCertHosts: []string{"10.0.0.9"}}
 	e := Diagnose(Meta{ConnID: "x", Mode: "analyze", Target: "10.0.0.9:443"}, h, rules.Evidence{}, opts)
-	if want := rules.DiagnoseWith(h, rules.Evidence{Host: "10.0.0.9"}, opts); e.Verdict != string(want.Verdict) || len(e.Findings) != len(want.Findings) {
+	if want := rules.Diagnose(h, rules.Evidence{Host: "10.0.0.9"}, opts); e.Verdict != string(want.Verdict) || len(e.Findings) != len(want.Findings) {
 		t.Errorf("verdict %s with %d findings, want %s with %d", e.Verdict, len(e.Findings), want.Verdict, len(want.Findings))
 	}
 	if e.Verdict == string(rules.VerdictOK) {
@@ -177,7 +177,7 @@ func TestIssuerNames(t *testing.T) {
 func TestRenegotiationEventShowsConnectionALPN(t *testing.T) {
 	h := &handshake.Handshake{Index: 1, Phase: handshake.PhaseRenegotiation, Visibility: handshake.VisibilityEncrypted,
 		End: handshake.EndFinished, Version: handshake.VersionTLS12, ALPN: "h2"}
-	r := rules.Diagnose(h, rules.Options{})
+	r := rules.Diagnose(h, rules.Evidence{}, rules.Options{})
 	e := NewHandshake(Meta{ConnID: "a-1", Mode: "observe"}, h, r)
 	if e.ALPN != "h2" || len(e.Findings) == 0 || e.Findings[0].ID != "renegotiation-over-http2" {
 		t.Errorf("alpn %q findings %+v", e.ALPN, e.Findings)
