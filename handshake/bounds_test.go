@@ -41,7 +41,7 @@ func hostileConns() []hostileConn {
 		{"client restarts encrypted handshakes the server never finishes", func() *conn {
 			c := &conn{}
 			c.client(hello)
-			c.server(record(ContentHandshake, append(serverHello(0x0303), message(TypeServerHelloDone, nil)...)))
+			c.server(record(ContentHandshake, append(serverHello(0x0303), message(typeServerHelloDone, nil)...)))
 			for range 10 {
 				c.client(record(ContentChangeCipherSpec, []byte{1}), record(ContentHandshake, bytes.Repeat([]byte("f"), 40)), record(ContentHandshake, bytes.Repeat([]byte("h"), 300)))
 			}
@@ -51,7 +51,7 @@ func hostileConns() []hostileConn {
 			c := &conn{}
 			c.client(hello)
 			filler := bytes.Repeat([]byte("x"), maxCiphertext-4-len(serverHello(0x0303)))
-			c.server(record(ContentHandshake, append(serverHello(0x0303), message(TypeCertificate, filler)...)))
+			c.server(record(ContentHandshake, append(serverHello(0x0303), message(typeCertificate, filler)...)))
 			return c
 		}(), 1},
 	}

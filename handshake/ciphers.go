@@ -40,10 +40,10 @@ const (
 	kindCBCEtM12            // explicit IV, encrypt-then-MAC (RFC 7366)
 )
 
-// RecordCipher removes the record protection of one direction of one
+// recordCipher removes the record protection of one direction of one
 // connection under one key. It counts sequence numbers: every record of that
 // direction under that key must go through Open or Skip, in order.
-type RecordCipher struct {
+type recordCipher struct {
 	kind  recordKind
 	aead  cipher.AEAD
 	iv    []byte // TLS 1.3 and ChaCha: the 12-byte per-key IV; GCM: the 4-byte salt
@@ -54,18 +54,18 @@ type RecordCipher struct {
 }
 
 // Seq is the sequence number the next record will be opened with.
-func (c *RecordCipher) Seq() uint64 { return c.seq }
+func (c *recordCipher) Seq() uint64 { return c.seq }
 
 // Skip counts one record without decrypting it: application data is never
 // decrypted, yet its sequence number is used up.
-func (c *RecordCipher) Skip() { c.seq++ }
+func (c *recordCipher) Skip() { c.seq++ }
 
 // Open removes the protection of one record whose header declared typ and
 // version and whose body is body. It appends the plaintext to dst and
 // returns it with the real content type (TLS 1.3 hides it inside). body is
 // not modified. The sequence number advances whether or not the record
 // opens, as it did for the peers.
-func (c *RecordCipher) Open(dst []byte, typ ContentType, version uint16, body []byte) (ContentType, []byte, error) {
+func (c *recordCipher) Open(dst []byte, typ ContentType, version uint16, body []byte) (ContentType, []byte, error) {
 	seq := c.seq
 	c.seq++
 	if len(body) > maxCiphertext {
@@ -82,7 +82,7 @@ func (c *RecordCipher) Open(dst []byte, typ ContentType, version uint16, body []
 	return 0, dst, ErrUnsupportedSuite
 }
 
-func (c *RecordCipher) xorNonce(seq uint64) []byte {
+func (c *recordCipher) xorNonce(seq uint64) []byte {
 	copy(c.nonce[:], c.iv)
 	for i := range 8 {
 		c.nonce[4+i] ^= byte(seq >> (56 - 8*i))
@@ -90,7 +90,7 @@ func (c *RecordCipher) xorNonce(seq uint64) []byte {
 	return c.nonce[:]
 }
 
-func (c *RecordCipher) open13(dst []byte, typ ContentType, version uint16, body []byte, seq uint64) (ContentType, []byte, error) {
+func (c *recordCipher) open13(dst []byte, typ ContentType, version uint16, body []byte, seq uint64) (ContentType, []byte, error) {
 	overhead := c.aead.Overhead()
 	if len(body) < overhead+1 {
 		return 0, dst, fmt.Errorf("%w: %d-byte record is shorter than the %d-byte tag and a content type", ErrDecrypt, len(body), overhead)
@@ -127,7 +127,7 @@ func additionalData12(seq uint64, typ ContentType, version uint16, n int) [13]by
 	return ad
 }
 
-func (c *RecordCipher) openAEAD12(dst []byte, typ ContentType, version uint16, body []byte, seq uint64) (ContentType, []byte, error) {
+func (c *recordCipher) openAEAD12(dst []byte, typ ContentType, version uint16, body []byte, seq uint64) (ContentType, []byte, error) {
 	overhead := c.aead.Overhead()
 	var nonce []byte
 	if c.kind == kindGCM12 {
@@ -155,7 +155,7 @@ func (c *RecordCipher) openAEAD12(dst []byte, typ ContentType, version uint16, b
 	return typ, out, nil
 }
 
-func (c *RecordCipher) openCBC12(dst []byte, typ ContentType, version uint16, body []byte, seq uint64) (ContentType, []byte, error) {
+func (c *recordCipher) openCBC12(dst []byte, typ ContentType, version uint16, body []byte, seq uint64) (ContentType, []byte, error) {
 	bs := c.block.BlockSize()
 	m := c.mac()
 	macLen := m.Size()
@@ -256,8 +256,8 @@ var suites12 = map[CipherSuite]suite12{
 	0xc028: {kind: kindCBC12, keyLen: 32, macLen: 48, mac: sha512.New384, prf: sha512.New384},
 }
 
-// TLS12Params is what a TLS 1.2 connection's record keys derive from.
-type TLS12Params struct {
+// tls12Params is what a TLS 1.2 connection's record keys derive from.
+type tls12Params struct {
 	Suite        CipherSuite
 	Master       Secret // 48 bytes, the key log's CLIENT_RANDOM line
 	ClientRandom []byte
@@ -267,10 +267,10 @@ type TLS12Params struct {
 	EncryptThenMAC bool
 }
 
-// NewTLS12Ciphers derives the key block (RFC 5246 6.3) and returns the
+// newTLS12Ciphers derives the key block (RFC 5246 6.3) and returns the
 // record ciphers of the client's and the server's direction, both at
 // sequence number 0 (their ChangeCipherSpec).
-func NewTLS12Ciphers(p TLS12Params) (client, server *RecordCipher, err error) {
+func newTLS12Ciphers(p tls12Params) (client, server *recordCipher, err error) {
 	s, ok := suites12[p.Suite]
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: %s", ErrUnsupportedSuite, p.Suite)
@@ -293,8 +293,8 @@ func NewTLS12Ciphers(p TLS12Params) (client, server *RecordCipher, err error) {
 	cMAC, sMAC := next(s.macLen), next(s.macLen)
 	cKey, sKey := next(s.keyLen), next(s.keyLen)
 	cIV, sIV := next(ivLen), next(ivLen)
-	build := func(key, iv, macKey []byte) (*RecordCipher, error) {
-		c := &RecordCipher{kind: s.kind, iv: iv}
+	build := func(key, iv, macKey []byte) (*recordCipher, error) {
+		c := &recordCipher{kind: s.kind, iv: iv}
 		switch s.kind {
 		case kindGCM12:
 			c.aead, err = newGCM(key)

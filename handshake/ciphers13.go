@@ -24,10 +24,10 @@ var suites13 = map[CipherSuite]suite13{
 	0x1303: {keyLen: 32, hash: sha256.New, chacha: true}, // TLS_CHACHA20_POLY1305_SHA256
 }
 
-// NewTLS13Cipher returns the record cipher for one traffic secret
+// newTLS13Cipher returns the record cipher for one traffic secret
 // (a *_HANDSHAKE_TRAFFIC_SECRET or *_TRAFFIC_SECRET_0 of the key log), at
 // sequence number 0: key and iv per RFC 8446 7.3.
-func NewTLS13Cipher(suite CipherSuite, secret Secret) (*RecordCipher, error) {
+func newTLS13Cipher(suite CipherSuite, secret Secret) (*recordCipher, error) {
 	s, ok := suites13[suite]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnsupportedSuite, suite)
@@ -43,7 +43,7 @@ func NewTLS13Cipher(suite CipherSuite, secret Secret) (*RecordCipher, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &RecordCipher{kind: kindTLS13, iv: iv}
+	c := &recordCipher{kind: kindTLS13, iv: iv}
 	if s.chacha {
 		c.aead, err = chacha20poly1305.New(key)
 	} else {

@@ -46,10 +46,10 @@ func FuzzRecordOpen(f *testing.F) {
 	f.Add(byte(22), make([]byte, 64))
 	secret := make(Secret, 48)
 	random := make([]byte, 32)
-	var ciphers []func() *RecordCipher
+	var ciphers []func() *recordCipher
 	for suite := range suites13 {
-		ciphers = append(ciphers, func() *RecordCipher {
-			c, err := NewTLS13Cipher(suite, secret[:suites13[suite].hash().Size()])
+		ciphers = append(ciphers, func() *recordCipher {
+			c, err := newTLS13Cipher(suite, secret[:suites13[suite].hash().Size()])
 			if err != nil {
 				f.Fatal(err)
 			}
@@ -58,8 +58,8 @@ func FuzzRecordOpen(f *testing.F) {
 	}
 	for suite := range suites12 {
 		for _, etm := range []bool{false, true} {
-			ciphers = append(ciphers, func() *RecordCipher {
-				c, _, err := NewTLS12Ciphers(TLS12Params{Suite: suite, Master: secret, ClientRandom: random, ServerRandom: random, EncryptThenMAC: etm})
+			ciphers = append(ciphers, func() *recordCipher {
+				c, _, err := newTLS12Ciphers(tls12Params{Suite: suite, Master: secret, ClientRandom: random, ServerRandom: random, EncryptThenMAC: etm})
 				if err != nil {
 					f.Fatal(err)
 				}

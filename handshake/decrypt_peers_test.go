@@ -157,7 +157,7 @@ func checkWalk(t *testing.T, pki decryptPKI, rc recordedConn, wantSuite CipherSu
 		t.Fatalf("negotiated %s, want %s", sh.CipherSuite, wantSuite)
 	}
 	tls13 := sh.Version == VersionTLS13
-	crMsg := s.find(TypeCertificateRequest)
+	crMsg := s.find(typeCertificateRequest)
 	if crMsg == nil {
 		t.Fatalf("no CertificateRequest decrypted: server sent %v", msgTypes(s))
 	}
@@ -173,11 +173,11 @@ func checkWalk(t *testing.T, pki decryptPKI, rc recordedConn, wantSuite CipherSu
 			t.Errorf("issuer %d is %s, want %s", i, dn, pki.cas[i].Cert.Subject)
 		}
 	}
-	cm := c.find(TypeCertificate)
+	cm := c.find(typeCertificate)
 	if cm == nil {
 		t.Fatalf("no client Certificate: client sent %v", msgTypes(c))
 	}
-	cert, err := ParseCertificate(cm.body, tls13)
+	cert, err := parseCertificate(cm.body, tls13)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,8 +187,8 @@ func checkWalk(t *testing.T, pki decryptPKI, rc recordedConn, wantSuite CipherSu
 	if sendCert && !bytes.Equal(cert.Chain[0], pki.client.DER) {
 		t.Error("the decrypted client certificate is not the one sent")
 	}
-	if c.count(TypeFinished) != 1 || s.count(TypeFinished) != 1 {
-		t.Errorf("Finished decrypted: client %d, server %d", c.count(TypeFinished), s.count(TypeFinished))
+	if c.count(typeFinished) != 1 || s.count(typeFinished) != 1 {
+		t.Errorf("Finished decrypted: client %d, server %d", c.count(typeFinished), s.count(typeFinished))
 	}
 	return c
 }

@@ -57,10 +57,10 @@ func checkDecrypted(t *testing.T, notes map[string]string, c, s *walked, sh *Ser
 	}
 	// The server's Finished decrypted: the keys were right. (A
 	// renegotiation's own Finished is under its own keys, not read here.)
-	if got := s.count(TypeFinished); got != 1 && notes["server_alert"] == "" {
+	if got := s.count(typeFinished); got != 1 && notes["server_alert"] == "" {
 		t.Errorf("server: %d Finished decrypted, want 1 (messages %v)", got, msgTypes(s))
 	}
-	crMsg := s.find(TypeCertificateRequest)
+	crMsg := s.find(typeCertificateRequest)
 	if notes["cert_request"] == "none" {
 		if crMsg != nil {
 			t.Fatal("a CertificateRequest the recording did not note")
@@ -83,7 +83,7 @@ func checkDecrypted(t *testing.T, notes map[string]string, c, s *walked, sh *Ser
 	// The client's Certificate: for a renegotiation, the second one.
 	var cert *plainMsg
 	for i := range c.msgs {
-		if c.msgs[i].typ == TypeCertificate {
+		if c.msgs[i].typ == typeCertificate {
 			cert = &c.msgs[i]
 		}
 	}
@@ -93,7 +93,7 @@ func checkDecrypted(t *testing.T, notes map[string]string, c, s *walked, sh *Ser
 		}
 		t.Fatalf("no client Certificate among %v", msgTypes(c))
 	}
-	cm, err := ParseCertificate(cert.body, tls13)
+	cm, err := parseCertificate(cert.body, tls13)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +123,8 @@ func TestRecordCipherRejectsDamage(t *testing.T) {
 	rec := loadTranscript(t, "tls13-3ca-curl-cert")
 	kl := readKeyLogFile(t, filepath.Join(transcriptDir, rec.tr.Meta.Notes["keylog"]))
 	server := splitRecords(t, rec.tr.Stream(transcript.ServerToClient))
-	ch, _ := ParseClientHello(splitRecords(t, rec.tr.Stream(transcript.ClientToServer))[0].body[4:])
-	sh, _ := ParseServerHello(server[0].body[4:])
+	ch, _ := parseClientHello(splitRecords(t, rec.tr.Stream(transcript.ClientToServer))[0].body[4:])
+	sh, _ := parseServerHello(server[0].body[4:])
 	sec, _ := kl.Lookup([32]byte(ch.Random))
 	var first rawRecord
 	for _, r := range server[1:] {
@@ -134,7 +134,7 @@ func TestRecordCipherRejectsDamage(t *testing.T) {
 		}
 	}
 	open := func(body []byte, typ ContentType) error {
-		rc, err := NewTLS13Cipher(sh.CipherSuite, sec.ServerHandshake)
+		rc, err := newTLS13Cipher(sh.CipherSuite, sec.ServerHandshake)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestRecordCipherRejectsDamage(t *testing.T) {
 		}
 	}
 	// A wrong key, as from a key log line of another connection.
-	rc, _ := NewTLS13Cipher(sh.CipherSuite, sec.ClientHandshake)
+	rc, _ := newTLS13Cipher(sh.CipherSuite, sec.ClientHandshake)
 	if _, _, err := rc.Open(nil, ContentApplicationData, 0x0303, first.body); !errors.Is(err, ErrDecrypt) {
 		t.Errorf("wrong key: %v", err)
 	}

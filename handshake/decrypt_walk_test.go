@@ -10,7 +10,7 @@ import (
 )
 
 // This file reads a recorded connection the way a passive observer with the
-// client's key log does, using only RecordCipher and the message decoders:
+// client's key log does, using only recordCipher and the message decoders:
 // the reference the parser's own decryption is compared with.
 
 type rawRecord struct {
@@ -35,7 +35,7 @@ func splitRecords(tb testing.TB, b []byte) []rawRecord {
 
 type plainMsg struct {
 	from Direction
-	typ  MessageType
+	typ  messageType
 	body []byte
 }
 
@@ -48,7 +48,7 @@ type walked struct {
 	errs    []error
 }
 
-func (w *walked) find(typ MessageType) *plainMsg {
+func (w *walked) find(typ messageType) *plainMsg {
 	for i := range w.msgs {
 		if w.msgs[i].typ == typ {
 			return &w.msgs[i]
@@ -57,7 +57,7 @@ func (w *walked) find(typ MessageType) *plainMsg {
 	return nil
 }
 
-func (w *walked) count(typ MessageType) int {
+func (w *walked) count(typ messageType) int {
 	n := 0
 	for _, m := range w.msgs {
 		if m.typ == typ {
@@ -81,7 +81,7 @@ func (r *msgReader) add(b []byte, onMsg func(plainMsg)) {
 		if len(r.buf) < 4+n {
 			return
 		}
-		m := plainMsg{r.from, MessageType(r.buf[0]), bytes.Clone(r.buf[4 : 4+n])}
+		m := plainMsg{r.from, messageType(r.buf[0]), bytes.Clone(r.buf[4 : 4+n])}
 		r.out.msgs = append(r.out.msgs, m)
 		r.buf = r.buf[4+n:]
 		onMsg(m)
@@ -99,11 +99,11 @@ func walkConn(tb testing.TB, client, server []byte, kl SecretSource) (c, s *walk
 	if len(cr) == 0 || len(sr) == 0 || cr[0].typ != ContentHandshake || sr[0].typ != ContentHandshake {
 		tb.Fatalf("walk: no hellos (%d client, %d server records)", len(cr), len(sr))
 	}
-	ch, err := ParseClientHello(cr[0].body[4:])
+	ch, err := parseClientHello(cr[0].body[4:])
 	if err != nil {
 		tb.Fatalf("walk: %v", err)
 	}
-	sh, err = ParseServerHello(sr[0].body[4:])
+	sh, err = parseServerHello(sr[0].body[4:])
 	if err != nil {
 		tb.Fatalf("walk: %v", err)
 	}
@@ -117,7 +117,7 @@ func walkConn(tb testing.TB, client, server []byte, kl SecretSource) (c, s *walk
 		walk13(tb, FromServer, sr, sh.CipherSuite, secrets.ServerHandshake, secrets.ServerTraffic, s)
 		return c, s, sh
 	}
-	cc, sc, err := NewTLS12Ciphers(TLS12Params{Suite: sh.CipherSuite, Master: secrets.Master,
+	cc, sc, err := newTLS12Ciphers(tls12Params{Suite: sh.CipherSuite, Master: secrets.Master,
 		ClientRandom: ch.Random, ServerRandom: sh.Random, EncryptThenMAC: slices.Contains(sh.Extensions, 22)})
 	if err != nil {
 		tb.Fatalf("walk: %v", err)
@@ -129,7 +129,7 @@ func walkConn(tb testing.TB, client, server []byte, kl SecretSource) (c, s *walk
 
 func walk13(tb testing.TB, from Direction, recs []rawRecord, suite CipherSuite, hsSecret, trafficSecret Secret, w *walked) {
 	tb.Helper()
-	rc, err := NewTLS13Cipher(suite, hsSecret)
+	rc, err := newTLS13Cipher(suite, hsSecret)
 	if err != nil {
 		tb.Fatalf("walk %s: %v", from, err)
 	}
@@ -144,10 +144,10 @@ func walk13(tb testing.TB, from Direction, recs []rawRecord, suite CipherSuite, 
 			continue
 		}
 		typ, ok := r.open(rc, rec, &plain, func(m plainMsg) {
-			if m.typ == TypeFinished && trafficSecret != nil {
+			if m.typ == typeFinished && trafficSecret != nil {
 				// The next record is under the application traffic key.
 				var err error
-				if rc, err = NewTLS13Cipher(suite, trafficSecret); err != nil {
+				if rc, err = newTLS13Cipher(suite, trafficSecret); err != nil {
 					tb.Fatalf("walk %s: %v", from, err)
 				}
 			}
@@ -160,7 +160,7 @@ func walk13(tb testing.TB, from Direction, recs []rawRecord, suite CipherSuite, 
 
 // open decrypts one record, keeps an alert, and hands handshake bytes to
 // the reassembly; false when the record does not open.
-func (r *msgReader) open(rc *RecordCipher, rec rawRecord, plain *[]byte, onMsg func(plainMsg)) (ContentType, bool) {
+func (r *msgReader) open(rc *recordCipher, rec rawRecord, plain *[]byte, onMsg func(plainMsg)) (ContentType, bool) {
 	typ, pt, err := rc.Open((*plain)[:0], rec.typ, rec.version, rec.body)
 	if err != nil {
 		r.out.errs = append(r.out.errs, err)
@@ -179,7 +179,7 @@ func (r *msgReader) open(rc *RecordCipher, rec rawRecord, plain *[]byte, onMsg f
 	return typ, true
 }
 
-func walk12(from Direction, recs []rawRecord, rc *RecordCipher, w *walked) {
+func walk12(from Direction, recs []rawRecord, rc *recordCipher, w *walked) {
 	r := &msgReader{from: from, out: w}
 	protected, ccs := false, 0
 	var plain []byte

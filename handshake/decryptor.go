@@ -44,7 +44,7 @@ type decryptor struct {
 }
 
 type dirCipher struct {
-	c    *RecordCipher
+	c    *recordCipher
 	done bool // nothing more is decrypted in this direction
 	// needTraffic: TLS 1.3, after this direction's Finished, its
 	// application traffic secret was not in the key log yet (a client
@@ -270,15 +270,15 @@ func (p *Parser) setupKeys() bool {
 		return false
 	}
 	d.secrets = sec
-	var c, s *RecordCipher
+	var c, s *recordCipher
 	var err error
 	switch {
 	case tls13:
-		if c, err = NewTLS13Cipher(d.sh.CipherSuite, sec.ClientHandshake); err == nil {
-			s, err = NewTLS13Cipher(d.sh.CipherSuite, sec.ServerHandshake)
+		if c, err = newTLS13Cipher(d.sh.CipherSuite, sec.ClientHandshake); err == nil {
+			s, err = newTLS13Cipher(d.sh.CipherSuite, sec.ServerHandshake)
 		}
 	case d.sh.Version == VersionTLS12:
-		c, s, err = NewTLS12Ciphers(TLS12Params{Suite: d.sh.CipherSuite, Master: sec.Master,
+		c, s, err = newTLS12Ciphers(tls12Params{Suite: d.sh.CipherSuite, Master: sec.Master,
 			ClientRandom: d.ch.Random, ServerRandom: d.sh.Random,
 			EncryptThenMAC: slices.Contains(d.sh.Extensions, extEncryptThenMAC)})
 	default:
@@ -432,7 +432,7 @@ func (d *decryptor) trafficKeys(p *Parser, dir Direction) bool {
 		}
 		return false
 	}
-	c, err := NewTLS13Cipher(d.sh.CipherSuite, secret)
+	c, err := newTLS13Cipher(d.sh.CipherSuite, secret)
 	if err != nil {
 		d.dirs[dir].done = true
 		p.addError(p.latestOpen(), fmt.Sprintf("decrypt: %s traffic secret: %v", dir, err))

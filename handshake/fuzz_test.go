@@ -140,11 +140,11 @@ func fuzzParser(t *testing.T, data []byte, opts Options) {
 
 func FuzzParseClientHello(f *testing.F) {
 	f.Add(clientHello("a.test", 0x0304, 0x0303)[4:])
-	for _, body := range transcriptMessages(f, FromClient, TypeClientHello) {
+	for _, body := range transcriptMessages(f, FromClient, typeClientHello) {
 		f.Add(body)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		if m, err := ParseClientHello(body); err == nil && m == nil {
+		if m, err := parseClientHello(body); err == nil && m == nil {
 			t.Fatal("nil message without error")
 		}
 	})
@@ -153,11 +153,11 @@ func FuzzParseClientHello(f *testing.F) {
 func FuzzParseServerHello(f *testing.F) {
 	f.Add(serverHello(0x0304)[4:])
 	f.Add(serverHello(0x0303)[4:])
-	for _, body := range transcriptMessages(f, FromServer, TypeServerHello) {
+	for _, body := range transcriptMessages(f, FromServer, typeServerHello) {
 		f.Add(body)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		if m, err := ParseServerHello(body); err == nil && m == nil {
+		if m, err := parseServerHello(body); err == nil && m == nil {
 			t.Fatal("nil message without error")
 		}
 	})
@@ -166,14 +166,14 @@ func FuzzParseServerHello(f *testing.F) {
 func FuzzParseCertificate(f *testing.F) {
 	f.Add(certificate12([]byte("leaf"), []byte("ca"))[4:], false)
 	f.Add([]byte{0, 0, 0, 0}, true)
-	for _, body := range transcriptMessages(f, FromServer, TypeCertificate) {
+	for _, body := range transcriptMessages(f, FromServer, typeCertificate) {
 		f.Add(body, false)
 	}
-	for _, body := range transcriptMessages(f, FromClient, TypeCertificate) {
+	for _, body := range transcriptMessages(f, FromClient, typeCertificate) {
 		f.Add(body, false)
 	}
 	f.Fuzz(func(t *testing.T, body []byte, tls13 bool) {
-		m, err := ParseCertificate(body, tls13)
+		m, err := parseCertificate(body, tls13)
 		if err == nil && (m == nil || m.Chain == nil) {
 			t.Fatal("nil chain without error")
 		}
@@ -183,7 +183,7 @@ func FuzzParseCertificate(f *testing.F) {
 func FuzzParseCertificateRequest(f *testing.F) {
 	f.Add(certRequest12(dnDER(1), dnDER(2))[4:], false, true)
 	f.Add([]byte{0, 0, 8, 0, 47, 0, 4, 0, 2, 0x30, 0}, true, true)
-	for _, body := range transcriptMessages(f, FromServer, TypeCertificateRequest) {
+	for _, body := range transcriptMessages(f, FromServer, typeCertificateRequest) {
 		f.Add(body, false, true)
 	}
 	f.Fuzz(func(t *testing.T, body []byte, tls13, sigAlgs bool) {
@@ -219,7 +219,7 @@ func transcriptConns(tb testing.TB) []*conn {
 // type typ that the recorded transcripts carry from one side: everything a
 // side sends in handshake records before its first other record (its
 // ChangeCipherSpec), reassembled across records. Duplicates are dropped.
-func transcriptMessages(tb testing.TB, from Direction, typ MessageType) [][]byte {
+func transcriptMessages(tb testing.TB, from Direction, typ messageType) [][]byte {
 	tb.Helper()
 	var out [][]byte
 	seen := map[string]bool{}
@@ -244,7 +244,7 @@ func transcriptMessages(tb testing.TB, from Direction, typ MessageType) [][]byte
 			if len(hs) < 4+n {
 				break
 			}
-			if body := hs[4 : 4+n]; MessageType(hs[0]) == typ && !seen[string(body)] {
+			if body := hs[4 : 4+n]; messageType(hs[0]) == typ && !seen[string(body)] {
 				seen[string(body)] = true
 				out = append(out, body)
 			}

@@ -14,7 +14,7 @@ import (
 func initial12(suite uint16, exts ...uint16) *conn {
 	c := &conn{}
 	c.client(record(ContentHandshake, clientHello("example.test")))
-	sh := message(TypeServerHello, build(func(b *cryptobyte.Builder) {
+	sh := message(typeServerHello, build(func(b *cryptobyte.Builder) {
 		b.AddUint16(0x0303)
 		b.AddBytes(make([]byte, 32))
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {})
@@ -27,8 +27,8 @@ func initial12(suite uint16, exts ...uint16) *conn {
 			}
 		})
 	}))
-	c.server(record(ContentHandshake, append(append(sh, certificate12([]byte("server-cert"))...), message(TypeServerHelloDone, nil)...)))
-	c.client(record(ContentHandshake, message(TypeClientKeyExchange, []byte{1, 2})), record(ContentChangeCipherSpec, []byte{1}), record(ContentHandshake, make([]byte, 40)))
+	c.server(record(ContentHandshake, append(append(sh, certificate12([]byte("server-cert"))...), message(typeServerHelloDone, nil)...)))
+	c.client(record(ContentHandshake, message(typeClientKeyExchange, []byte{1, 2})), record(ContentChangeCipherSpec, []byte{1}), record(ContentHandshake, make([]byte, 40)))
 	c.server(record(ContentChangeCipherSpec, []byte{1}), record(ContentHandshake, make([]byte, 40)))
 	c.client(record(ContentApplicationData, make([]byte, 120)))
 	return c

@@ -11,7 +11,7 @@ import (
 // clientHello13 is a TLS 1.3 ClientHello, offering post_handshake_auth
 // when pha is set.
 func clientHello13(pha bool) []byte {
-	return message(TypeClientHello, build(func(b *cryptobyte.Builder) {
+	return message(typeClientHello, build(func(b *cryptobyte.Builder) {
 		b.AddUint16(0x0303)
 		b.AddBytes(make([]byte, 32))
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {})

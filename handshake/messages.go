@@ -48,8 +48,8 @@ type ClientHello struct {
 	RenegotiationInfo bool              `json:"renegotiation_info"`
 }
 
-// ParseClientHello decodes a ClientHello body (without the 4-byte header).
-func ParseClientHello(body []byte) (*ClientHello, error) {
+// parseClientHello decodes a ClientHello body (without the 4-byte header).
+func parseClientHello(body []byte) (*ClientHello, error) {
 	const name = "ClientHello"
 	s := cryptobyte.String(body)
 	m := &ClientHello{}
@@ -207,9 +207,9 @@ type ServerHello struct {
 	Extensions    []uint16    `json:"extensions,omitempty"`
 }
 
-// ParseServerHello decodes a ServerHello body. Version is the negotiated one:
+// parseServerHello decodes a ServerHello body. Version is the negotiated one:
 // supported_versions when present, the legacy field otherwise.
-func ParseServerHello(body []byte) (*ServerHello, error) {
+func parseServerHello(body []byte) (*ServerHello, error) {
 	const name = "ServerHello"
 	s := cryptobyte.String(body)
 	m := &ServerHello{}
@@ -275,9 +275,9 @@ type CertificateMsg struct {
 	Chain   [][]byte `json:"chain"`
 }
 
-// ParseCertificate decodes a Certificate body; tls13 selects the RFC 8446 4.4.2
+// parseCertificate decodes a Certificate body; tls13 selects the RFC 8446 4.4.2
 // layout (request context and per-entry extensions).
-func ParseCertificate(body []byte, tls13 bool) (*CertificateMsg, error) {
+func parseCertificate(body []byte, tls13 bool) (*CertificateMsg, error) {
 	const name = "Certificate"
 	s := cryptobyte.String(body)
 	m := &CertificateMsg{Chain: [][]byte{}}

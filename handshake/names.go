@@ -35,51 +35,51 @@ func (c ContentType) String() string {
 	return fmt.Sprintf("content_type(%d)", uint8(c))
 }
 
-// MessageType is a handshake message type (RFC 8446 4, RFC 5246 7.4).
-type MessageType uint8
+// messageType is a handshake message type (RFC 8446 4, RFC 5246 7.4).
+type messageType uint8
 
 const (
-	TypeHelloRequest        MessageType = 0
-	TypeClientHello         MessageType = 1
-	TypeServerHello         MessageType = 2
-	TypeNewSessionTicket    MessageType = 4
-	TypeEndOfEarlyData      MessageType = 5
-	TypeEncryptedExtensions MessageType = 8
-	TypeCertificate         MessageType = 11
-	TypeServerKeyExchange   MessageType = 12
-	TypeCertificateRequest  MessageType = 13
-	TypeServerHelloDone     MessageType = 14
-	TypeCertificateVerify   MessageType = 15
-	TypeClientKeyExchange   MessageType = 16
-	TypeFinished            MessageType = 20
-	TypeCertificateStatus   MessageType = 22
-	TypeKeyUpdate           MessageType = 24
-	TypeCompressedCert      MessageType = 25
+	typeHelloRequest        messageType = 0
+	typeClientHello         messageType = 1
+	typeServerHello         messageType = 2
+	typeNewSessionTicket    messageType = 4
+	typeEndOfEarlyData      messageType = 5
+	typeEncryptedExtensions messageType = 8
+	typeCertificate         messageType = 11
+	typeServerKeyExchange   messageType = 12
+	typeCertificateRequest  messageType = 13
+	typeServerHelloDone     messageType = 14
+	typeCertificateVerify   messageType = 15
+	typeClientKeyExchange   messageType = 16
+	typeFinished            messageType = 20
+	typeCertificateStatus   messageType = 22
+	typeKeyUpdate           messageType = 24
+	typeCompressedCert      messageType = 25
 )
 
-var messageTypeNames = map[MessageType]string{
-	TypeHelloRequest:        "hello_request",
-	TypeClientHello:         "client_hello",
-	TypeServerHello:         "server_hello",
+var messageTypeNames = map[messageType]string{
+	typeHelloRequest:        "hello_request",
+	typeClientHello:         "client_hello",
+	typeServerHello:         "server_hello",
 	3:                       "hello_verify_request",
-	TypeNewSessionTicket:    "new_session_ticket",
-	TypeEndOfEarlyData:      "end_of_early_data",
-	TypeEncryptedExtensions: "encrypted_extensions",
-	TypeCertificate:         "certificate",
-	TypeServerKeyExchange:   "server_key_exchange",
-	TypeCertificateRequest:  "certificate_request",
-	TypeServerHelloDone:     "server_hello_done",
-	TypeCertificateVerify:   "certificate_verify",
-	TypeClientKeyExchange:   "client_key_exchange",
-	TypeFinished:            "finished",
+	typeNewSessionTicket:    "new_session_ticket",
+	typeEndOfEarlyData:      "end_of_early_data",
+	typeEncryptedExtensions: "encrypted_extensions",
+	typeCertificate:         "certificate",
+	typeServerKeyExchange:   "server_key_exchange",
+	typeCertificateRequest:  "certificate_request",
+	typeServerHelloDone:     "server_hello_done",
+	typeCertificateVerify:   "certificate_verify",
+	typeClientKeyExchange:   "client_key_exchange",
+	typeFinished:            "finished",
 	21:                      "certificate_url",
-	TypeCertificateStatus:   "certificate_status",
-	TypeKeyUpdate:           "key_update",
-	TypeCompressedCert:      "compressed_certificate",
+	typeCertificateStatus:   "certificate_status",
+	typeKeyUpdate:           "key_update",
+	typeCompressedCert:      "compressed_certificate",
 	254:                     "message_hash",
 }
 
-func (t MessageType) String() string {
+func (t messageType) String() string {
 	if n, ok := messageTypeNames[t]; ok {
 		return n
 	}

@@ -12,7 +12,7 @@ import (
 func npnInitial12(npn bool, clientEnd ...[]byte) *conn {
 	c := &conn{}
 	c.client(record(ContentHandshake, clientHello("example.test")))
-	sh := message(TypeServerHello, build(func(b *cryptobyte.Builder) {
+	sh := message(typeServerHello, build(func(b *cryptobyte.Builder) {
 		b.AddUint16(0x0303)
 		b.AddBytes(make([]byte, 32))
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {})
@@ -25,8 +25,8 @@ func npnInitial12(npn bool, clientEnd ...[]byte) *conn {
 			}
 		})
 	}))
-	c.server(record(ContentHandshake, append(append(sh, certificate12([]byte("server-cert"))...), message(TypeServerHelloDone, nil)...)))
-	c.client(append([][]byte{record(ContentHandshake, message(TypeClientKeyExchange, []byte{1, 2})), record(ContentChangeCipherSpec, []byte{1})},
+	c.server(record(ContentHandshake, append(append(sh, certificate12([]byte("server-cert"))...), message(typeServerHelloDone, nil)...)))
+	c.client(append([][]byte{record(ContentHandshake, message(typeClientKeyExchange, []byte{1, 2})), record(ContentChangeCipherSpec, []byte{1})},
 		clientEnd...)...)
 	c.server(record(ContentChangeCipherSpec, []byte{1}), record(ContentHandshake, make([]byte, 40)))
 	c.client(record(ContentApplicationData, make([]byte, 120)))

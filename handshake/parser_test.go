@@ -161,7 +161,7 @@ func TestMessagesShareRecordsAndSpanThem(t *testing.T) {
 func TestServerAlertEndsHandshake(t *testing.T) {
 	c := &conn{}
 	c.client(record(ContentHandshake, clientHello("a.test")))
-	c.server(record(ContentHandshake, append(append(serverHello(0x0303), certRequest12(dnDER(1))...), message(TypeServerHelloDone, nil)...)))
+	c.server(record(ContentHandshake, append(append(serverHello(0x0303), certRequest12(dnDER(1))...), message(typeServerHelloDone, nil)...)))
 	c.client(record(ContentHandshake, certificate12()), record(ContentChangeCipherSpec, []byte{1}), record(ContentHandshake, make([]byte, 40)))
 	c.server(record(ContentAlert, []byte{2, 40}))
 	hs, _ := runAll(t, c, Options{})
@@ -331,7 +331,7 @@ func TestOversizeMessageSkipped(t *testing.T) {
 	big := make([]byte, 5000)
 	c := &conn{}
 	c.client(record(ContentHandshake, clientHello("a.test")))
-	c.server(records(ContentHandshake, append(append(serverHello(0x0303), message(TypeCertificate, big)...), certRequest12(dnDER(7))...), 1000))
+	c.server(records(ContentHandshake, append(append(serverHello(0x0303), message(typeCertificate, big)...), certRequest12(dnDER(7))...), 1000))
 	hs, _ := runAll(t, c, Options{MaxMessage: 4096})
 	h := hs[0]
 	if len(h.Errors) != 1 || !strings.Contains(h.Errors[0], "certificate of 5000 bytes exceeds the 4096-byte limit") {

@@ -73,14 +73,14 @@ func (p *Parser) handshakeData(s *stream, data []byte) {
 			if len(data) >= 4 {
 				length := int(data[1])<<16 | int(data[2])<<8 | int(data[3])
 				if length > p.opts.MaxMessage {
-					p.oversize(s, MessageType(data[0]), length)
+					p.oversize(s, messageType(data[0]), length)
 					data = data[4:]
 					continue
 				}
 				if len(data) >= 4+length {
 					// The common case: a whole message in one record, parsed in place.
 					s.msgEnd = s.offset - int64(len(data)-4-length)
-					p.message(s, MessageType(data[0]), data[4:4+length], 1)
+					p.message(s, messageType(data[0]), data[4:4+length], 1)
 					data = data[4+length:]
 					continue
 				}
@@ -96,7 +96,7 @@ func (p *Parser) handshakeData(s *stream, data []byte) {
 			}
 			length := int(s.msg[1])<<16 | int(s.msg[2])<<8 | int(s.msg[3])
 			if length > p.opts.MaxMessage {
-				p.oversize(s, MessageType(s.msg[0]), length)
+				p.oversize(s, messageType(s.msg[0]), length)
 				s.msg = s.msg[:0]
 				continue
 			}
@@ -111,7 +111,7 @@ func (p *Parser) handshakeData(s *stream, data []byte) {
 		data = data[n:]
 		if len(s.msg) == 4+length {
 			s.msgEnd = s.offset - int64(len(data))
-			p.message(s, MessageType(s.msg[0]), s.msg[4:], s.records-s.msgStart+1)
+			p.message(s, messageType(s.msg[0]), s.msg[4:], s.records-s.msgStart+1)
 			s.msg = s.msg[:0]
 			if cap(s.msg) > maxKeptMessage {
 				// Messages spanning records are rare after the first
@@ -122,10 +122,10 @@ func (p *Parser) handshakeData(s *stream, data []byte) {
 	}
 }
 
-func (p *Parser) oversize(s *stream, typ MessageType, length int) {
+func (p *Parser) oversize(s *stream, typ messageType, length int) {
 	s.msgSkip = length
 	h := p.current(s)
-	if h == nil && typ == TypeClientHello {
+	if h == nil && typ == typeClientHello {
 		h = p.begin(s, PhaseInitial)
 	}
 	p.addError(h, fmt.Errorf("%s %s of %d bytes exceeds the %d-byte limit: %w",

@@ -27,7 +27,7 @@ func TestStreamShorterThanAHeader(t *testing.T) {
 
 // serverHelloALPN is a TLS 1.2 ServerHello that selects proto.
 func serverHelloALPN(proto string) []byte {
-	return message(TypeServerHello, build(func(b *cryptobyte.Builder) {
+	return message(typeServerHello, build(func(b *cryptobyte.Builder) {
 		b.AddUint16(0x0303)
 		b.AddBytes(make([]byte, 32))
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {})
@@ -47,8 +47,8 @@ func serverHelloALPN(proto string) []byte {
 func TestRenegotiationKnowsTheConnectionsALPN(t *testing.T) {
 	c := &conn{}
 	c.client(record(ContentHandshake, clientHello("h2.example.test")))
-	c.server(record(ContentHandshake, append(serverHelloALPN("h2"), message(TypeServerHelloDone, nil)...)))
-	c.client(record(ContentHandshake, message(TypeClientKeyExchange, []byte{1})), record(ContentChangeCipherSpec, []byte{1}), record(ContentHandshake, make([]byte, 40)))
+	c.server(record(ContentHandshake, append(serverHelloALPN("h2"), message(typeServerHelloDone, nil)...)))
+	c.client(record(ContentHandshake, message(typeClientKeyExchange, []byte{1})), record(ContentChangeCipherSpec, []byte{1}), record(ContentHandshake, make([]byte, 40)))
 	c.server(record(ContentChangeCipherSpec, []byte{1}), record(ContentHandshake, make([]byte, 40)))
 	c.client(record(ContentApplicationData, make([]byte, 50)))
 	c.server(record(ContentHandshake, make([]byte, 36)))

@@ -30,7 +30,7 @@ func SSLv2ClientHello(b []byte) (record []byte, n int) {
 		return nil, 0
 	}
 	var hello cryptobyte.Builder
-	hello.AddUint8(uint8(TypeClientHello))
+	hello.AddUint8(uint8(typeClientHello))
 	hello.AddUint24LengthPrefixed(func(m *cryptobyte.Builder) {
 		m.AddUint16(version)
 		m.AddBytes(make([]byte, 32-len(challenge)))

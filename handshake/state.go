@@ -10,25 +10,25 @@ import (
 )
 
 // message dispatches one complete clear handshake message.
-func (p *Parser) message(s *stream, typ MessageType, body []byte, records int) {
+func (p *Parser) message(s *stream, typ messageType, body []byte, records int) {
 	var h *Handshake
 	switch {
-	case typ == TypeClientHello && s.dir == FromClient:
+	case typ == typeClientHello && s.dir == FromClient:
 		if cur := p.current(s); cur != nil && cur.hrrPending {
 			cur.hrrPending = false
 			h = cur
 		} else {
 			h = p.begin(s, phaseFor(s))
 		}
-	case typ == TypeHelloRequest && s.dir == FromServer && !s.inHandshake:
+	case typ == typeHelloRequest && s.dir == FromServer && !s.inHandshake:
 		// Only ever read decrypted: it starts a renegotiation.
 		h = p.begin(s, PhaseRenegotiation)
-	case typ == TypeCertificateRequest && s.dir == FromServer && !s.inHandshake && p.tls13 && p.decrypting:
+	case typ == typeCertificateRequest && s.dir == FromServer && !s.inHandshake && p.tls13 && p.decrypting:
 		// TLS 1.3 post-handshake authentication (RFC 8446 4.6.2), read
 		// with the traffic secrets: the client answers with Certificate,
 		// CertificateVerify and Finished, and the server with no Finished.
 		h = p.postHandshake(s)
-	case typ == TypeServerHello && s.dir == FromServer:
+	case typ == typeServerHello && s.dir == FromServer:
 		if cur := p.current(s); cur != nil && cur.ServerHello != nil && cur.ServerHello.HelloRetry {
 			h = cur
 		} else if cur != nil && cur.HelloRequest && cur.ServerHello == nil && s.inHandshake {
@@ -40,7 +40,7 @@ func (p *Parser) message(s *stream, typ MessageType, body []byte, records int) {
 		h = p.current(s)
 	}
 	if h == nil {
-		if typ == TypeFinished {
+		if typ == typeFinished {
 			// As without keys (protectedRecord): the side is out of the
 			// handshake that False Start data already reported.
 			s.inHandshake = false
@@ -70,11 +70,11 @@ func phaseFor(s *stream) Phase {
 	return PhaseRenegotiation
 }
 
-func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, records int) error {
+func (p *Parser) decode(h *Handshake, s *stream, typ messageType, body []byte, records int) error {
 	tls13 := h.Version == VersionTLS13
 	switch {
-	case typ == TypeClientHello && s.dir == FromClient:
-		m, err := ParseClientHello(body)
+	case typ == typeClientHello && s.dir == FromClient:
+		m, err := parseClientHello(body)
 		if err != nil {
 			return err
 		}
@@ -82,8 +82,8 @@ func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, r
 			h.ClientHello = m
 		}
 		p.dec.clientHello(h, m)
-	case typ == TypeServerHello && s.dir == FromServer:
-		m, err := ParseServerHello(body)
+	case typ == typeServerHello && s.dir == FromServer:
+		m, err := parseServerHello(body)
 		if err != nil {
 			return err
 		}
@@ -114,8 +114,8 @@ func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, r
 			s.protected = true
 			p.streams[FromClient].protected = true
 		}
-	case typ == TypeCertificate:
-		m, err := ParseCertificate(body, tls13)
+	case typ == typeCertificate:
+		m, err := parseCertificate(body, tls13)
 		if err != nil {
 			return err
 		}
@@ -125,7 +125,7 @@ func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, r
 		} else {
 			h.ServerCertificate = m
 		}
-	case typ == TypeCertificateRequest && s.dir == FromServer:
+	case typ == typeCertificateRequest && s.dir == FromServer:
 		m, err := ParseCertificateRequest(body, tls13, h.Version == 0 || h.Version >= VersionTLS12)
 		if m != nil {
 			m.Records = records
@@ -133,13 +133,13 @@ func (p *Parser) decode(h *Handshake, s *stream, typ MessageType, body []byte, r
 			h.CertRequestEnd = s.msgEnd
 		}
 		return err
-	case typ == TypeServerHelloDone && s.dir == FromServer:
+	case typ == typeServerHelloDone && s.dir == FromServer:
 		h.ServerHelloDone = true
-	case typ == TypeCertificateVerify && s.dir == FromClient:
+	case typ == typeCertificateVerify && s.dir == FromClient:
 		h.ClientCertificateVerify = true
-	case typ == TypeHelloRequest && s.dir == FromServer:
+	case typ == typeHelloRequest && s.dir == FromServer:
 		h.HelloRequest = true
-	case typ == TypeFinished:
+	case typ == typeFinished:
 		if s.dir == FromClient {
 			h.ClientFinished = true
 		} else {

@@ -27,7 +27,7 @@ func records(typ ContentType, data []byte, size int) []byte {
 	return out
 }
 
-func message(typ MessageType, body []byte) []byte {
+func message(typ messageType, body []byte) []byte {
 	b := []byte{byte(typ), byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}
 	return append(b, body...)
 }
@@ -39,7 +39,7 @@ func build(f func(b *cryptobyte.Builder)) []byte {
 }
 
 func clientHello(sni string, versions ...uint16) []byte {
-	return message(TypeClientHello, build(func(b *cryptobyte.Builder) {
+	return message(typeClientHello, build(func(b *cryptobyte.Builder) {
 		b.AddUint16(0x0303)
 		b.AddBytes(make([]byte, 32))
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {})
@@ -68,7 +68,7 @@ func clientHello(sni string, versions ...uint16) []byte {
 }
 
 func serverHello(version uint16) []byte {
-	return message(TypeServerHello, build(func(b *cryptobyte.Builder) {
+	return message(typeServerHello, build(func(b *cryptobyte.Builder) {
 		b.AddUint16(0x0303)
 		b.AddBytes(make([]byte, 32))
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {})
@@ -102,7 +102,7 @@ func dnDER(i int) []byte {
 }
 
 func certRequest12(dns ...[]byte) []byte {
-	return message(TypeCertificateRequest, build(func(b *cryptobyte.Builder) {
+	return message(typeCertificateRequest, build(func(b *cryptobyte.Builder) {
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddUint8(1); b.AddUint8(64) })
 		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddUint16(0x0403); b.AddUint16(0x0804) })
 		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
@@ -114,7 +114,7 @@ func certRequest12(dns ...[]byte) []byte {
 }
 
 func certificate12(certs ...[]byte) []byte {
-	return message(TypeCertificate, build(func(b *cryptobyte.Builder) {
+	return message(typeCertificate, build(func(b *cryptobyte.Builder) {
 		b.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) {
 			for _, c := range certs {
 				b.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(c) })
@@ -148,9 +148,9 @@ func (c *conn) add(d Direction, parts [][]byte) *conn {
 func mutualTLS12(recSize int, dns [][]byte, certs ...[]byte) *conn {
 	c := &conn{}
 	c.client(record(ContentHandshake, clientHello("example.test")))
-	flight := append(append(append(serverHello(0x0303), certificate12([]byte("server-cert"))...), certRequest12(dns...)...), message(TypeServerHelloDone, nil)...)
+	flight := append(append(append(serverHello(0x0303), certificate12([]byte("server-cert"))...), certRequest12(dns...)...), message(typeServerHelloDone, nil)...)
 	c.server(records(ContentHandshake, flight, recSize))
-	c.client(record(ContentHandshake, append(certificate12(certs...), message(TypeClientKeyExchange, []byte{1, 2})...)),
+	c.client(record(ContentHandshake, append(certificate12(certs...), message(typeClientKeyExchange, []byte{1, 2})...)),
 		record(ContentChangeCipherSpec, []byte{1}), record(ContentHandshake, make([]byte, 40)))
 	c.server(record(ContentChangeCipherSpec, []byte{1}), record(ContentHandshake, make([]byte, 40)))
 	return c
