@@ -97,13 +97,13 @@ func TestNearMissMatchesReference(t *testing.T) {
 			dns = append(dns, handshake.DN{Raw: pool[rng.IntN(len(pool))]})
 		}
 		sub := chain[:1+rng.IntN(len(chain))]
-		want, wantListed := nearMissReference(sub, dns), ChainMatches(sub, dns)
+		want, wantListed := nearMissReference(sub, dns), chainMatches(sub, dns)
 		for _, cr := range []*handshake.CertificateRequest{parsedRequest(t, dns), request(dns)} {
 			if got := nearMiss(sub, cr); got != want {
 				t.Fatalf("case %d: nearMiss\n got %q\nwant %q", i, got, want)
 			}
 			if got := chainListed(sub, cr); got != wantListed {
-				t.Fatalf("case %d: chainListed %v, ChainMatches %v", i, got, wantListed)
+				t.Fatalf("case %d: chainListed %v, chainMatches %v", i, got, wantListed)
 			}
 		}
 	}

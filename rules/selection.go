@@ -73,10 +73,10 @@ func chainNames(chain []*x509.Certificate) string {
 
 func isSelfIssued(c *x509.Certificate) bool { return bytes.Equal(c.RawIssuer, c.RawSubject) }
 
-// ChainMatches reports whether any certificate of the chain was issued by, or
+// chainMatches reports whether any certificate of the chain was issued by, or
 // is, a CA whose DN the list names. Browsers match the encoded DNs byte for
 // byte, across the whole chain (FACTS.md: the intermediate or the root will do).
-func ChainMatches(chain []*x509.Certificate, issuers []handshake.DN) bool {
+func chainMatches(chain []*x509.Certificate, issuers []handshake.DN) bool {
 	for _, c := range chain {
 		for _, dn := range issuers {
 			if bytes.Equal(c.RawIssuer, dn.Raw) || bytes.Equal(c.RawSubject, dn.Raw) {
@@ -87,7 +87,7 @@ func ChainMatches(chain []*x509.Certificate, issuers []handshake.DN) bool {
 	return false
 }
 
-// chainListed is ChainMatches against the request's parsed list: a lookup
+// chainListed is chainMatches against the request's parsed list: a lookup
 // per DN of the chain instead of a comparison with every listed DN.
 func chainListed(chain []*x509.Certificate, cr *handshake.CertificateRequest) bool {
 	list := cr.IssuerList()

@@ -7,15 +7,15 @@ import (
 	"github.com/certlens/certlens/internal/report"
 )
 
-// IssuerFold is how many CA names of a request the console shows before
+// issuerFold is how many CA names of a request the console shows before
 // it says how many more there are: a 261-CA list is not read name by name
 // at a terminal (the JSON log has them all).
-const IssuerFold = 10
+const issuerFold = 10
 
 // ConsoleOptions are the report options of the console format, which
 // `certlens view` shares so that both print an event alike.
 func ConsoleOptions(color bool) report.Options {
-	return report.Options{Color: color, IssuerFold: IssuerFold}
+	return report.Options{Color: color, IssuerFold: issuerFold}
 }
 
 // consoleEncoder writes each event as internal/report renders a line of the
@@ -26,8 +26,8 @@ type consoleEncoder struct {
 	opts            report.Options
 }
 
-// NewConsoleEncoder returns the encoder of --log-format console.
-func NewConsoleEncoder(opts report.Options) zapcore.Encoder {
+// newConsoleEncoder returns the encoder of --log-format console.
+func newConsoleEncoder(opts report.Options) zapcore.Encoder {
 	return &consoleEncoder{Encoder: zapcore.NewJSONEncoder(jsonConfig()), opts: opts}
 }
 

@@ -33,7 +33,7 @@ func BenchmarkConsole(b *testing.B) {
 		for _, tc := range []struct {
 			name string
 			enc  zapcore.Encoder
-		}{{"json", zapcore.NewJSONEncoder(jsonConfig())}, {"console", NewConsoleEncoder(ConsoleOptions(false))}} {
+		}{{"json", zapcore.NewJSONEncoder(jsonConfig())}, {"console", newConsoleEncoder(ConsoleOptions(false))}} {
 			b.Run(pcap+"/"+tc.name, func(b *testing.B) {
 				log := zap.New(zapcore.NewCore(tc.enc, zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 				b.ReportAllocs()

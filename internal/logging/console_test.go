@@ -77,7 +77,7 @@ func TestConsoleGolden(t *testing.T) {
 	var out bytes.Buffer
 	opts := ConsoleOptions(false)
 	opts.Location = time.UTC
-	log := zap.New(zapcore.NewCore(NewConsoleEncoder(opts), zapcore.AddSync(&out), zapcore.DebugLevel), zap.WithClock(fixedClock{}))
+	log := zap.New(zapcore.NewCore(newConsoleEncoder(opts), zapcore.AddSync(&out), zapcore.DebugLevel), zap.WithClock(fixedClock{}))
 	logSession(t, log)
 	got := out.String()
 	for _, want := range []string{
@@ -181,7 +181,7 @@ func TestConsoleColourOnlyOnATerminal(t *testing.T) {
 	}
 
 	var coloured bytes.Buffer
-	clog := zap.New(zapcore.NewCore(NewConsoleEncoder(ConsoleOptions(true)), zapcore.AddSync(&coloured), zapcore.InfoLevel))
+	clog := zap.New(zapcore.NewCore(newConsoleEncoder(ConsoleOptions(true)), zapcore.AddSync(&coloured), zapcore.InfoLevel))
 	logSession(t, clog)
 	if !bytes.Contains(coloured.Bytes(), []byte("\x1b[31m\x1b[1m403.7\x1b[0m (predicted)")) {
 		t.Error("no colour on the verdict with colour on")

@@ -52,7 +52,7 @@ func New(o Options) (*zap.Logger, func(), error) {
 		if f, ok := out.(*os.File); ok {
 			color = report.UseColor(f)
 		}
-		enc = NewConsoleEncoder(ConsoleOptions(color))
+		enc = newConsoleEncoder(ConsoleOptions(color))
 	default:
 		return nil, nil, fmt.Errorf("log.format: %q is not json or console", o.Format)
 	}
