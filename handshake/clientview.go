@@ -28,7 +28,7 @@ type ClientView struct {
 	// parser saw only encrypted.
 	ServerAlert *AlertDescription
 	// Errors are the client's own, added to the handshake's.
-	Errors []string
+	Errors Errors
 }
 
 // Complete returns h with what the client knew and the parser could not

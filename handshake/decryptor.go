@@ -1,6 +1,7 @@
 package handshake
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -227,7 +228,7 @@ func (p *Parser) retry() {
 func (p *Parser) giveUp() {
 	p.dec.missing = true
 	if h := p.latestOpen(); h != nil && !p.dec.ready {
-		h.addError("decrypt: no secret in the key log for this connection's client_random")
+		h.addError(errors.New("decrypt: no secret in the key log for this connection's client_random"))
 		h.SecretMissing = true
 	}
 	p.replay()
@@ -286,7 +287,7 @@ func (p *Parser) setupKeys() bool {
 	}
 	if err != nil {
 		d.missing = true
-		p.addError(p.latestOpen(), "decrypt: "+err.Error())
+		p.addError(p.latestOpen(), fmt.Errorf("decrypt: %w", err))
 		return false
 	}
 	d.dirs[FromClient].c, d.dirs[FromServer].c = c, s
@@ -346,7 +347,7 @@ func (p *Parser) intercept(s *stream, typ ContentType, version uint16, length in
 	rtyp, pt, err := dc.c.Open(d.plain[:0], typ, version, body)
 	if err != nil {
 		dc.done = true
-		p.addError(h, fmt.Sprintf("decrypt: %s record: %v", s.dir, err))
+		p.addError(h, fmt.Errorf("decrypt: %s record: %w", s.dir, err))
 		return false
 	}
 	if h != nil && (p.tls13 || h.Phase != PhaseInitial) {
@@ -386,7 +387,7 @@ func (p *Parser) intercept(s *stream, typ ContentType, version uint16, length in
 // gives up waiting.
 func (d *decryptor) hold(p *Parser, s *stream, typ ContentType, version uint16, length int, keep bool, body []byte) bool {
 	if d.heldBytes+len(body)+heldOverhead > maxHeld {
-		p.addError(p.latestOpen(), fmt.Sprintf("decrypt: more than %d bytes held waiting for the key log", maxHeld))
+		p.addError(p.latestOpen(), fmt.Errorf("decrypt: more than %d bytes held waiting for the key log", maxHeld))
 		p.giveUp()
 		return false
 	}
@@ -435,7 +436,7 @@ func (d *decryptor) trafficKeys(p *Parser, dir Direction) bool {
 	c, err := newTLS13Cipher(d.sh.CipherSuite, secret)
 	if err != nil {
 		d.dirs[dir].done = true
-		p.addError(p.latestOpen(), fmt.Sprintf("decrypt: %s traffic secret: %v", dir, err))
+		p.addError(p.latestOpen(), fmt.Errorf("decrypt: %s traffic secret: %w", dir, err))
 		return false
 	}
 	d.dirs[dir].c, d.dirs[dir].needTraffic = c, false

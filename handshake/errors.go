@@ -14,18 +14,18 @@ var ErrNotTLS = errors.New("not TLS")
 // ErrOversize marks a handshake message longer than Options.MaxMessage.
 var ErrOversize = errors.New("handshake message too large")
 
-func (p *Parser) addError(h *Handshake, err string) {
+func (p *Parser) addError(h *Handshake, err error) {
 	if h != nil {
 		h.addError(err)
 		return
 	}
 	if len(p.obs.Errors) < maxErrors {
-		p.obs.Errors = append(p.obs.Errors, err)
+		p.obs.Errors = append(p.obs.Errors, err.Error())
 	}
 }
 
 // streamError stops a direction that sent something no TLS stack would.
-func (p *Parser) streamError(s *stream, err string) {
+func (p *Parser) streamError(s *stream, err error) {
 	s.stopped = true
 	s.release()
 	h := p.current(s)
@@ -41,20 +41,20 @@ func (p *Parser) streamError(s *stream, err string) {
 	p.finish(h, EndError)
 }
 
-func (p *Parser) notTLS(s *stream, why string) {
+func (p *Parser) notTLS(s *stream, why error) {
 	s.stopped = true
 	s.release()
 	if s.dir == FromClient {
-		p.obs.NotTLS = why
+		p.obs.NotTLS = why.Error()
 		p.done = true
 		return
 	}
 	h := p.latestOpen()
 	if h == nil {
-		p.addError(nil, "server: "+why)
+		p.addError(nil, fmt.Errorf("server: %w", why))
 		return
 	}
-	h.addError("server answered with something that is not TLS: " + why)
+	h.addError(fmt.Errorf("server answered with something that is not TLS: %w", why))
 	p.finish(h, EndServerNotTLS)
 }
 
@@ -72,9 +72,9 @@ func plausibleFirstByte(from Direction, b byte) bool {
 }
 
 // describeNotTLS names what a non-TLS stream looks like from its first bytes.
-func describeNotTLS(b []byte) string {
+func describeNotTLS(b []byte) error {
 	if len(b) >= 3 && b[0]&0x80 != 0 && b[2] == 1 {
-		return "SSLv2-compatible ClientHello (SSL 2.0 record format, not parsed)"
+		return errors.New("SSLv2-compatible ClientHello (SSL 2.0 record format, not parsed)")
 	}
 	printable := true
 	for _, c := range b {
@@ -84,7 +84,7 @@ func describeNotTLS(b []byte) string {
 		}
 	}
 	if printable {
-		return fmt.Sprintf("%v: starts with %q", ErrNotTLS, b)
+		return fmt.Errorf("%w: starts with %q", ErrNotTLS, b)
 	}
-	return fmt.Sprintf("%v: starts with bytes %x", ErrNotTLS, b)
+	return fmt.Errorf("%w: starts with bytes %x", ErrNotTLS, b)
 }

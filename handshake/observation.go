@@ -1,5 +1,7 @@
 package handshake
 
+import "encoding/json"
+
 // Visibility says how much of a handshake could be read (DESIGN.md's event field).
 type Visibility string
 
@@ -75,9 +77,9 @@ type Handshake struct {
 	// ClientRecords and ServerRecords are the lengths of the protected
 	// handshake-phase records each side sent (TLS 1.3, renegotiation): the
 	// evidence size-based inference reads.
-	ClientRecords []int    `json:"client_encrypted_records,omitempty"`
-	ServerRecords []int    `json:"server_encrypted_records,omitempty"`
-	Errors        []string `json:"errors,omitempty"`
+	ClientRecords []int  `json:"client_encrypted_records,omitempty"`
+	ServerRecords []int  `json:"server_encrypted_records,omitempty"`
+	Errors        Errors `json:"errors,omitempty"`
 	// Inferred is what a handshake seen without keys did, read from its
 	// record sizes (Visibility inferred): a TLS 1.3 handshake, a TLS 1.2
 	// renegotiation, a TLS 1.3 post-handshake authentication; nil when
@@ -143,7 +145,26 @@ func (h *Handshake) addMessage(from Direction, what string) {
 	}
 }
 
-func (h *Handshake) addError(err string) {
+// Errors are what went wrong in one handshake, kept as values so that a
+// caller can branch on them (errors.Is(err, ErrOversize)); as JSON, and in
+// the events, they are their texts.
+type Errors []error
+
+// Strings are the errors' texts; nil for none.
+func (e Errors) Strings() []string {
+	if len(e) == 0 {
+		return nil
+	}
+	out := make([]string, len(e))
+	for i, err := range e {
+		out[i] = err.Error()
+	}
+	return out
+}
+
+func (e Errors) MarshalJSON() ([]byte, error) { return json.Marshal(e.Strings()) }
+
+func (h *Handshake) addError(err error) {
 	if len(h.Errors) < maxErrors {
 		h.Errors = append(h.Errors, err)
 	}

@@ -171,7 +171,7 @@ func (p *Parser) Close() []*Handshake {
 			s.started = true
 			why := describeNotTLS(s.hdr[:s.hdrN])
 			if plausibleFirstByte(s.dir, s.hdr[0]) {
-				why = fmt.Sprintf("%v: the stream ended after %d bytes (%x), before a whole record header", ErrNotTLS, s.hdrN, s.hdr[:s.hdrN])
+				why = fmt.Errorf("%w: the stream ended after %d bytes (%x), before a whole record header", ErrNotTLS, s.hdrN, s.hdr[:s.hdrN])
 			}
 			p.notTLS(s, why)
 		}

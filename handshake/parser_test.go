@@ -334,7 +334,7 @@ func TestOversizeMessageSkipped(t *testing.T) {
 	c.server(records(ContentHandshake, append(append(serverHello(0x0303), message(typeCertificate, big)...), certRequest12(dnDER(7))...), 1000))
 	hs, _ := runAll(t, c, Options{MaxMessage: 4096})
 	h := hs[0]
-	if len(h.Errors) != 1 || !strings.Contains(h.Errors[0], "certificate of 5000 bytes exceeds the 4096-byte limit") {
+	if len(h.Errors) != 1 || !strings.Contains(h.Errors[0].Error(), "certificate of 5000 bytes exceeds the 4096-byte limit") || !errors.Is(h.Errors[0], ErrOversize) {
 		t.Errorf("errors %q", h.Errors)
 	}
 	if h.CertRequest == nil || len(h.CertRequest.Issuers) != 1 {
@@ -422,5 +422,43 @@ func TestMidstream(t *testing.T) {
 	}
 	if !slices.Equal(h.ServerRecords, []int{28, 900, 300, 40}) || !slices.Equal(h.ClientRecords, []int{400, 600, 40}) {
 		t.Errorf("records server %v client %v", h.ServerRecords, h.ClientRecords)
+	}
+}
+
+// TestHandshakeErrorsAreValues: a handshake's errors are kept as values a
+// caller can branch on, whatever the text, and they marshal as the texts
+// they always were.
+func TestHandshakeErrorsAreValues(t *testing.T) {
+	notTLS := &conn{}
+	notTLS.client(record(ContentHandshake, clientHello("a.test")))
+	notTLS.server([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+	malformed := &conn{}
+	bad := certRequest12(dnDER(1), dnDER(2))
+	off := 4 + 1 + 2 + 2 + 4 + 2 + 2 + len(dnDER(1))
+	bad[off], bad[off+1] = 0xff, 0xff
+	malformed.client(record(ContentHandshake, clientHello("a.test")))
+	malformed.server(record(ContentHandshake, append(serverHello(0x0303), bad...)))
+	for _, tc := range []struct {
+		name string
+		c    *conn
+		want error
+	}{
+		{"server answers in HTTP", notTLS, ErrNotTLS},
+		{"issuer list runs past its vector", malformed, ErrMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hs, _ := runAll(t, tc.c, Options{})
+			if len(hs) != 1 || len(hs[0].Errors) == 0 || !errors.Is(hs[0].Errors[0], tc.want) {
+				t.Fatalf("want an error that is %v; %s", tc.want, toJSON(t, hs))
+			}
+			got, err := json.Marshal(hs[0].Errors)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := json.Marshal(hs[0].Errors.Strings())
+			if string(got) != string(want) || !strings.HasPrefix(string(got), `["`) {
+				t.Errorf("errors marshal as %s, want their texts %s", got, want)
+			}
+		})
 	}
 }

@@ -129,7 +129,7 @@ func (p *Parser) oversize(s *stream, typ messageType, length int) {
 		h = p.begin(s, PhaseInitial)
 	}
 	p.addError(h, fmt.Errorf("%s %s of %d bytes exceeds the %d-byte limit: %w",
-		s.dir, typ, length, p.opts.MaxMessage, ErrOversize).Error())
+		s.dir, typ, length, p.opts.MaxMessage, ErrOversize))
 	if h != nil {
 		h.addMessage(s.dir, typ.String()+"(oversize)")
 	}

@@ -102,7 +102,7 @@ func (p *Parser) header(s *stream) bool {
 		}
 	}
 	if !valid {
-		p.streamError(s, fmt.Sprintf("%s stream: invalid record header %x at byte %d", s.dir, s.hdr, s.offset-recordHeaderLen))
+		p.streamError(s, fmt.Errorf("%s stream: invalid record header %x at byte %d", s.dir, s.hdr, s.offset-recordHeaderLen))
 		return false
 	}
 	s.typ, s.recLen, s.need = typ, length, length
@@ -177,7 +177,7 @@ func (p *Parser) changeCipherSpec(s *stream) {
 
 func (p *Parser) alerts(s *stream, body []byte) {
 	if len(body) == 0 || len(body)%2 != 0 {
-		p.addError(p.current(s), fmt.Sprintf("%s alert record of %d bytes", s.dir, len(body)))
+		p.addError(p.current(s), fmt.Errorf("%s alert record of %d bytes", s.dir, len(body)))
 		return
 	}
 	for i := 0; i+1 < len(body); i += 2 {

@@ -48,7 +48,7 @@ func (p *Parser) message(s *stream, typ messageType, body []byte, records int) {
 		// Bytes of a handshake already reported (the server's alert ended
 		// it first) are late, not wrong.
 		if s.hs < 0 {
-			p.addError(nil, fmt.Sprintf("%s %s outside any handshake", s.dir, typ))
+			p.addError(nil, fmt.Errorf("%s %s outside any handshake", s.dir, typ))
 		}
 		return
 	}
@@ -59,7 +59,7 @@ func (p *Parser) message(s *stream, typ messageType, body []byte, records int) {
 	}
 	h.addMessage(s.dir, typ.String())
 	if err := p.decode(h, s, typ, body, records); err != nil {
-		p.addError(h, err.Error())
+		p.addError(h, err)
 	}
 }
 
@@ -177,7 +177,7 @@ func (p *Parser) begin(s *stream, phase Phase) *Handshake {
 		// other side never finishes) must not grow p.open without bound:
 		// the oldest open handshake is handed out as unparsed instead.
 		old := p.open[0]
-		old.addError(fmt.Sprintf("handshake %d started before this one ended (%d open)", idx, len(p.open)))
+		old.addError(fmt.Errorf("handshake %d started before this one ended (%d open)", idx, len(p.open)))
 		old.Unparsed = true
 		p.finish(old, EndError)
 	}

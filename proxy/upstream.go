@@ -104,7 +104,7 @@ type upstream struct {
 	handshakeOK bool
 	verified    bool
 	verifyErr   string
-	errs        []string
+	errs        handshake.Errors
 	alert       *handshake.AlertDescription // the server's, as crypto/tls read it
 	reset       bool                        // the server reset the connection
 	pending     []*handshake.Handshake      // drained, waiting for the HTTP answer
@@ -198,7 +198,7 @@ func (up *upstream) clientCert(cri *tls.CertificateRequestInfo) (*tls.Certificat
 func (up *upstream) fail(context string, err error) {
 	up.mu.Lock()
 	if len(up.errs) < 4 {
-		up.errs = append(up.errs, context+err.Error())
+		up.errs = append(up.errs, fmt.Errorf("%s%w", context, err))
 	}
 	if d, ok := ownclient.RemoteAlert(err); ok && up.alert == nil {
 		up.alert = &d
@@ -285,7 +285,7 @@ func (up *upstream) emit(h *handshake.Handshake, hr *rules.HTTPOutcome) {
 // completed says certlens's TLS client finished the handshake (known for
 // the initial one), so that no request means none was made. errs are the
 // TLS client's errors, alert the server's alert among them. h is not changed.
-func completeUpstream(h *handshake.Handshake, req *certRequestSeen, completed bool, errs []string, alert *handshake.AlertDescription) *handshake.Handshake {
+func completeUpstream(h *handshake.Handshake, req *certRequestSeen, completed bool, errs handshake.Errors, alert *handshake.AlertDescription) *handshake.Handshake {
 	cv := handshake.ClientView{Done: completed, Errors: errs, ServerAlert: alert}
 	if req != nil {
 		cv.CertRequest = ownclient.CertRequest(&tls.CertificateRequestInfo{AcceptableCAs: req.cas, SignatureSchemes: req.schemes},

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -105,7 +106,7 @@ func TestRules(t *testing.T) {
 		ServerHello: &handshake.ServerHello{Version: handshake.VersionTLS13, CipherSuite: 0x1301}}
 	tls13NoSecret := *tls13
 	tls13NoSecret.SecretMissing = true
-	tls13NoSecret.Errors = []string{"decrypt: no secret in the key log for this connection's client_random"}
+	tls13NoSecret.Errors = handshake.Errors{errors.New("decrypt: no secret in the key log for this connection's client_random")}
 	tls13NoSecret.Visibility = handshake.VisibilityEncrypted
 	tls13clear := *tls13
 	tls13clear.Visibility = handshake.VisibilityDecrypted

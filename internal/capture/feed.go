@@ -5,6 +5,7 @@ package capture
 // the parser's handshakes are diagnosed as they come.
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -95,9 +96,12 @@ func (c *conn) handshake(h *handshake.Handshake) {
 		// flight alone never proves a certificate was sent.
 		hc := *h
 		hc.Visibility = handshake.VisibilityPartial
-		hc.Errors = append(slices.Clip(h.Errors), c.gaps...)
+		hc.Errors = slices.Clip(h.Errors)
+		for _, g := range c.gaps {
+			hc.Errors = append(hc.Errors, errors.New(g))
+		}
 		if missing != "" {
-			hc.Errors = append(hc.Errors, missing)
+			hc.Errors = append(hc.Errors, errors.New(missing))
 		}
 		c.gaps = nil
 		h = &hc

@@ -204,7 +204,7 @@ func NewHandshake(m Meta, h *handshake.Handshake, r rules.Report) *Handshake {
 		ConnID: m.ConnID, Mode: m.Mode, ClientAddr: m.ClientAddr, Target: m.Target, AppProtocol: m.AppProtocol,
 		Index: h.Index, Phase: string(h.Phase), Visibility: string(h.Visibility), End: string(h.End),
 		TLSVersion: h.Version.String(), Findings: r.Findings, Verdict: string(r.Verdict), VerdictCertain: r.Certain,
-		Errors: h.Errors,
+		Errors: h.Errors.Strings(),
 	}
 	if ch := h.ClientHello; ch != nil {
 		e.SNI = ch.ServerName

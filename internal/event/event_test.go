@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 
@@ -57,7 +58,7 @@ func TestZapMatchesJSON(t *testing.T) {
 			Issuers: []handshake.DN{{Raw: ca.Cert.RawSubject}}, IssuerBytes: 2 + len(ca.Cert.RawSubject), Records: 2},
 		ClientCertificate: &handshake.CertificateMsg{Chain: [][]byte{leaf.DER}},
 		Alerts:            []handshake.Alert{{From: handshake.FromServer, Level: handshake.AlertFatal, Description: handshake.AlertUnknownCA}, {From: handshake.FromClient, Encrypted: true}},
-		Errors:            []string{"example error"},
+		Errors:            handshake.Errors{errors.New("example error")},
 	}
 	r := rules.Diagnose(h, rules.Evidence{}, rules.Options{})
 	if len(r.Findings) == 0 {
