@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,7 +56,17 @@ func firstEvent(t *testing.T, out, msg string) map[string]any {
 	return nil
 }
 
-func findingIDs(h map[string]any) string { return strings.Join(ids(h), ",") }
+// findingIDs are the ids of a serve event's findings, joined.
+func findingIDs(h map[string]any) string {
+	var out []string
+	list, _ := h["findings"].([]any)
+	for _, f := range list {
+		if m, ok := f.(map[string]any); ok {
+			out = append(out, fmt.Sprint(m["id"]))
+		}
+	}
+	return strings.Join(out, ",")
+}
 
 // TestServeDecryptsWithClientKeylog: real clients writing real key logs
 // through observe mode with --decrypt-keylog, the file absent when serve

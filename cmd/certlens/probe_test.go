@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -59,12 +60,20 @@ func (e *probeEnv) openssl(t *testing.T, cas []*pkitest.Cert, extra ...string) s
 	return addr
 }
 
+// eventLine is one line of --json output, decoded into the event type its
+// msg names.
+type eventLine struct {
+	Level, Msg string
+	Handshake  *event.Handshake // msg "handshake"
+	Closed     *event.Closed    // msg "connection closed"
+}
+
 // jsonLines parses --json output, failing on any line that is not an event
 // of the schema: a handshake or connection closed event (internal/event)
 // after level, ts and msg, with no field the schema lacks.
-func jsonLines(t *testing.T, out string) []map[string]any {
+func jsonLines(t *testing.T, out string) []eventLine {
 	t.Helper()
-	var evs []map[string]any
+	var evs []eventLine
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
@@ -76,17 +85,20 @@ func jsonLines(t *testing.T, out string) []map[string]any {
 			Msg   string    `json:"msg"`
 		}
 		var strict any
+		ev := eventLine{Msg: fmt.Sprint(m["msg"]), Level: fmt.Sprint(m["level"])}
 		switch m["msg"] {
 		case "handshake":
-			strict = &struct {
+			h := &struct {
 				head
 				event.Handshake
 			}{}
+			strict, ev.Handshake = h, &h.Handshake
 		case "connection closed":
-			strict = &struct {
+			c := &struct {
 				head
 				event.Closed
 			}{}
+			strict, ev.Closed = c, &c.Closed
 		default:
 			t.Fatalf("msg %v: not an event: %q", m["msg"], line)
 		}
@@ -98,7 +110,7 @@ func jsonLines(t *testing.T, out string) []map[string]any {
 		if lvl := m["level"]; lvl != "info" && lvl != "warn" && lvl != "error" {
 			t.Errorf("level %v", lvl)
 		}
-		evs = append(evs, m)
+		evs = append(evs, ev)
 	}
 	return evs
 }
@@ -115,11 +127,10 @@ func get(m map[string]any, path ...string) any {
 	return v
 }
 
-func ids(m map[string]any) []string {
+func ids(h *event.Handshake) []string {
 	var out []string
-	list, _ := m["findings"].([]any)
-	for _, f := range list {
-		out = append(out, get(f.(map[string]any), "id").(string))
+	for _, f := range h.Findings {
+		out = append(out, f.ID)
 	}
 	return out
 }
@@ -234,9 +245,9 @@ func TestProbeCertificates(t *testing.T) {
 			if tc.key {
 				args = append(args, "--key", keyPath)
 			}
-			server, end, status := addr, "finished", any(200.0)
+			server, end, status := addr, "finished", 200
 			if !tc.key {
-				server, end, status = addrRequired, "alert", nil
+				server, end, status = addrRequired, "alert", 0 // no answer: no http_status
 			}
 			args = append(args, "https://"+server+"/")
 			jsonArgs := append([]string{"probe", "--json"}, args[1:]...)
@@ -245,43 +256,33 @@ func TestProbeCertificates(t *testing.T) {
 				t.Errorf("exit %d, want %d; stderr %q", code, tc.code, stderr)
 			}
 			evs := jsonLines(t, stdout)
-			if len(evs) != 2 || evs[0]["msg"] != "handshake" || evs[1]["msg"] != "connection closed" {
-				t.Fatalf("events %v", evs)
+			if len(evs) != 2 || evs[0].Handshake == nil || evs[1].Closed == nil {
+				t.Fatalf("events %+v", evs)
 			}
-			h, closed := evs[0], evs[1]
-			for key, want := range map[string]any{"mode": "probe", "conn_id": "probe-1", "target": server, "tls_version": "TLS 1.2",
-				"phase": "initial", "visibility": "clear", "end": end, "verdict": tc.verdict, "http_status": status} {
-				if h[key] != want {
-					t.Errorf("%s = %v, want %v", key, h[key], want)
-				}
+			h, closed := evs[0].Handshake, evs[1].Closed
+			got := fmt.Sprintln(h.Mode, h.ConnID, h.Target, h.TLSVersion, h.Phase, h.Visibility, h.End, h.Verdict, h.HTTPStatus)
+			if want := fmt.Sprintln("probe", "probe-1", server, "TLS 1.2", "initial", "clear", end, tc.verdict, status); got != want {
+				t.Errorf("mode, conn_id, target, tls_version, phase, visibility, end, verdict, http_status: %s, want %s", got, want)
 			}
-			if lvl := h["level"]; (tc.verdict == "ok") != (lvl == "info") {
+			if lvl := evs[0].Level; (tc.verdict == "ok") != (lvl == "info") {
 				t.Errorf("level %v for verdict %v", lvl, tc.verdict)
 			}
 			want := []string{e.other1.Cert.Subject.String(), e.clientCA.Cert.Subject.String()}
-			if n := get(h, "cert_request", "issuer_count"); n != 2.0 {
-				t.Errorf("issuer_count %v", n)
+			cr := h.CertRequest
+			if cr == nil || cr.IssuerCount != 2 || cr.IssuerBytes != 4+len(e.other1.Cert.RawSubject)+len(e.clientCA.Cert.RawSubject) || !slices.Equal(cr.Issuers, want) {
+				t.Errorf("cert_request %+v, want 2 CAs %v", cr, want)
 			}
-			if b := get(h, "cert_request", "issuer_bytes"); b != float64(4+len(e.other1.Cert.RawSubject)+len(e.clientCA.Cert.RawSubject)) {
-				t.Errorf("issuer_bytes %v", b)
+			if h.ClientCert == nil || h.ClientCert.Sent != tc.key {
+				t.Errorf("client_cert %+v", h.ClientCert)
 			}
-			if got := get(h, "cert_request", "issuers").([]any); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
-				t.Errorf("issuers %v, want %v", got, want)
-			}
-			if sent := get(h, "client_cert", "sent"); sent != tc.key {
-				t.Errorf("client_cert.sent %v", sent)
-			}
-			if tc.key {
-				chain := get(h, "client_cert", "chain").([]any)
-				if get(chain[0].(map[string]any), "subject") != c.Cert.Subject.String() {
-					t.Errorf("chain %v", chain)
-				}
+			if tc.key && (len(h.ClientCert.Chain) == 0 || h.ClientCert.Chain[0].Subject != c.Cert.Subject.String()) {
+				t.Errorf("chain %+v", h.ClientCert.Chain)
 			}
 			if tc.finding != "" && !slices.Contains(ids(h), tc.finding) {
 				t.Errorf("%s did not fire: %v", tc.finding, ids(h))
 			}
-			if closed["conn_id"] != "probe-1" || closed["handshakes"] != 1.0 || closed["bytes_server_to_client"].(float64) < 500 {
-				t.Errorf("closed %v", closed)
+			if closed.ConnID != "probe-1" || closed.Handshakes != 1 || closed.BytesDown < 500 {
+				t.Errorf("closed %+v", closed)
 			}
 
 			// The report says the same for people, with every reason.
@@ -311,9 +312,9 @@ func TestProbeCertificates(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
-		h := jsonLines(t, stdout)[0]
-		if h["tls_version"] != "TLS 1.3" || h["visibility"] != "decrypted" || get(h, "client_cert", "sent") != true || h["verdict"] != "ok" {
-			t.Errorf("event %v", h)
+		h := jsonLines(t, stdout)[0].Handshake
+		if h == nil || h.TLSVersion != "TLS 1.3" || h.Visibility != "decrypted" || h.ClientCert == nil || !h.ClientCert.Sent || h.Verdict != "ok" {
+			t.Errorf("event %+v", h)
 		}
 	})
 }
@@ -393,13 +394,12 @@ func TestProbeApache(t *testing.T) {
 	if len(evs) != 4 { // TLS 1.3's closed; TLS 1.2's two handshakes and closed
 		t.Fatalf("%d events: %s", len(evs), stdout)
 	}
-	reneg := evs[2]
-	if reneg["phase"] != "renegotiation" || reneg["verdict"] != "handshake_failed" || get(reneg, "client_cert", "sent") != false {
-		t.Errorf("renegotiation event %v", reneg)
+	reneg := evs[2].Handshake
+	if reneg == nil || reneg.Phase != "renegotiation" || reneg.Verdict != "handshake_failed" || reneg.ClientCert == nil || reneg.ClientCert.Sent {
+		t.Fatalf("renegotiation event %+v", reneg)
 	}
-	alerts, _ := reneg["alerts"].([]any)
-	if len(alerts) == 0 || get(alerts[0].(map[string]any), "description") != "handshake_failure" {
-		t.Errorf("alerts %v (the probe read the alert it was sent)", alerts)
+	if len(reneg.Alerts) == 0 || reneg.Alerts[0].Description != "handshake_failure" {
+		t.Errorf("alerts %+v (the probe read the alert it was sent)", reneg.Alerts)
 	}
 }
 
@@ -415,11 +415,14 @@ func TestProbeThroughServe(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	ours := jsonLines(t, stdout)[0]
+	ours := jsonLines(t, stdout)[0].Handshake
 	theirs := sp.next("handshake")
-	for _, k := range []string{"issuer_count", "issuer_bytes"} {
-		if get(ours, "cert_request", k) != get(theirs, "cert_request", k) || get(ours, "cert_request", k) == nil {
-			t.Errorf("%s: probe %v, serve %v", k, get(ours, "cert_request", k), get(theirs, "cert_request", k))
+	if ours == nil || ours.CertRequest == nil {
+		t.Fatalf("probe: %+v", ours)
+	}
+	for k, v := range map[string]int{"issuer_count": ours.CertRequest.IssuerCount, "issuer_bytes": ours.CertRequest.IssuerBytes} {
+		if get(theirs, "cert_request", k) != float64(v) {
+			t.Errorf("%s: probe %v, serve %v", k, v, get(theirs, "cert_request", k))
 		}
 	}
 }
