@@ -83,9 +83,9 @@ func projectImports(p pkg) []string {
 	return out
 }
 
-// testOnly reports whether a package exists for tests alone.
+// testOnly reports whether a package exists for tests alone: the test kit.
 func testOnly(r string) bool {
-	return slices.Contains([]string{"internal/pkitest", "internal/peertest", "internal/transcript", "internal/invariant"}, r)
+	return r == "internal/testkit" || strings.HasPrefix(r, "internal/testkit/")
 }
 
 // impure is what a pure package may not import itself: sockets, files,

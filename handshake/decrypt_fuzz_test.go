@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 )
 
 // FuzzParseKeyLogLine: any line either parses to a full-size client_random

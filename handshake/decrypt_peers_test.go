@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
-	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 )
 
 // decryptPKI is three client CAs (the issuer list), a client certificate

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 )
 
 func readKeyLogFile(tb testing.TB, path string) KeyLog {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from the parser's output")

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
-	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 )
 
 // livePKI is the servers' and clients' certificates of the agreement tests.

@@ -17,7 +17,7 @@ import (
 
 	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/internal/keylog"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // benchServer is a TLS server that, per connection, completes the handshake

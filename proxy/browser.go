@@ -196,7 +196,7 @@ func (ic *icConn) count(up, down int64) {
 func (ic *icConn) closed() {
 	ic.mu.Lock()
 	for _, t := range ic.tunnels {
-		t.setReason("browser closed")
+		t.setReason(closeBrowser, nil)
 	}
 	ic.mu.Unlock()
 	ic.transport.CloseIdleConnections()

@@ -27,8 +27,8 @@ import (
 	"time"
 
 	"github.com/certlens/certlens/internal/event"
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // faultIdle is the rig's idle timeout: short, so the silent-server fault

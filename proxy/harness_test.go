@@ -17,8 +17,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/certlens/certlens/internal/invariant"
-	"github.com/certlens/certlens/internal/peertest"
+	"github.com/certlens/certlens/internal/testkit/invariant"
+	"github.com/certlens/certlens/internal/testkit/peertest"
 )
 
 // events collects the JSON lines the proxy logs, for assertions on parsed

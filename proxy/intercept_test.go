@@ -25,9 +25,9 @@ import (
 	"testing"
 
 	"github.com/certlens/certlens/internal/event"
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
-	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 )
 
 // icTest is one intercept-mode test's PKI, proxy and events.

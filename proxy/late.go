@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"strings"
 	"time"
 
 	"github.com/certlens/certlens/handshake"
@@ -68,5 +67,5 @@ func (t *tunnel) closeEvidence(h *handshake.Handshake) rules.Evidence {
 
 func (t *tunnel) serverReset() bool {
 	r := t.reason.Load()
-	return r != nil && strings.HasPrefix(*r, "server") && strings.Contains(*r, "reset")
+	return r != nil && r.serverReset()
 }

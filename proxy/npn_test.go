@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certlens/certlens/internal/peertest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
 )
 
 // TestNPNIsNotRenegotiation: a client that negotiates NPN sends its

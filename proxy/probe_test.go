@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	"github.com/certlens/certlens/internal/event"
-	"github.com/certlens/certlens/internal/invariant"
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/invariant"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 	"github.com/certlens/certlens/proxy/probe"
 )
 

@@ -212,7 +212,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			left := slices.Collect(maps.Keys(s.tunnels))
 			s.mu.Unlock()
 			for _, t := range left {
-				t.setReason("shutdown")
+				t.setReason(closeShutdown, nil)
 				_ = t.Close()
 			}
 		}
@@ -297,7 +297,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	}
 	client, rw, err := hj.Hijack()
 	if err != nil {
-		t.setReason("client error: " + err.Error())
+		t.setReason(closeClientError, err)
 		_ = t.Close()
 		return
 	}
@@ -306,7 +306,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 		established = "HTTP/1.0 200 Connection established\r\n\r\n"
 	}
 	if _, err := io.WriteString(client, established); err != nil {
-		t.setReason("client error: " + err.Error())
+		t.setReason(closeClientError, err)
 		_ = client.Close()
 		_ = t.Close()
 		return
@@ -446,9 +446,9 @@ func (s *Server) logClosed(t *tunnel) {
 	if len(obs.Errors) > 0 {
 		s.metrics.parseErrors.Inc()
 	}
-	reason := "closed"
+	reason := closeWords[closeUnknown]
 	if r := t.reason.Load(); r != nil {
-		reason = *r
+		reason = r.String()
 	}
 	c := event.NewClosed(t.meta, obs)
 	c.BytesUp, c.BytesDown, c.Reason = t.up.Load(), t.down.Load(), reason

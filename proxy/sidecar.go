@@ -98,7 +98,7 @@ func (s *Server) handleSidecar(client net.Conn) {
 		n, err := up.Write(pending)
 		t.moved(false, int64(n))
 		if err != nil {
-			t.setReason("server write error: " + err.Error())
+			t.setReason(closeServerWriteError, err)
 			_ = client.Close()
 			_ = t.Close()
 			return
@@ -118,7 +118,7 @@ func relay(client net.Conn, t *tunnel) {
 			// A failed write to the server already named itself; this
 			// names a failed read from the client, before the close below
 			// makes the other direction fail with "use of closed".
-			t.setReason("client error: " + err.Error())
+			t.setReason(closeClientError, err)
 			_ = t.Conn.Close()
 		} else {
 			_ = t.CloseWrite()
@@ -130,7 +130,7 @@ func relay(client net.Conn, t *tunnel) {
 		_ = cw.CloseWrite()
 	} else {
 		if err != nil {
-			t.setReason("client error: " + err.Error())
+			t.setReason(closeClientError, err)
 		}
 		_ = client.Close()
 	}

@@ -176,14 +176,14 @@ func (t *tunnel) splice(dst, src *net.TCPConn, down bool) (int64, error) {
 		case err == nil:
 			// EOF from src: the half-close is passed on by the caller.
 			if down {
-				t.setReason("server closed")
+				t.setReason(closeServer, nil)
 			}
 			return total, nil
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			if n > 0 || idle <= 0 || time.Since(t.active()) < idle {
 				continue
 			}
-			t.setReason("idle timeout")
+			t.setReason(closeIdle, nil)
 			return total, err
 		}
 		// splice(2) does not say whether reading src or writing dst
@@ -191,11 +191,11 @@ func (t *tunnel) splice(dst, src *net.TCPConn, down bool) (int64, error) {
 		failedDst := socketClosed(dst) && !socketClosed(src)
 		switch {
 		case down && failedDst, !down && !failedDst:
-			t.setReason("client error: " + err.Error())
+			t.setReason(closeClientError, err)
 		case down:
-			t.setReason("server error: " + err.Error())
+			t.setReason(closeServerError, err)
 		default:
-			t.setReason("server write error: " + err.Error())
+			t.setReason(closeServerWriteError, err)
 		}
 		return total, err
 	}

@@ -20,8 +20,8 @@ import (
 
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/keylog"
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 	"github.com/certlens/certlens/rules"
 )
 

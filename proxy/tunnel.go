@@ -42,7 +42,7 @@ type tunnel struct {
 	readDL     time.Time     // the upstream read deadline armed; only the server->client copy touches it
 	up, down   atomic.Int64
 	lastActive atomic.Int64 // monotonic nanoseconds (since clockBase) of the last byte either way
-	reason     atomic.Pointer[string]
+	reason     atomic.Pointer[closeReason]
 	closeOnce  sync.Once
 	closed     chan struct{} // closed by Close: ends a wait for a key log secret
 	waiting    bool          // a wait for a key log secret runs; t.mu
@@ -128,7 +128,9 @@ func (t *tunnel) moved(down bool, n int64) {
 }
 
 // setReason keeps the first reason the tunnel ended: later ones are consequences.
-func (t *tunnel) setReason(r string) { t.reason.CompareAndSwap(nil, &r) }
+func (t *tunnel) setReason(kind closeKind, err error) {
+	t.reason.CompareAndSwap(nil, &closeReason{kind: kind, err: err})
+}
 
 // Read carries server->client bytes. The upstream read deadline is the
 // tunnel's idle timeout: it only fires when neither side sent anything for
@@ -159,11 +161,11 @@ func (t *tunnel) Read(b []byte) (int, error) {
 				}
 				continue
 			}
-			t.setReason("idle timeout")
+			t.setReason(closeIdle, nil)
 		} else if err == io.EOF {
-			t.setReason("server closed")
+			t.setReason(closeServer, nil)
 		} else if err != nil {
-			t.setReason("server error: " + err.Error())
+			t.setReason(closeServerError, err)
 		}
 		return n, err
 	}
@@ -177,14 +179,14 @@ func (t *tunnel) Write(b []byte) (int, error) {
 	n, err := t.Conn.Write(b)
 	t.moved(false, int64(n))
 	if err != nil {
-		t.setReason("server write error: " + err.Error())
+		t.setReason(closeServerWriteError, err)
 	}
 	return n, err
 }
 
 // CloseWrite is called when the client finished sending: pass the half-close on.
 func (t *tunnel) CloseWrite() error {
-	t.setReason("client closed")
+	t.setReason(closeClient, nil)
 	if t.tcp != nil {
 		return t.tcp.CloseWrite()
 	}
@@ -207,10 +209,10 @@ func (t *tunnel) Close() error {
 		err = t.Conn.Close()
 	}
 	t.closeOnce.Do(func() {
-		t.setReason("closed")
+		t.setReason(closeUnknown, nil)
 		// A shutdown whose grace ran out closes every tunnel in turn: no
 		// more waiting for key log lines then.
-		if r := t.reason.Load(); r == nil || *r != "shutdown" {
+		if r := t.reason.Load(); r == nil || r.kind != closeShutdown {
 			t.lastChance()
 		}
 		close(t.closed)

@@ -66,7 +66,7 @@ func (ic *icConn) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 	if err := tc.HandshakeContext(ctx); err != nil {
 		held.Failed(err)
 		up.fail("upstream TLS handshake: ", err)
-		t.setReason("TLS handshake failed: " + err.Error())
+		t.setReason(closeHandshakeFailed, err)
 		_ = tc.Close()
 		_ = t.Close()
 		return nil, err

@@ -4,7 +4,7 @@ package proxy
 // every mode that sees it: the verdict certlens writes, on the handshake
 // and on the connection, is what the client really got (its HTTP status,
 // its TLS alert, the server's own log). The invariants over every event
-// (internal/invariant) hold for these too; these tests say what the
+// (internal/testkit/invariant) hold for these too; these tests say what the
 // answer is, case by case.
 
 import (
@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/certlens/certlens/internal/event"
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 	"github.com/certlens/certlens/proxy/probe"
 	"github.com/certlens/certlens/rules"
 )

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/certlens/certlens/handshake"
-	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 )
 
 // BenchmarkParseAndDiagnose is the path every handshake takes: parse the

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/certlens/certlens/handshake"
-	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 )
 
 // goldenReport is what a transcript's handshakes come to: per handshake,

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/certlens/certlens/handshake"
-	"github.com/certlens/certlens/internal/pkitest"
-	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 )
 
 // recordedHandshake parses a recorded connection and returns its first handshake.

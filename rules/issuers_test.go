@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/certlens/certlens/handshake"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // nearMissReference is nearMiss as it was before issuer lists were parsed

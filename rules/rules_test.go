@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/certlens/certlens/handshake"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // now is the rules' clock in these tests. pkitest mints certificates valid

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/certlens/certlens/handshake"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // TestPrecedence has one row per conflict between ranks of evidence: the

@@ -16,13 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certlens/certlens/internal/invariant"
+	"github.com/certlens/certlens/internal/testkit/invariant"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 const transcripts = "../../handshake/testdata/transcripts/"

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/certlens/certlens/internal/peertest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
 )
 
 // TestEventDurationsCarryTheirUnit: the events that state a duration name

@@ -20,9 +20,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/certlens/certlens/internal/invariant"
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/invariant"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 var binary string

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/certlens/certlens/internal/event"
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/*.golden")

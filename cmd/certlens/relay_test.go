@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/certlens/certlens/internal/peertest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
 )
 
 // TestCurlCannotReachAdminThroughProxy is the first-hour report as a user

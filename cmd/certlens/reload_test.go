@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/certlens/certlens/internal/peertest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
 )
 
 // connectStatus sends a CONNECT through the proxy and returns the status line.

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // TestServeConnectionVerdict: IIS's default, played by Apache (per-location

@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // viewEnv fixes the time zone: view prints event times in local time.

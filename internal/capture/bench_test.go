@@ -20,8 +20,8 @@ import (
 
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/certlens/certlens/internal/pkitest"
-	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 )
 
 var (

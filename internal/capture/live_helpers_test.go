@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/certlens/certlens/internal/peertest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
 )
 
 // tsharkFields reads a capture with tshark and returns, per packet matching

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/certlens/certlens/internal/event"
-	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 )
 
 // turn is one message of a plaintext prologue.

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certlens/certlens/internal/peertest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
 )
 
 // socksProxy is a small SOCKS 4, 4a and 5 proxy (no authentication) on a

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 )
 
 // tsharkAtLeast reports whether the installed tshark is at least

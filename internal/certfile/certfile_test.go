@@ -10,7 +10,7 @@ import (
 
 	"software.sslmate.com/src/go-pkcs12"
 
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 func TestCertificates(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 func TestRead(t *testing.T) {

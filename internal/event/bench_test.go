@@ -12,7 +12,7 @@ import (
 	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/logging"
-	"github.com/certlens/certlens/internal/transcript"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 	"github.com/certlens/certlens/rules"
 )
 

@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/certlens/certlens/handshake"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 	"github.com/certlens/certlens/rules"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/certlens/certlens/handshake"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // TestMergeClientView: what the probe knew as the client fills only what

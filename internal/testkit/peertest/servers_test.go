@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // testPKI is a root for servers and clients, a server certificate and a

@@ -14,14 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 var record = flag.Bool("record", false, "TestRecordGolden writes the transcripts it records into "+goldenDir)
 
 // goldenDir is where the handshake package's tests read transcripts from.
-const goldenDir = "../../handshake/testdata/transcripts"
+const goldenDir = "../../../handshake/testdata/transcripts"
 
 // goldenPKI is the certificates every scenario shares: three client CAs
 // (the client certificate is issued by the second, so it is neither first

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/certlens/certlens/internal/peertest"
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 func TestParseTsharkClientCerts(t *testing.T) {

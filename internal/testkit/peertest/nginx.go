@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // NginxConfig describes an nginx TLS server.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // ApacheSecurePath is the one location of an Apache server that requires a

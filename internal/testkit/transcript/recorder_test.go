@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // tapConn keeps a copy of what one end wrote and read on the wire.

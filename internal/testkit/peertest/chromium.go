@@ -16,7 +16,7 @@ import (
 
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // ChromiumPolicyDir is where Debian's Chromium reads mandatory policies.

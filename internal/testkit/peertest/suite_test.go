@@ -67,7 +67,7 @@ func TestSuiteSkipsWithoutPeers(t *testing.T) {
 	if err := os.Symlink(goBin, filepath.Join(bare, "go")); err != nil {
 		t.Fatal(err)
 	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}

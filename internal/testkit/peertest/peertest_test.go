@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // fakeTB records how Require ended without ending the real test.

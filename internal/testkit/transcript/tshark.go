@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/certlens/certlens/internal/peertest"
+	"github.com/certlens/certlens/internal/testkit/peertest"
 )
 
 // DNamesSummary is Wireshark's view of the issuer list of one

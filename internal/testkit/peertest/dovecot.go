@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // DovecotConfig describes a Dovecot IMAP and POP3 server offering STARTTLS.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certlens/certlens/internal/pkitest"
+	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
 // postgresBin finds a PostgreSQL server binary: Debian installs them in
