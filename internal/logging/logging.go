@@ -28,6 +28,10 @@ type Options struct {
 	Atomic *zap.AtomicLevel
 	// Stderr receives the report of a log file that cannot be written; nil is os.Stderr.
 	Stderr io.Writer
+	// Cores are further destinations every entry is teed to (the live page,
+	// an exporter). Each must not block: a slow destination drops, it never
+	// holds a tunnel.
+	Cores []zapcore.Core
 }
 
 // New returns the logger and a function that flushes and closes it.
@@ -70,6 +74,7 @@ func New(o Options) (*zap.Logger, func(), error) {
 		}
 		cores = append(cores, zapcore.NewCore(zapcore.NewJSONEncoder(jsonConfig()), zapcore.Lock(fw), level))
 	}
+	cores = append(cores, o.Cores...)
 	log := zap.New(zapcore.NewTee(cores...))
 	closeFn := func() {
 		_ = log.Sync()
