@@ -25,6 +25,7 @@ type Config struct {
 	AllowHTTPPorts PortSet   `key:"allow_http_ports"`
 	AdminListen    string    `key:"admin_listen"` // "" turns the admin server off
 	AdminPprof     bool      `key:"admin_pprof"`  // /debug/pprof/ on the admin server
+	AdminUI        bool      `key:"admin_ui"`     // the live page at the admin server's /
 	Keylog         string    `key:"keylog"`       // intercept mode's upstream key log
 	Decrypt        Decrypt   // decrypt.*
 	Rules          Rules     // rules.*
@@ -161,6 +162,7 @@ var keys = []key{
 	{name: "allow_http_ports", def: "80,8080", flag: "allow-http-ports", reload: Live},
 	{name: "admin_listen", def: "127.0.0.1:9090", flag: "admin-listen", reload: Restart},
 	{name: "admin_pprof", def: false, flag: "pprof", reload: Restart},
+	{name: "admin_ui", def: true, flag: "ui", reload: Restart},
 	{name: "keylog", def: "", flag: "keylog", reload: Restart},
 	{name: "decrypt.keylog_file", def: "", flag: "decrypt-keylog", reload: Restart},
 	{name: "decrypt.max_secrets", def: 100000, reload: Restart},
