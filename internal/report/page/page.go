@@ -1,0 +1,227 @@
+// Package page is certlens's page for people: the live list of handshakes
+// the admin server serves (Handler, fed by a logging.Hub over Server-Sent
+// Events), and the same views written as one self-contained HTML file for
+// what is not live (WriteReport: analyze --html, probe --html).
+//
+// Every DN, subject, SAN and SNI on it is attacker-controlled: page.js
+// puts text into the DOM with textContent only, and the Content-Security-
+// Policy allows no inline script in the live page and only the page's own
+// script (by its hash) in a report.
+package page
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/certlens/certlens/internal/logging"
+)
+
+//go:embed assets/body.html assets/page.css assets/page.js
+var assets embed.FS
+
+func asset(name string) []byte {
+	b, err := assets.ReadFile("assets/" + name)
+	if err != nil {
+		panic("page: embedded asset missing: " + name)
+	}
+	return b
+}
+
+var (
+	body   = asset("body.html")
+	css    = asset("page.css")
+	script = asset("page.js")
+)
+
+// liveCSP lets the page load its own script and style and open its event
+// stream, nothing else: no inline script, no other origin, no framing.
+const liveCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
+	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// head is the document up to <body>: policy goes before anything it
+// governs, extra after the title.
+func head(title, policy, extra string) string {
+	return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n" + policy +
+		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n" +
+		"<meta name=\"referrer\" content=\"no-referrer\">\n" +
+		"<title>" + html.EscapeString(title) + "</title>\n" + extra + "</head>\n<body>\n"
+}
+
+// Handler serves the live page: / and its script and style, and /events,
+// the hub's events as Server-Sent Events. Mount it at the admin server's
+// root; it answers only those paths.
+func Handler(hub *logging.Hub) http.Handler {
+	mux := http.NewServeMux()
+	index := []byte(head("certlens: live handshakes", "", "<link rel=\"stylesheet\" href=\"page.css\">\n<script src=\"page.js\" defer></script>\n") +
+		string(body) + "</body>\n</html>\n")
+	mux.HandleFunc("GET /{$}", static(index, "text/html; charset=utf-8"))
+	mux.HandleFunc("GET /page.js", static(script, "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /page.css", static(css, "text/css; charset=utf-8"))
+	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) { stream(w, r, hub) })
+	return mux
+}
+
+func static(b []byte, ctype string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		secure(w.Header())
+		w.Header().Set("Content-Type", ctype)
+		_, _ = w.Write(b)
+	}
+}
+
+func secure(h http.Header) {
+	h.Set("Content-Security-Policy", liveCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+}
+
+// How often the stream tells the page what was dropped, and sends a
+// comment so that an idle connection is seen alive by proxies and the
+// browser.
+const (
+	statsEvery     = time.Second
+	heartbeatEvery = 15 * time.Second
+	writeTimeout   = 10 * time.Second
+)
+
+type stats struct {
+	Evicted uint64 `json:"evicted"`
+	Missed  uint64 `json:"missed"`
+}
+
+// stream sends the kept events newer than Last-Event-ID, then each new
+// one. The browser's EventSource reconnects by itself and resumes there.
+func stream(w http.ResponseWriter, r *http.Request, hub *logging.Hub) {
+	rc := http.NewResponseController(w)
+	after, _ := strconv.ParseUint(r.Header.Get("Last-Event-ID"), 10, 64)
+	backlog, sub := hub.Subscribe(after)
+	defer sub.Close()
+	secure(w.Header())
+	w.Header().Set("Content-Type", "text/event-stream")
+	var buf bytes.Buffer
+	buf.WriteString("retry: 2000\n\n")
+	for _, l := range backlog {
+		writeLine(&buf, l)
+	}
+	var last stats
+	send := func() bool {
+		cur := stats{Evicted: hub.Evicted(), Missed: sub.Dropped()}
+		if cur != last || buf.Len() > 0 {
+			last = cur
+			b, _ := json.Marshal(cur)
+			buf.WriteString("event: stats\ndata: ")
+			buf.Write(b)
+			buf.WriteString("\n\n")
+		}
+		// A browser that stops reading ends its own stream, not the hub.
+		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return false
+		}
+		buf.Reset()
+		return rc.Flush() == nil
+	}
+	if !send() {
+		return
+	}
+	tick := time.NewTicker(statsEvery)
+	defer tick.Stop()
+	quiet := 0
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case l := <-sub.C():
+			writeLine(&buf, l)
+			// Take what else is waiting, so that a burst is one write.
+			for drained := false; !drained && buf.Len() < 1<<20; {
+				select {
+				case l := <-sub.C():
+					writeLine(&buf, l)
+				default:
+					drained = true
+				}
+			}
+			quiet = 0
+		case <-tick.C:
+			if quiet++; quiet*int(statsEvery) >= int(heartbeatEvery) {
+				buf.WriteString(": alive\n\n")
+				quiet = 0
+			}
+		}
+		if !send() {
+			return
+		}
+	}
+}
+
+func writeLine(buf *bytes.Buffer, l logging.Line) {
+	fmt.Fprintf(buf, "id: %d\ndata: ", l.ID)
+	buf.Write(l.JSON)
+	buf.WriteString("\n\n")
+}
+
+// Report is what a static report shows.
+type Report struct {
+	// Title says where the events came from ("certlens analyze trace.pcapng").
+	Title string
+	// Events are the JSON lines certlens serve would have logged
+	// (analyze --json, probe --json), one per element.
+	Events [][]byte
+	// Written is when the report was made.
+	Written time.Time
+}
+
+// WriteReport writes r as one HTML file with its script, style and events
+// inside, which opens without a network: the page's views, not live. Its
+// Content-Security-Policy allows that script and style by their hashes
+// and nothing else.
+func WriteReport(w io.Writer, r Report) error {
+	var data bytes.Buffer
+	data.WriteString(`{"title":`)
+	t, _ := json.Marshal(r.Title)
+	data.Write(t)
+	data.WriteString(`,"written":"` + r.Written.UTC().Format(time.RFC3339) + `","events":[`)
+	for i, e := range r.Events {
+		e = bytes.TrimSpace(e)
+		if !json.Valid(e) {
+			return fmt.Errorf("report: event %d is not JSON", i+1)
+		}
+		if i > 0 {
+			data.WriteByte(',')
+		}
+		data.Write(e)
+	}
+	data.WriteString("]}")
+	csp := "default-src 'none'; script-src " + hash(script) + "; style-src " + hash(css) +
+		"; img-src data:; base-uri 'none'; form-action 'none'"
+	var b bytes.Buffer
+	// The policy comes first, so that it covers the style after it.
+	b.WriteString(head(r.Title, "<meta http-equiv=\"Content-Security-Policy\" content=\""+csp+"\">\n", "<style>"+string(css)+"</style>\n"))
+	b.Write(body)
+	// JSON in a script element that is never run: only "</script" could
+	// end it early, so every < is written as the escape JSON allows.
+	b.WriteString(`<script id="certlens-data" type="application/json">`)
+	b.Write(bytes.ReplaceAll(data.Bytes(), []byte("<"), []byte(`\u003c`)))
+	b.WriteString("</script>\n<script>")
+	b.Write(script)
+	b.WriteString("</script>\n</body>\n</html>\n")
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+func hash(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}
