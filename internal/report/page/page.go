@@ -44,7 +44,7 @@ var (
 
 // liveCSP lets the page load its own script and style and open its event
 // stream, nothing else: no inline script, no other origin, no framing.
-const liveCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
+const liveCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src data:; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // head is the document up to <body>: policy goes before anything it
@@ -53,6 +53,8 @@ func head(title, policy, extra string) string {
 	return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n" + policy +
 		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n" +
 		"<meta name=\"referrer\" content=\"no-referrer\">\n" +
+		// No icon to fetch: a browser's request for /favicon.ico is an error in its console.
+		"<link rel=\"icon\" href=\"data:,\">\n" +
 		"<title>" + html.EscapeString(title) + "</title>\n" + extra + "</head>\n<body>\n"
 }
 

@@ -213,8 +213,8 @@
     tr.dataset.id = String(e._id);
     if (state.selected === e) tr.classList.add('sel');
     add(tr, el('td', 'time', fmtTime(e.ts)));
-    add(tr, el('td', 'mono', e.client_addr || ''));
-    const tgt = el('td');
+    add(tr, el('td', 'mono nowrap', e.client_addr || ''));
+    const tgt = el('td', 'nowrap');
     add(tgt, el('span', 'mono', e.target || ''));
     if (e.sni && e.sni !== String(e.target || '').replace(/:\d+$/, '')) add(tgt, el('span', 'sub mono', 'SNI ' + e.sni));
     tr.appendChild(tgt);
@@ -347,6 +347,9 @@
         ol.appendChild(li);
       });
       left.appendChild(ol);
+      // Bring the first listed DN of the chain into the list's view.
+      const hit = ol.querySelector('li.hit');
+      if (hit) requestAnimationFrame(() => { ol.scrollTop = Math.max(0, hit.offsetTop - ol.clientHeight / 3); });
       const more = [];
       if (cr.cert_types && cr.cert_types.length) more.push(['Certificate types', cr.cert_types.join(', ')]);
       if (cr.signature_schemes && cr.signature_schemes.length) more.push(['Signature schemes', cr.signature_schemes.join(', ')]);
@@ -551,7 +554,9 @@
       const tr = el('tr');
       add(tr, el('td', 'mono', k), el('td', '', String(h.n)));
       const vd = el('td');
-      for (const [verdict, n] of h.verdicts) add(vd, badge(verdict, true), el('span', '', ' ×' + n + ' '));
+      for (const [verdict, n] of h.verdicts) {
+        add(vd, el('span', 'badge ' + verdictClass(verdict), verdict + ' ×' + n), el('span', '', ' '));
+      }
       tr.appendChild(vd);
       const ld = el('td');
       if (!h.lists.size) add(ld, el('span', 'sub', 'never asked for a certificate'));
