@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
+	"github.com/certlens/certlens/internal/testkit/transcript"
 )
 
 // pagePKI is what the page tests' servers and clients use: a server
@@ -361,4 +363,136 @@ func httpGet(t *testing.T, url, host string) (int, string) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// openReport loads a static report from disk in Chromium and checks that
+// it asked for nothing beyond itself.
+func openReport(t *testing.T, file string) *browser {
+	t.Helper()
+	b := newBrowser(t)
+	b.run(chromedp.Navigate("file://" + file))
+	b.waitFor(`document.getElementById('status').textContent.includes('events, written')`, 15*time.Second)
+	if n := eval[int](b, `performance.getEntriesByType('resource').length`); n != 0 {
+		t.Errorf("the report loaded %d resources; it must need none", n)
+	}
+	if live := eval[bool](b, `document.getElementById('pause').hidden`); !live {
+		t.Error("a static report shows the live page's pause button")
+	}
+	return b
+}
+
+// recordXSS records curl sending mallory's certificate (the XSS names) to
+// openssl s_server, and writes the connection as a pcap for analyze.
+func recordXSS(t *testing.T, p *pagePKI, dir string) string {
+	t.Helper()
+	caName, clientName := xssNames()
+	evilCA := pkitest.NewCA(t, "", pkitest.WithSubject(caName))
+	mallory := evilCA.NewClient(t, "", pkitest.WithSubject(clientName))
+	srv, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: p.server, ClientCAs: []*pkitest.Cert{evilCA, p.clientCA}, Verify: 1, WWW: true})
+	rec, err := transcript.NewRecorder(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := mallory.WriteFiles(t, p.dir, "mallory")
+	_ = exec.Command(peertest.Require(t, "curl"), "-s", "-o", "/dev/null", "--max-time", "20", "--cacert", p.serverCAPM, "--tls-max", "1.2",
+		"--cert", cert, "--key", key, "--connect-to", "localhost:443:"+rec.Addr(), "https://localhost/").Run()
+	_ = rec.Close()
+	ts := rec.Transcripts()
+	if len(ts) != 1 {
+		t.Fatalf("recorded %d connections, want 1", len(ts))
+	}
+	path := filepath.Join(dir, "xss.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := ts[0].WritePcap(f); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestAnalyzeHTMLReport: analyze --html on captures of real peers (the
+// 261-CA list, a renegotiation, the XSS names) writes one file that opens
+// offline in Chromium with the live page's views and the same checks.
+func TestAnalyzeHTMLReport(t *testing.T) {
+	for _, bin := range []string{"openssl", "curl", "chromium"} {
+		peertest.Require(t, bin)
+	}
+	p := newPagePKI(t)
+	dir := t.TempDir()
+	xss := recordXSS(t, p, dir)
+	report := filepath.Join(dir, "report.html")
+	_, stderr, code := run(t, nil, "analyze", "--html", report, abs(t, transcripts+"tls12-260ca-curl-cert.pcap"),
+		abs(t, transcripts+"tls12-renegotiation-sclient.pcap"), xss)
+	// Exit 1: the captures hold handshakes with problems, as they should.
+	if code == 2 || !strings.Contains(stderr, "report written to "+report) {
+		t.Fatalf("analyze --html: exit %d, stderr %s", code, stderr)
+	}
+	b := openReport(t, report)
+	if n := b.rowCount(); n != 4 {
+		t.Fatalf("report lists %d handshakes, want 4 (1 + 2 + 1)", n)
+	}
+	// Oldest last: the 261-CA capture's handshake is the bottom row.
+	b.run(chromedp.Click(chromedp.CSS(`#rows tr:nth-child(4)`)))
+	b.waitFor(`document.querySelectorAll('#detail ol.issuers li').length === 261`, 5*time.Second)
+	detail := eval[string](b, `document.getElementById('detail').innerText`)
+	for _, want := range []string{"Client chain (sent)", "CN=certlens golden client", "tcp.stream eq 0"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("detail lacks %q:\n%s", want, detail)
+		}
+	}
+	// The renegotiation: both handshakes of the connection and its outcome.
+	b.run(chromedp.Click(chromedp.CSS(`#rows tr:nth-child(2)`)))
+	b.waitFor(`document.querySelectorAll('#detail .conn-hs').length === 2`, 5*time.Second)
+	if conn := eval[string](b, `document.getElementById('detail').innerText`); !strings.Contains(conn, "renegotiation") || !strings.Contains(conn, "Outcome") {
+		t.Errorf("connection section lacks the renegotiation or the outcome:\n%s", conn)
+	}
+	// The XSS names, newest row.
+	b.run(chromedp.Click(chromedp.CSS(`#rows tr:nth-child(1)`)))
+	b.waitFor(`document.querySelectorAll('#detail ol.issuers li').length === 2`, 5*time.Second)
+	raw := eval[string](b, `document.querySelector('#detail textarea.raw').value`)
+	var ev struct {
+		CertRequest struct{ Issuers []string } `json:"cert_request"`
+	}
+	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+		t.Fatal(err)
+	}
+	checkXSS(t, b, ev.CertRequest.Issuers)
+	b.run(chromedp.Click(chromedp.CSS(`#tab-hosts`)))
+	if hosts := eval[string](b, `document.getElementById('hosts-view').innerText`); !strings.Contains(hosts, "261 CAs") {
+		t.Errorf("by-host view lacks the 261-CA list:\n%s", hosts)
+	}
+	b.noErrors()
+}
+
+// TestProbeHTMLReport: probe --html against openssl s_server with the
+// 261-CA list writes a report that opens offline with both attempts.
+func TestProbeHTMLReport(t *testing.T) {
+	for _, bin := range []string{"openssl", "chromium"} {
+		peertest.Require(t, bin)
+	}
+	p := newPagePKI(t)
+	cas := append(pkitest.ManyCAs(t, 260), p.clientCA)
+	srv, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: p.server, ClientCAs: cas, Verify: 1, WWW: true})
+	cert, key := p.alice.WriteFiles(t, p.dir, "alice")
+	report := filepath.Join(t.TempDir(), "probe.html")
+	_, stderr, code := run(t, nil, "probe", "--html", report, "--ca-file", p.serverCAPM, "--cert", cert, "--key", key,
+		"https://localhost:"+strconv.Itoa(peertest.Port(t, srv))+"/")
+	if !strings.Contains(stderr, "report written to "+report) {
+		t.Fatalf("probe --html: exit %d, stderr %s", code, stderr)
+	}
+	b := openReport(t, report)
+	if n := b.rowCount(); n != 2 {
+		t.Fatalf("report lists %d handshakes, want 2 (TLS 1.3 and 1.2)", n)
+	}
+	for i := 1; i <= 2; i++ {
+		b.run(chromedp.Click(chromedp.CSS(`#rows tr:nth-child(` + strconv.Itoa(i) + `)`)))
+		b.waitFor(`document.querySelectorAll('#detail ol.issuers li').length === 261 && document.querySelectorAll('#detail ol.issuers li.hit').length === 1`, 5*time.Second)
+	}
+	if title := eval[string](b, `document.getElementById('source').textContent`); !strings.Contains(title, "certlens probe https://localhost:") {
+		t.Errorf("report's source %q", title)
+	}
+	b.noErrors()
 }

@@ -475,6 +475,15 @@
     return sec;
   }
 
+  // pcapRef says where Wireshark shows the handshake.
+  function pcapRef(p) {
+    let s = 'tcp.stream eq ' + p.stream;
+    const f = p.frames || {};
+    if (f.cert_request) s += ' · CertificateRequest in frame ' + f.cert_request;
+    if (f.client_cert) s += ' · client Certificate in frame ' + f.client_cert;
+    return s;
+  }
+
   function renderDetail(e) {
     const d = $('detail');
     d.textContent = '';
@@ -497,7 +506,7 @@
       ['Ended', e.end],
       ['HTTP', e.http_status ? String(e.http_status) + (e.http_substatus ? ' (' + e.http_substatus + ')' : '') : ''],
       ['Alerts', (e.alerts || []).map((a) => a.from + ' ' + a.level + ' ' + a.description).join('; ')],
-      ['Capture', e.pcap ? 'tcp.stream eq ' + e.pcap.stream + (e.pcap.frames ? ', frames ' + e.pcap.frames.join(', ') : '') : ''],
+      ['Capture', e.pcap ? pcapRef(e.pcap) : ''],
       ['Errors', (e.errors || []).join('; ')],
     ]));
     d.appendChild(findingsSection(e));
