@@ -57,9 +57,10 @@ func (s *Server) AdminHandler() http.Handler {
 
 // pageGuard applies the proxy's access rules to the live page when the
 // admin server listens beyond loopback: it shows every client's targets
-// and certificates. On loopback it refuses a Host that is not loopback,
-// so that a web site cannot rebind its own name to 127.0.0.1 and read
-// the page from the user's browser.
+// and certificates, so with no rule at all (a sidecar may run without)
+// it is not served there. On loopback it refuses a Host that is not
+// loopback, so that a web site cannot rebind its own name to 127.0.0.1
+// and read the page from the user's browser.
 func (s *Server) pageGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
@@ -69,6 +70,11 @@ func (s *Server) pageGuard(next http.Handler) http.Handler {
 				return
 			}
 			next.ServeHTTP(w, r)
+			return
+		}
+		if acc := s.dyn.Load().Access; len(acc.Users) == 0 && len(acc.AllowClients) == 0 {
+			http.Error(w, "certlens: the page is served beyond loopback only with access.users or access.allow_clients set; "+
+				"set one, or open it on the machine itself through an admin_listen on 127.0.0.1", http.StatusForbidden)
 			return
 		}
 		if !s.clientAllowed(r.RemoteAddr) {
