@@ -163,6 +163,12 @@ func New(opts Options, log *zap.Logger) *Server {
 	return s
 }
 
+// ExpectedCerts are the certificates the rules expect clients to send,
+// as of the last reload.
+func (s *Server) ExpectedCerts() []rules.ExpectedCert {
+	return s.dyn.Load().Rules.ExpectCerts
+}
+
 // Reload swaps in what a config reload may change; tunnels already open
 // keep relaying, their next events use the new rules.
 func (s *Server) Reload(r Reloadable) {

@@ -20,6 +20,7 @@ import (
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/report"
 	"github.com/certlens/certlens/internal/report/page"
+	"github.com/certlens/certlens/rules"
 )
 
 func newAnalyzeCmd() *cobra.Command {
@@ -163,7 +164,7 @@ func runAnalyze(cmd *cobra.Command, files []string) error {
 		return err
 	}
 	if lines != nil {
-		if err := writeHTMLReport(htmlFile, "certlens analyze "+strings.Join(files, " "), lines.events()); err != nil {
+		if err := writeHTMLReport(htmlFile, "certlens analyze "+strings.Join(files, " "), lines.events(), expect); err != nil {
 			return exitError{2, err}
 		}
 		fmt.Fprintf(stderr, "certlens: report written to %s\n", htmlFile)
@@ -302,9 +303,9 @@ func (t teeSink) fileDone(name string, st capture.Stats) {
 }
 
 // writeHTMLReport writes events (JSON lines) as one HTML file.
-func writeHTMLReport(file, title string, events [][]byte) error {
+func writeHTMLReport(file, title string, events [][]byte, expect []rules.ExpectedCert) error {
 	var b bytes.Buffer
-	if err := page.WriteReport(&b, page.Report{Title: title, Events: events, Written: time.Now()}); err != nil {
+	if err := page.WriteReport(&b, page.Report{Title: title, Events: events, Written: time.Now(), Expected: page.NewExpected(expect)}); err != nil {
 		return err
 	}
 	if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {

@@ -61,11 +61,11 @@ func (p *pagePKI) curl(t *testing.T, proxyAddr, target string, client *pkitest.C
 // startPageServe runs certlens serve with the page on a free admin port;
 // it returns the proxy's address and the page's URL from the listening
 // event.
-func startPageServe(t *testing.T, allowPorts ...string) (proxyAddr, pageURL string, sp *serveProc) {
+func startPageServe(t *testing.T, allowPorts string, extra ...string) (proxyAddr, pageURL string, sp *serveProc) {
 	t.Helper()
 	proxyAddr = "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
 	admin := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
-	sp = startServe(t, "serve", "--listen", proxyAddr, "--admin-listen", admin, "--allow-ports", strings.Join(allowPorts, ","))
+	sp = startServe(t, append([]string{"serve", "--listen", proxyAddr, "--admin-listen", admin, "--allow-ports", allowPorts}, extra...)...)
 	l := sp.next("listening")
 	pageURL, _ = l["page"].(string)
 	if pageURL != "http://"+admin+"/" {
@@ -89,7 +89,8 @@ func TestPageLive(t *testing.T) {
 	plain, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: p.server, WWW: true})
 	bigTarget := "localhost:" + strconv.Itoa(peertest.Port(t, big))
 	plainTarget := "localhost:" + strconv.Itoa(peertest.Port(t, plain))
-	proxyAddr, pageURL, sp := startPageServe(t, strconv.Itoa(peertest.Port(t, big)), strconv.Itoa(peertest.Port(t, plain)))
+	aliceCert, _ := p.alice.WriteFiles(t, p.dir, "alice")
+	proxyAddr, pageURL, sp := startPageServe(t, strconv.Itoa(peertest.Port(t, big))+","+strconv.Itoa(peertest.Port(t, plain)), "--expect-cert", aliceCert)
 
 	b := newBrowser(t)
 	b.run(chromedp.Navigate(pageURL))
@@ -144,6 +145,14 @@ func TestPageLive(t *testing.T) {
 	if !scrolled {
 		t.Error("the 261-CA list does not scroll in its box")
 	}
+	expected := func() string {
+		t.Helper()
+		b.waitFor(`document.getElementById('expected-sec') && document.getElementById('expected-sec').innerText.includes('alice.crt')`, 5*time.Second)
+		return eval[string](b, `document.getElementById('expected-sec').innerText`)
+	}
+	if x := expected(); !strings.Contains(x, "CN=alice@contoso.example") || !strings.Contains(x, "\nsent") {
+		t.Errorf("expected certificate, alice's own request: %q, want sent", x)
+	}
 	raw := eval[string](b, `document.querySelector('#detail textarea.raw').value`)
 	var ev map[string]any
 	if err := json.Unmarshal([]byte(raw), &ev); err != nil || ev["msg"] != "handshake" || ev["target"] != bigTarget {
@@ -164,6 +173,13 @@ func TestPageLive(t *testing.T) {
 	if v := eval[string](b, `document.querySelector('#detail h2 .badge').textContent`); v != "403.7" {
 		t.Errorf("no-certificate request's verdict %q, want 403.7", v)
 	}
+	if x := expected(); !strings.Contains(x, "would be offered for this request, yet the client did not send it") {
+		t.Errorf("expected certificate, request without one: %q", x)
+	}
+	b.run(chromedp.Click(chromedp.CSS(`#rows tr:nth-child(1)`)))
+	if x := expected(); !strings.Contains(x, "not asked for") {
+		t.Errorf("expected certificate, server that asks for none: %q", x)
+	}
 
 	// Filters.
 	setFilter := func(id, value string) {
@@ -180,7 +196,10 @@ func TestPageLive(t *testing.T) {
 		{"f-verdict", "", 3},
 		{"f-target", plainTarget, 1},
 		{"f-target", "", 3},
-		{"f-text", "alice@contoso", 1},
+		// Her certificate sent, and named in the other request's finding
+		// on the expected certificate.
+		{"f-text", "alice@contoso", 2},
+		{"f-text", `"sent":true`, 1},
 		{"f-text", "certlens test CA 117", 2},
 		{"f-text", "", 3},
 	} {
@@ -490,6 +509,10 @@ func TestProbeHTMLReport(t *testing.T) {
 	for i := 1; i <= 2; i++ {
 		b.run(chromedp.Click(chromedp.CSS(`#rows tr:nth-child(` + strconv.Itoa(i) + `)`)))
 		b.waitFor(`document.querySelectorAll('#detail ol.issuers li').length === 261 && document.querySelectorAll('#detail ol.issuers li.hit').length === 1`, 5*time.Second)
+		// The certificate given to probe is the one expected, and was sent.
+		if x := eval[string](b, `document.getElementById('expected-sec').innerText`); !strings.Contains(x, "CN=alice@contoso.example") || !strings.Contains(x, "\nsent") {
+			t.Errorf("expected certificate in the probe report: %q", x)
+		}
 	}
 	if title := eval[string](b, `document.getElementById('source').textContent`); !strings.Contains(title, "certlens probe https://localhost:") {
 		t.Errorf("report's source %q", title)

@@ -169,7 +169,7 @@ func runProbe(cmd *cobra.Command, args []string) error {
 			return err
 		}
 		_ = w.Flush()
-		if err := writeHTMLReport(file, "certlens probe "+target.String(), bytes.Split(bytes.TrimSpace(b.Bytes()), []byte("\n"))); err != nil {
+		if err := writeHTMLReport(file, "certlens probe "+target.String(), bytes.Split(bytes.TrimSpace(b.Bytes()), []byte("\n")), expect); err != nil {
 			return exitError{2, err}
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "certlens: report written to %s\n", file)

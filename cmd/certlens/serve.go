@@ -141,8 +141,11 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 	}
 	opts := proxyOptions(cfg, expect)
 	opts.Pprof = cfg.AdminPprof
+	// The page asks the server for the expected certificates, which a
+	// reload may change; the server is made below.
+	var srv *proxy.Server
 	if hub != nil {
-		opts.Page = page.Handler(hub)
+		opts.Page = page.Handler(hub, func() []page.Expected { return page.NewExpected(srv.ExpectedCerts()) })
 		opts.PageURL = pageURL(adminLn.Addr())
 	}
 	opts.Decrypt = followKeylog(ctx, cfg, log)
@@ -158,7 +161,7 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 		defer closeKeylog.Close()
 		opts.Intercept = iopts
 	}
-	srv := proxy.New(opts, log)
+	srv = proxy.New(opts, log)
 
 	if adminLn != nil {
 		log.Info("admin server listening", zap.String("addr", adminLn.Addr().String()), zapPage(opts.PageURL))

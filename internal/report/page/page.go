@@ -22,7 +22,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/logging"
+	"github.com/certlens/certlens/rules"
 )
 
 //go:embed assets/body.html assets/page.css assets/page.js
@@ -58,10 +60,30 @@ func head(title, policy, extra string) string {
 		"<title>" + html.EscapeString(title) + "</title>\n" + extra + "</head>\n<body>\n"
 }
 
-// Handler serves the live page: / and its script and style, and /events,
-// the hub's events as Server-Sent Events. Mount it at the admin server's
-// root; it answers only those paths.
-func Handler(hub *logging.Hub) http.Handler {
+// Expected is a certificate the user expects the client to send
+// (--expect-cert): the page shows, for each request, whether it was sent
+// or why not.
+type Expected struct {
+	Name string     `json:"name"` // where it came from, the file name
+	Cert event.Cert `json:"cert"` // its leaf
+}
+
+// NewExpected describes the expected certificates for the page.
+func NewExpected(certs []rules.ExpectedCert) []Expected {
+	out := make([]Expected, 0, len(certs))
+	for _, c := range certs {
+		if len(c.Chain) > 0 {
+			out = append(out, Expected{Name: c.Name, Cert: event.DescribeCert(c.Chain[0].Raw)})
+		}
+	}
+	return out
+}
+
+// Handler serves the live page: / and its script and style, /events, the
+// hub's events as Server-Sent Events, and /expected, the certificates
+// expected now (expected may be nil; a reload may change them). Mount it
+// at the admin server's root; it answers only those paths.
+func Handler(hub *logging.Hub, expected func() []Expected) http.Handler {
 	mux := http.NewServeMux()
 	index := []byte(head("certlens: live handshakes", "", "<link rel=\"stylesheet\" href=\"page.css\">\n<script src=\"page.js\" defer></script>\n") +
 		string(body) + "</body>\n</html>\n")
@@ -69,6 +91,15 @@ func Handler(hub *logging.Hub) http.Handler {
 	mux.HandleFunc("GET /page.js", static(script, "text/javascript; charset=utf-8"))
 	mux.HandleFunc("GET /page.css", static(css, "text/css; charset=utf-8"))
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) { stream(w, r, hub) })
+	mux.HandleFunc("GET /expected", func(w http.ResponseWriter, _ *http.Request) {
+		list := []Expected{}
+		if expected != nil {
+			list = expected()
+		}
+		secure(w.Header())
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(list)
+	})
 	return mux
 }
 
@@ -183,6 +214,8 @@ type Report struct {
 	Events [][]byte
 	// Written is when the report was made.
 	Written time.Time
+	// Expected are the certificates the user expected the client to send.
+	Expected []Expected
 }
 
 // WriteReport writes r as one HTML file with its script, style and events
@@ -194,7 +227,13 @@ func WriteReport(w io.Writer, r Report) error {
 	data.WriteString(`{"title":`)
 	t, _ := json.Marshal(r.Title)
 	data.Write(t)
-	data.WriteString(`,"written":"` + r.Written.UTC().Format(time.RFC3339) + `","events":[`)
+	exp, err := json.Marshal(r.Expected)
+	if err != nil {
+		return err
+	}
+	data.WriteString(`,"written":"` + r.Written.UTC().Format(time.RFC3339) + `","expected":`)
+	data.Write(exp)
+	data.WriteString(`,"events":[`)
 	for i, e := range r.Events {
 		e = bytes.TrimSpace(e)
 		if !json.Valid(e) {
@@ -219,7 +258,7 @@ func WriteReport(w io.Writer, r Report) error {
 	b.WriteString("</script>\n<script>")
 	b.Write(script)
 	b.WriteString("</script>\n</body>\n</html>\n")
-	_, err := w.Write(b.Bytes())
+	_, err = w.Write(b.Bytes())
 	return err
 }
 

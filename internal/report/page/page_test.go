@@ -53,7 +53,7 @@ func TestStream(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		hub.Publish(fmt.Appendf(nil, `{"msg":"handshake","n":%d}`+"\n", i))
 	}
-	srv := httptest.NewServer(Handler(hub))
+	srv := httptest.NewServer(Handler(hub, nil))
 	defer srv.Close()
 
 	resp, err := http.Get(srv.URL + "/events")
@@ -95,7 +95,7 @@ func TestStream(t *testing.T) {
 // are blocked, and the events it missed are counted.
 func TestStreamDoesNotHoldThePublisher(t *testing.T) {
 	hub := logging.NewHub(10)
-	srv := httptest.NewServer(Handler(hub))
+	srv := httptest.NewServer(Handler(hub, nil))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/events")
 	if err != nil {
@@ -117,7 +117,7 @@ func TestStreamDoesNotHoldThePublisher(t *testing.T) {
 // script never assigns innerHTML or outerHTML and never calls
 // insertAdjacentHTML or document.write.
 func TestPageAssets(t *testing.T) {
-	srv := httptest.NewServer(Handler(logging.NewHub(1)))
+	srv := httptest.NewServer(Handler(logging.NewHub(1), nil))
 	defer srv.Close()
 	for path, ctype := range map[string]string{"/": "text/html", "/page.js": "text/javascript", "/page.css": "text/css"} {
 		resp, err := http.Get(srv.URL + path)

@@ -22,6 +22,7 @@
     evicted: 0,
     missed: 0,
     live: false,
+    expected: [], // --expect-cert: [{name, cert}]
   };
 
   const $ = (id) => document.getElementById(id);
@@ -444,6 +445,51 @@
     return sec;
   }
 
+  // expectedSection says, for each certificate the user expects the client
+  // to send, whether it was sent or why not: the rules' finding
+  // (expected-cert-not-selectable) when the client sent nothing.
+  function expectedSection(e) {
+    const sec = el('div');
+    sec.id = 'expected-sec';
+    if (!state.expected.length) return sec;
+    add(sec, el('h3', '', 'Expected certificates (--expect-cert)'));
+    const sent = (e.client_cert && e.client_cert.chain) || [];
+    for (const x of state.expected) {
+      const d = el('div', 'cert');
+      add(d, el('strong', 'dn', x.name), el('div', 'dn', x.cert.subject));
+      let verdict;
+      let why = '';
+      const f = (e.findings || []).find((f) => f.id === 'expected-cert-not-selectable' && f.summary.includes('(' + x.name + ')'));
+      if (sent.length && sent[0].sha256 === x.cert.sha256) {
+        verdict = 'sent';
+      } else if (f) {
+        verdict = f.summary;
+        why = f.detail;
+      } else if (!e.cert_request && !(e.inferred && e.inferred.cert_requested === 'yes')) {
+        verdict = 'not asked for: the server did not request a certificate in this handshake';
+      } else if (sent.length) {
+        verdict = 'not sent: the client sent ' + shortName(sent[0].subject) + ' instead';
+      } else if (!e.cert_request) {
+        verdict = 'not known: the request was inferred from record sizes, its issuer list is not readable';
+      } else {
+        verdict = 'not sent';
+      }
+      add(d, el('p', verdict === 'sent' ? 'ok' : 'near', verdict));
+      if (why) add(d, el('p', 'evidence', why));
+      sec.appendChild(d);
+    }
+    return sec;
+  }
+
+  function refreshExpected() {
+    if (!state.live) return;
+    fetch('expected').then((r) => r.json()).then((list) => {
+      state.expected = Array.isArray(list) ? list : [];
+      const old = document.getElementById('expected-sec');
+      if (old && state.selected) old.replaceWith(expectedSection(state.selected));
+    }, () => {});
+  }
+
   function connSection(e) {
     const sec = el('div');
     const c = state.conns.get(connKey(e));
@@ -511,6 +557,7 @@
     ]));
     d.appendChild(findingsSection(e));
     d.appendChild(issuerSection(e));
+    d.appendChild(expectedSection(e));
     d.appendChild(connSection(e));
     add(d, el('h3', '', 'Raw event'));
     const ta = el('textarea', 'raw');
@@ -544,6 +591,7 @@
     const tr = document.querySelector('tr[data-id="' + e._id + '"]');
     if (tr) tr.classList.add('sel');
     renderDetail(e);
+    refreshExpected();
   }
 
   // --- by host ---
@@ -610,7 +658,10 @@
   function live() {
     state.live = true;
     const src = new EventSource('events');
-    src.onopen = () => status('live');
+    src.onopen = () => {
+      status('live');
+      refreshExpected();
+    };
     src.onerror = () => status('disconnected, retrying…', true);
     src.onmessage = (m) => {
       let e;
@@ -633,6 +684,7 @@
     for (const p of document.querySelectorAll('.live-only')) p.hidden = true;
     const src = $('source');
     text(src, data.title || '');
+    state.expected = data.expected || [];
     const events = data.events || [];
     for (const e of events) ingest(e, JSON.stringify(e));
     text($('empty'), 'This report holds no handshake.');
