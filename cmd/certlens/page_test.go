@@ -230,7 +230,6 @@ func TestPageLive(t *testing.T) {
 			t.Errorf("by-host view lacks %q:\n%s", want, hosts)
 		}
 	}
-	b.screenshot("page-hosts-1280x800.png", 1280, 800)
 	b.noErrors()
 }
 

@@ -136,36 +136,19 @@ type stats struct {
 // stream sends the kept events newer than Last-Event-ID, then each new
 // one. The browser's EventSource reconnects by itself and resumes there.
 func stream(w http.ResponseWriter, r *http.Request, hub *logging.Hub) {
-	rc := http.NewResponseController(w)
 	after, _ := strconv.ParseUint(r.Header.Get("Last-Event-ID"), 10, 64)
 	backlog, sub := hub.Subscribe(after)
 	defer sub.Close()
 	secure(w.Header())
 	w.Header().Set("Content-Type", "text/event-stream")
-	var buf bytes.Buffer
-	buf.WriteString("retry: 2000\n\n")
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), hub: hub, sub: sub}
+	sw.begin()
+	sw.write([]byte("retry: 2000\n\n"))
 	for _, l := range backlog {
-		writeLine(&buf, l)
+		sw.line(l)
 	}
-	var last stats
-	send := func() bool {
-		cur := stats{Evicted: hub.Evicted(), Missed: sub.Dropped()}
-		if cur != last || buf.Len() > 0 {
-			last = cur
-			b, _ := json.Marshal(cur)
-			buf.WriteString("event: stats\ndata: ")
-			buf.Write(b)
-			buf.WriteString("\n\n")
-		}
-		// A browser that stops reading ends its own stream, not the hub.
-		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := w.Write(buf.Bytes()); err != nil {
-			return false
-		}
-		buf.Reset()
-		return rc.Flush() == nil
-	}
-	if !send() {
+	sw.stats(true)
+	if !sw.end() {
 		return
 	}
 	tick := time.NewTicker(statsEvery)
@@ -176,33 +159,91 @@ func stream(w http.ResponseWriter, r *http.Request, hub *logging.Hub) {
 		case <-r.Context().Done():
 			return
 		case l := <-sub.C():
-			writeLine(&buf, l)
-			// Take what else is waiting, so that a burst is one write.
-			for drained := false; !drained && buf.Len() < 1<<20; {
+			sw.begin()
+			sw.line(l)
+			// Take what else is waiting, so that a burst is one flush.
+			for n, drained := 0, false; !drained && n < maxBatch; n++ {
 				select {
 				case l := <-sub.C():
-					writeLine(&buf, l)
+					sw.line(l)
 				default:
 					drained = true
 				}
 			}
+			sw.stats(false)
 			quiet = 0
 		case <-tick.C:
-			if quiet++; quiet*int(statsEvery) >= int(heartbeatEvery) {
-				buf.WriteString(": alive\n\n")
-				quiet = 0
+			sw.begin()
+			if !sw.stats(false) {
+				if quiet++; quiet*int(statsEvery) < int(heartbeatEvery) {
+					continue
+				}
+				sw.write([]byte(": alive\n\n"))
 			}
+			quiet = 0
 		}
-		if !send() {
+		if !sw.end() {
 			return
 		}
 	}
 }
 
-func writeLine(buf *bytes.Buffer, l logging.Line) {
-	fmt.Fprintf(buf, "id: %d\ndata: ", l.ID)
-	buf.Write(l.JSON)
-	buf.WriteString("\n\n")
+// maxBatch bounds how many events one flush carries.
+const maxBatch = 256
+
+// sseWriter writes the stream. An event's JSON goes to the response as
+// is, without a copy into a buffer of ours: with a 60 KB issuer list in
+// every event, copies are what an open page costs.
+type sseWriter struct {
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	hub  *logging.Hub
+	sub  *logging.Subscription
+	last stats
+	hdr  []byte
+	err  error
+}
+
+// begin starts a batch: a browser that stops reading ends its own stream
+// after writeTimeout, never the hub's publishers.
+func (s *sseWriter) begin() { _ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout)) }
+
+func (s *sseWriter) write(b []byte) {
+	if s.err == nil {
+		_, s.err = s.w.Write(b)
+	}
+}
+
+func (s *sseWriter) line(l logging.Line) {
+	s.hdr = append(s.hdr[:0], "id: "...)
+	s.hdr = strconv.AppendUint(s.hdr, l.ID, 10)
+	s.hdr = append(s.hdr, "\ndata: "...)
+	s.write(s.hdr)
+	s.write(l.JSON)
+	s.write([]byte("\n\n"))
+}
+
+// stats writes what the ring and this stream dropped, when it changed
+// (or always): it reports whether it wrote.
+func (s *sseWriter) stats(always bool) bool {
+	cur := stats{Evicted: s.hub.Evicted(), Missed: s.sub.Dropped()}
+	if cur == s.last && !always {
+		return false
+	}
+	s.last = cur
+	b, _ := json.Marshal(cur)
+	s.write([]byte("event: stats\ndata: "))
+	s.write(b)
+	s.write([]byte("\n\n"))
+	return true
+}
+
+// end flushes the batch; false when the stream is over.
+func (s *sseWriter) end() bool {
+	if s.err == nil {
+		s.err = s.rc.Flush()
+	}
+	return s.err == nil
 }
 
 // Report is what a static report shows.
