@@ -168,6 +168,9 @@ func runAnalyze(cmd *cobra.Command, files []string) error {
 			return exitError{2, err}
 		}
 		fmt.Fprintf(stderr, "certlens: report written to %s\n", htmlFile)
+		if lines.left > 0 {
+			fmt.Fprintf(stderr, "certlens: the report holds the first %d connections; %d more are in the --json output only\n", maxReportConns, lines.left)
+		}
 	}
 	switch {
 	case len(inputErrs) == 1:
@@ -256,15 +259,37 @@ func writeEventLine(w *bufio.Writer, level string, ts time.Time, msg string, v a
 	return w.WriteByte('\n')
 }
 
-// lineSink keeps the JSON lines for an HTML report.
+// lineSink keeps the JSON lines for an HTML report, the handshakes of
+// the first maxReportConns connections: a report is for a person, and a
+// capture of a busy server would not open in a browser.
 type lineSink struct {
-	buf bytes.Buffer
-	js  *jsonSink
+	buf   bytes.Buffer
+	js    *jsonSink
+	conns map[string]bool // conn_ids kept
+	left  int             // connections left out
 }
+
+const maxReportConns = 20000
 
 func (s *lineSink) event(ev capture.Event) {
 	if s.js == nil {
 		s.js = &jsonSink{w: bufio.NewWriter(&s.buf)}
+		s.conns = map[string]bool{}
+	}
+	var id string
+	if ev.Handshake != nil {
+		id = ev.Handshake.ConnID
+	} else {
+		id = ev.Closed.ConnID
+	}
+	if !s.conns[id] {
+		if len(s.conns) >= maxReportConns {
+			if ev.Handshake == nil {
+				s.left++
+			}
+			return
+		}
+		s.conns[id] = true
 	}
 	s.js.event(ev)
 }

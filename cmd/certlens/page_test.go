@@ -49,7 +49,13 @@ func newPagePKI(t *testing.T) *pagePKI {
 // observe mode reads the issuer list in clear), with client, if any.
 func (p *pagePKI) curl(t *testing.T, proxyAddr, target string, client *pkitest.Cert) {
 	t.Helper()
-	args := []string{"-s", "-o", "/dev/null", "--max-time", "20", "-x", "http://" + proxyAddr, "--cacert", p.serverCAPM, "--tls-max", "1.2"}
+	p.curlTLS(t, "1.2", proxyAddr, target, client)
+}
+
+// curlTLS is curl with TLS up to version maxTLS.
+func (p *pagePKI) curlTLS(t *testing.T, maxTLS, proxyAddr, target string, client *pkitest.Cert) {
+	t.Helper()
+	args := []string{"-s", "-o", "/dev/null", "--max-time", "20", "-x", "http://" + proxyAddr, "--cacert", p.serverCAPM, "--tls-max", maxTLS}
 	if client != nil {
 		cert, key := client.WriteFiles(t, p.dir, "client-"+strconv.Itoa(len(client.DER)))
 		args = append(args, "--cert", cert, "--key", key)
@@ -220,6 +226,16 @@ func TestPageLive(t *testing.T) {
 	b.run(chromedp.Click(chromedp.CSS(`#pause`)))
 	if n := b.rowCount(); n != 4 {
 		t.Errorf("resumed list has %d rows, want 4", n)
+	}
+
+	// TLS 1.3: what observe mode infers from record sizes, with the sizes.
+	p.curlTLS(t, "1.3", proxyAddr, bigTarget, p.alice)
+	sp.next("handshake")
+	b.waitFor(`document.querySelectorAll('#rows tr').length === 5`, 10*time.Second)
+	b.run(chromedp.Click(chromedp.CSS(`#rows tr:nth-child(1)`)))
+	b.waitFor(`document.getElementById('detail').innerText.includes('Certificate request (inferred)')`, 5*time.Second)
+	if d := eval[string](b, `document.getElementById('detail').innerText`); !strings.Contains(d, "TLS 1.3") || !strings.Contains(d, "server records [") || !strings.Contains(d, "CertificateRequest size") {
+		t.Errorf("TLS 1.3 detail lacks the record-size evidence:\n%s", d)
 	}
 
 	// By host: each target with its list and verdicts.

@@ -4,7 +4,9 @@
 // textContent only (text() below), never as markup.
 'use strict';
 (function () {
-  const MAX = 2000; // rows kept, as the server's ring
+  // Rows kept: the server's ring live; a report holds what its command
+  // wrote (bounded there).
+  let MAX = 2000;
   const LIMIT = 16384; // SChannel's issuer list limit, the gauge's full scale
   const WARN = 12288;
 
@@ -266,6 +268,7 @@
   function counts(shown) {
     if (shown === undefined) shown = $('rows').children.length;
     let s = shown + ' of ' + state.events.length + ' handshakes';
+    if (!state.live && state.trimmed) s += ' · ' + state.trimmed + ' older not shown';
     if (state.live) {
       s += ' · dropped from the ring: ' + (state.evicted + state.trimmed);
       if (state.missed) s += ' · missed by this page: ' + state.missed;
@@ -684,6 +687,7 @@
     for (const p of document.querySelectorAll('.live-only')) p.hidden = true;
     const src = $('source');
     text(src, data.title || '');
+    MAX = 100000;
     state.expected = data.expected || [];
     const events = data.events || [];
     for (const e of events) ingest(e, JSON.stringify(e));
