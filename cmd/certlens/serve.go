@@ -108,7 +108,7 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 	var hub *logging.Hub
 	var cores []zapcore.Core
 	if cfg.AdminUI && cfg.AdminListen != "" {
-		hub = logging.NewHub(logging.DefaultHubSize)
+		hub = logging.NewHub(logging.DefaultHubSize, logging.DefaultHubBytes)
 		cores = append(cores, hub.Core(level))
 	}
 	log, closeLog, err := logging.New(logging.Options{Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File, Atomic: &level, Cores: cores})

@@ -9,8 +9,13 @@ import (
 )
 
 // DefaultHubSize is how many events the live page keeps for a browser that
-// opens it late.
-const DefaultHubSize = 2000
+// opens it late, and DefaultHubBytes how much memory they may take: 2,000
+// events whose issuer lists are 60 KB each would be 120 MB, so with lists
+// that long the ring keeps fewer.
+const (
+	DefaultHubSize  = 2000
+	DefaultHubBytes = 32 << 20
+)
 
 // HubMessages are the events the hub keeps: those the page shows. Other
 // log lines (config warnings, listening) are not published.
@@ -29,19 +34,27 @@ type Line struct {
 // buffer is full misses the event, and the miss is counted. The proxy's
 // goroutines publish; a browser on a slow link cannot hold a tunnel.
 type Hub struct {
-	mu      sync.Mutex
-	ring    []Line // ring[(id-1) % len(ring)]
-	last    uint64 // ID of the newest line; 0 before the first
-	subs    map[*Subscription]struct{}
-	evicted atomic.Uint64
+	mu       sync.Mutex
+	ring     []Line // ring[(id-1) % len(ring)]
+	first    uint64 // ID of the oldest line kept
+	last     uint64 // ID of the newest line; 0 before the first
+	bytes    int    // of the lines kept
+	maxBytes int
+	subs     map[*Subscription]struct{}
+	evicted  atomic.Uint64
 }
 
-// NewHub returns a hub that keeps size events (DefaultHubSize when size <= 0).
-func NewHub(size int) *Hub {
+// NewHub returns a hub that keeps the last size events (DefaultHubSize
+// when size <= 0), fewer if they take more than maxBytes
+// (DefaultHubBytes when maxBytes <= 0); the newest is always kept.
+func NewHub(size, maxBytes int) *Hub {
 	if size <= 0 {
 		size = DefaultHubSize
 	}
-	return &Hub{ring: make([]Line, size), subs: map[*Subscription]struct{}{}}
+	if maxBytes <= 0 {
+		maxBytes = DefaultHubBytes
+	}
+	return &Hub{ring: make([]Line, size), first: 1, maxBytes: maxBytes, subs: map[*Subscription]struct{}{}}
 }
 
 // Publish keeps a copy of line (without its newline) and offers it to
@@ -51,11 +64,14 @@ func (h *Hub) Publish(line []byte) {
 	h.mu.Lock()
 	h.last++
 	l.ID = h.last
-	slot := &h.ring[(l.ID-1)%uint64(len(h.ring))]
-	if slot.ID != 0 {
-		h.evicted.Add(1)
+	if h.last-h.first == uint64(len(h.ring)) {
+		h.evict() // the slot's own line, the oldest
 	}
-	*slot = l
+	h.ring[(l.ID-1)%uint64(len(h.ring))] = l
+	h.bytes += len(l.JSON)
+	for h.bytes > h.maxBytes && h.first < h.last {
+		h.evict()
+	}
 	for s := range h.subs {
 		select {
 		case s.ch <- l:
@@ -64,6 +80,15 @@ func (h *Hub) Publish(line []byte) {
 		}
 	}
 	h.mu.Unlock()
+}
+
+// evict lets the oldest line go; h.mu is held.
+func (h *Hub) evict() {
+	slot := &h.ring[(h.first-1)%uint64(len(h.ring))]
+	h.bytes -= len(slot.JSON)
+	*slot = Line{}
+	h.first++
+	h.evicted.Add(1)
 }
 
 // Evicted is how many events the ring has let go of to keep its bound.
@@ -88,13 +113,7 @@ func (h *Hub) Subscribe(after uint64) ([]Line, *Subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := uint64(len(h.ring))
-	first := uint64(1)
-	if h.last > n {
-		first = h.last - n + 1
-	}
-	if after+1 > first {
-		first = after + 1
-	}
+	first := max(h.first, after+1)
 	var backlog []Line
 	for id := first; id <= h.last; id++ {
 		backlog = append(backlog, h.ring[(id-1)%n])

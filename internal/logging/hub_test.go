@@ -13,7 +13,7 @@ import (
 // TestHubCoreWritesTheLogLine: what the page receives is the line the log
 // got, byte for byte, for the page's events only.
 func TestHubCoreWritesTheLogLine(t *testing.T) {
-	hub := NewHub(10)
+	hub := NewHub(10, 0)
 	var stdout bytes.Buffer
 	level := zap.NewAtomicLevel()
 	log, closeLog, err := New(Options{Format: "json", Level: "info", Stdout: &stdout, Atomic: &level, Cores: []zapcore.Core{hub.Core(level)}})
@@ -49,7 +49,7 @@ func TestHubCoreWritesTheLogLine(t *testing.T) {
 // (counted) while Publish returns at once; a late subscriber resumes after
 // the ID it last saw.
 func TestHubRingAndSlowSubscriber(t *testing.T) {
-	hub := NewHub(3)
+	hub := NewHub(3, 0)
 	_, slow := hub.Subscribe(0)
 	defer slow.Close()
 	n := subscriberBuffer + 10
@@ -75,5 +75,46 @@ func TestHubRingAndSlowSubscriber(t *testing.T) {
 	hub.Publish([]byte(`{"n":"next"}`))
 	if l := <-s.C(); string(l.JSON) != `{"n":"next"}` || l.ID != uint64(n+1) {
 		t.Errorf("live line %d %s", l.ID, l.JSON)
+	}
+}
+
+// TestHubByteBound: lines of long issuer lists are kept within the byte
+// bound, the newest always, the evictions counted.
+func TestHubByteBound(t *testing.T) {
+	hub := NewHub(100, 250)
+	for i := range 10 {
+		hub.Publish(fmt.Appendf(nil, `{"n":%d,"issuers":"%s"}`, i, strings.Repeat("x", 90)))
+	}
+	backlog, s := hub.Subscribe(0)
+	s.Close()
+	if len(backlog) != 2 || backlog[0].ID != 9 || backlog[1].ID != 10 || hub.Evicted() != 8 {
+		t.Errorf("kept %v, evicted %d; want 9 and 10 (2 x 104 bytes within 250), 8 evicted", backlog, hub.Evicted())
+	}
+	hub.Publish([]byte(strings.Repeat("y", 1000)))
+	backlog, s = hub.Subscribe(0)
+	s.Close()
+	if len(backlog) != 1 || backlog[0].ID != 11 {
+		t.Errorf("a line over the bound: kept %v, want it alone", backlog)
+	}
+}
+
+// preEncodedList stands for an event's issuer list, whose JSON the event
+// package encodes once per list.
+type preEncodedList []byte
+
+func (p preEncodedList) PreEncodedJSON() []byte       { return p }
+func (p preEncodedList) MarshalJSON() ([]byte, error) { return p, nil }
+
+// BenchmarkHubCore is what the page adds to a handshake event with a 60 KB
+// issuer list while no page is open: encoding the line once more and
+// keeping a copy in the ring.
+func BenchmarkHubCore(b *testing.B) {
+	list := preEncodedList(`["` + strings.Repeat("CN=certlens test CA 001,OU=Client Certificate Issuer List Size Test", 900) + `"]`)
+	hub := NewHub(0, 0)
+	log := zap.New(hub.Core(zap.InfoLevel))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(list)))
+	for b.Loop() {
+		log.Info("handshake", zap.String("conn_id", "1"), zap.Reflect("issuers", list))
 	}
 }

@@ -49,7 +49,7 @@ func readEvents(t *testing.T, sc *bufio.Scanner, n int) []sseEvent {
 // are published, each with its id; one that reconnects with Last-Event-ID
 // gets only what it has not seen; the stats event says what was dropped.
 func TestStream(t *testing.T) {
-	hub := logging.NewHub(3)
+	hub := logging.NewHub(3, 0)
 	for i := 1; i <= 5; i++ {
 		hub.Publish(fmt.Appendf(nil, `{"msg":"handshake","n":%d}`+"\n", i))
 	}
@@ -94,7 +94,7 @@ func TestStream(t *testing.T) {
 // the proxy nothing: Publish returns at once while the stream's writes
 // are blocked, and the events it missed are counted.
 func TestStreamDoesNotHoldThePublisher(t *testing.T) {
-	hub := logging.NewHub(10)
+	hub := logging.NewHub(10, 0)
 	srv := httptest.NewServer(Handler(hub, nil))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/events")
@@ -117,7 +117,7 @@ func TestStreamDoesNotHoldThePublisher(t *testing.T) {
 // script never assigns innerHTML or outerHTML and never calls
 // insertAdjacentHTML or document.write.
 func TestPageAssets(t *testing.T) {
-	srv := httptest.NewServer(Handler(logging.NewHub(1), nil))
+	srv := httptest.NewServer(Handler(logging.NewHub(1, 0), nil))
 	defer srv.Close()
 	for path, ctype := range map[string]string{"/": "text/html", "/page.js": "text/javascript", "/page.css": "text/css"} {
 		resp, err := http.Get(srv.URL + path)
