@@ -27,12 +27,12 @@ type capiProvInfo struct {
 
 // KeySpec values (wincrypt.h, ncrypt.h).
 const (
-	atKeyExchange   = 1
-	atSignature     = 2
-	certNCryptSpec  = 0xFFFFFFFF // CERT_NCRYPT_KEY_SPEC: a CNG key
-	capiPersonal    = "My"
+	atKeyExchange    = 1
+	atSignature      = 2
+	certNCryptSpec   = 0xFFFFFFFF // CERT_NCRYPT_KEY_SPEC: a CNG key
+	capiPersonal     = "My"
 	capiIntermediate = "CA"
-	capiRoot        = "Root"
+	capiRoot         = "Root"
 )
 
 // capiSource lists the certificates of a CryptoAPI system store by name
