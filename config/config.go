@@ -122,6 +122,10 @@ type ClientCertEntry struct {
 	Pattern, File string
 }
 
+// StorePrefix marks an expect_certs item that names a certificate store
+// (store:nss, store:nss:DIR, store:windows, store:macos) instead of a file.
+const StorePrefix = "store:"
+
 // PFXPasswordEnv holds the password of PKCS#12 files in
 // intercept.client_certs; a secret, so it is no config key.
 const PFXPasswordEnv = "CERTLENS_PFX_PASSWORD"

@@ -30,7 +30,7 @@ func AddServeFlags(fs *pflag.FlagSet) {
 	str("log-format", "log format: json (one JSON line per event, for jq) or console (for humans)")
 	str("log-level", "least severe events written: debug, info, warn or error; handshakes predicting a 403 are warn or error")
 	str("log-file", "also append every event as a JSON line to this file (created 0600), for tail -f | jq; stdout keeps the --log-format output")
-	strs("expect-cert", "client certificate file (PEM, DER or PKCS#12 without a password) you expect the client to send; findings then say why it was not offered; repeat for several")
+	strs("expect-cert", "client certificate file (PEM, DER or PKCS#12 without a password) you expect the client to send, or store:nss[:DIR], store:windows, store:macos for every certificate of a store; findings then say why it was not offered; repeat for several")
 	str("allow-ports", "ports the proxy will open CONNECT tunnels to: ports and ranges, e.g. 443,8443,10000-20000")
 	str("allow-http-ports", "ports plain-HTTP requests through the proxy may go to (http:// URLs, not CONNECT), e.g. 80,8080")
 	str("admin-listen", `address of the admin HTTP server, HOST:PORT; "" turns it off`)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -229,6 +230,19 @@ func TestCertsMatchChromium(t *testing.T) {
 			if requests == 0 {
 				t.Fatalf("no handshake with a certificate request through certlens: %v", events)
 			}
+			// certlens's own log of that request gives the same answer.
+			var log strings.Builder
+			for _, e := range events {
+				line, _ := json.Marshal(e)
+				log.Write(append(line, '\n'))
+			}
+			logPath := filepath.Join(t.TempDir(), "handshakes.jsonl")
+			if err := os.WriteFile(logPath, []byte(log.String()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, fromLog, _ := runCertsJSON(t, "--store", "nss:"+tc.f.db, "--event", logPath); !maps.Equal(fromLog, offered) {
+				t.Errorf("certs --event offers %v, certs --url %v", slices.Sorted(maps.Keys(fromLog)), slices.Sorted(maps.Keys(offered)))
+			}
 			for fp := range sent {
 				if !offered[fp] {
 					t.Errorf("Chromium sent %s, which certs did not say it would offer (offered: %v)", fp, slices.Sorted(maps.Keys(offered)))
@@ -242,4 +256,49 @@ func TestCertsMatchChromium(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serve --expect-cert store:nss:DIR judges every certificate of the store
+// against each live request, in one finding: the certificate that would be
+// offered (the cause is then on the client), or the closest near miss.
+func TestServeExpectCertStore(t *testing.T) {
+	f := newCertsFixture(t)
+	serverCA := pkitest.NewCA(t, "certlens certs server CA")
+	for _, tc := range []struct {
+		name       string
+		list       *pkitest.Cert
+		summary    string
+		detail     string
+		severities string
+	}{
+		{"two would be offered", f.root, "would be offered for this request, yet the client did not send it", "2 of the 8 certificates", "warning"},
+		{"none would be offered", f.none, "is not offered by a browser for this request: 1 reason(s)", "None of the 8 certificates", "error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: serverCA.NewServer(t, "127.0.0.1"),
+				ClientCAs: []*pkitest.Cert{tc.list}, Verify: 1, TLS12: true, WWW: true})
+			_, port, _ := strings.Cut(addr, ":")
+			events := serveEvents(t, port, func(proxy string) {
+				_, _ = peertest.OpenSSLClient(t, peertest.OpenSSLClientConfig{Connect: addr, Proxy: proxy, TLS12: true})
+			}, "--expect-cert", "store:nss:"+f.db)
+			var found []map[string]any
+			for _, e := range events {
+				fs, _ := e["findings"].([]any)
+				for _, x := range fs {
+					if m := x.(map[string]any); m["id"] == "expected-cert-not-selectable" {
+						found = append(found, m)
+					}
+				}
+			}
+			if len(found) != 1 {
+				t.Fatalf("%d expected-cert-not-selectable findings, want one for the store: %v", len(found), found)
+			}
+			summary, detail := found[0]["summary"].(string), found[0]["detail"].(string)
+			if !strings.Contains(summary, tc.summary) || !strings.Contains(summary, "nss:"+f.db) || !strings.Contains(detail, tc.detail) ||
+				found[0]["severity"] != tc.severities {
+				t.Errorf("finding %v\nwant summary %q naming the store, detail %q, severity %s", found[0], tc.summary, tc.detail, tc.severities)
+			}
+		})
+	}
+	wantExit2(t, pathEnv(), []string{"serve", "--listen", "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t)), "--admin-listen=", "--expect-cert", "store:nss:" + t.TempDir()}, "no NSS database there")
 }
