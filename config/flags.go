@@ -36,6 +36,7 @@ func AddServeFlags(fs *pflag.FlagSet) {
 	str("admin-listen", `address of the admin HTTP server, HOST:PORT; "" turns it off`)
 	str("keylog", "intercept mode: write the TLS secrets of both sides, the browser's connection to certlens and certlens's own to the server, to this file (NSS key log format, for Wireshark); empty writes none")
 	str("decrypt-keylog", "the client's key log (the file its SSLKEYLOGFILE names), followed as it grows, to decrypt TLS 1.3 and renegotiation handshakes passively; empty decrypts nothing")
+	strs("pac-host", "host (or pattern, *.corp.example) that the admin server's /proxy.pac sends through certlens, besides rules.client_cert_hosts; every other host goes DIRECT; repeat for several")
 	strs("client-cert-host", "host (or pattern) known to want a client certificate, so a TLS 1.3 connection to it that cannot get one is flagged; repeat for several")
 
 	strs("allow-client", "client address or network (CIDR) that may use the proxy; repeat for several; required with proxy authentication unset when --listen is not loopback")
