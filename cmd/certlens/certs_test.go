@@ -302,3 +302,86 @@ func TestServeExpectCertStore(t *testing.T) {
 	}
 	wantExit2(t, pathEnv(), []string{"serve", "--listen", "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t)), "--admin-listen=", "--expect-cert", "store:nss:" + t.TempDir()}, "no NSS database there")
 }
+
+// The requests certs reads from files: certlens's log (the latest request
+// per target, compared by name) and probe --issuers-out's JSON twin.
+func TestCertsRequestsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	root, foreign := pkitest.NewCA(t, "certlens certs root"), pkitest.NewCA(t, "certlens certs foreign root")
+	alice, bob := root.NewClient(t, "alice"), foreign.NewClient(t, "bob")
+	alicePath, bobPath := filepath.Join(dir, "alice.pem"), filepath.Join(dir, "bob.pem")
+	pkitest.WritePEM(t, alicePath, alice, root)
+	pkitest.WritePEM(t, bobPath, bob, foreign)
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	event := func(target string, ca *pkitest.Cert) string {
+		line, _ := json.Marshal(map[string]any{"level": "warn", "msg": "handshake", "target": target, "tls_version": "TLS 1.2", "phase": "initial",
+			"cert_request": map[string]any{"issuer_count": 1, "issuers": []string{ca.Cert.Subject.String()}}})
+		return string(line) + "\n"
+	}
+	log := write("handshakes.jsonl", event("iis.test:443", foreign)+"not json\n"+`{"msg":"connection closed","target":"iis.test:443"}`+"\n"+
+		event("iis.test:443", root)+event("other.test:443", foreign))
+
+	stdout, stderr, code := run(t, nil, "certs", "--json", "--cert", alicePath, "--cert", bobPath, "--event", log)
+	var doc struct {
+		Results []struct {
+			Request struct {
+				Source string `json:"source"`
+				ByName bool   `json:"by_name"`
+			} `json:"request"`
+			Certificates []struct {
+				Name    string `json:"name"`
+				Offered bool   `json:"offered"`
+			} `json:"certificates"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || code != 0 {
+		t.Fatalf("certs --event: exit %d, %v\n%s\n%s", code, err, stdout, stderr)
+	}
+	var got []string
+	for _, r := range doc.Results {
+		for _, c := range r.Certificates {
+			if c.Offered {
+				got = append(got, fmt.Sprintf("%s by name %v: %s", r.Request.Source, r.Request.ByName, c.Name))
+			}
+		}
+	}
+	want := []string{"iis.test:443 by name true: alice.pem", "other.test:443 by name true: bob.pem"}
+	if !slices.Equal(got, want) {
+		t.Errorf("offered %q, want %q (the latest request per target)", got, want)
+	}
+
+	der, _ := json.Marshal([]map[string]any{{"der": root.Cert.RawSubject}})
+	issuers := write("issuers.txt.json", `{"url":"https://iis.test/","requests":[{"tls_version":"TLS 1.3","phase":"initial","issuers":`+string(der)+`}]}`)
+	stdout, _, code = run(t, nil, "certs", "--cert", alicePath, "--cert", bobPath, "--issuers", issuers)
+	if code != 0 || !strings.Contains(stdout, "TLS 1.3 initial handshake") || !strings.Contains(stdout, "1 of 2 certificates would be offered") {
+		t.Errorf("certs --issuers FILE.json: exit %d\n%s", code, stdout)
+	}
+	stdout, _, code = run(t, nil, "certs", "--cert", bobPath, "--issuers", issuers)
+	if code != 1 || !strings.Contains(stdout, "0 of 1 certificates would be offered") {
+		t.Errorf("certs with none offered: exit %d, want 1\n%s", code, stdout)
+	}
+
+	wantExit2(t, nil, []string{"certs", "--cert", alicePath, "--event", write("empty.jsonl", "{}\n")}, "no handshake event with a certificate request")
+	wantExit2(t, nil, []string{"certs", "--cert", alicePath, "--issuers", write("bad.txt", "hello\n")}, "probe --issuers-out")
+	wantExit2(t, nil, []string{"certs", "--cert", filepath.Join(dir, "missing.pem")}, "--cert")
+	wantExit2(t, nil, []string{"certs", "--cert", alicePath, "--machine"}, "--machine goes with --store windows")
+}
+
+// A server that asks for no certificate gets none from a browser: exit 1,
+// saying so.
+func TestCertsURLWithoutRequest(t *testing.T) {
+	ca := pkitest.NewCA(t, "certlens certs server CA")
+	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: ca.NewServer(t, "127.0.0.1"), WWW: true})
+	certPath := filepath.Join(t.TempDir(), "alice.pem")
+	pkitest.WritePEM(t, certPath, ca.NewClient(t, "alice"))
+	_, stderr, code := run(t, nil, "certs", "--cert", certPath, "--url", "https://"+addr+"/")
+	if code != 1 || !strings.Contains(stderr, "the server asked for no client certificate") {
+		t.Errorf("exit %d, stderr %q; want 1 saying the server asked for none", code, stderr)
+	}
+}
