@@ -66,7 +66,7 @@ Exit status: 0 at least one certificate would be offered (for each request),
 	}
 	fs := cmd.Flags()
 	fs.String("store", "", "certificate `STORE`: nss, nss:DIR, windows or macos (default: this system's, unless --cert is given)")
-	fs.Bool("machine", false, "with --store windows: LocalMachine\\My instead of CurrentUser\\My")
+	fs.Bool("machine", false, "with --store windows: LocalMachine\\My instead of CurrentUser\\My (services read it; Chrome and Edge read only CurrentUser\\My)")
 	fs.StringArray("cert", nil, "client certificate `FILE` (PEM, DER or PKCS#12 without a password) to judge too; repeat for several")
 	fs.String("url", "", "probe this `URL` (https://HOST[:PORT]/PATH) for its certificate request")
 	fs.String("proxy", "", "with --url: HTTP proxy to CONNECT through (default: HTTPS_PROXY, unless NO_PROXY matches)")
