@@ -107,8 +107,12 @@ func Choose(c ExpectedCert, req Request, now time.Time) Choice {
 	case k.State == KeyMissing:
 		out = append(out, Reason{"no-private-key", fmt.Sprintf("The %s store holds no private key for it; browsers offer only certificates with one.", c.Store)})
 	case k.State == KeyPresent && k.Spec == SpecKeyExchange:
-		cautions = append(cautions, Reason{"key-exchange-spec", fmt.Sprintf("Its key is stored as AT_KEYEXCHANGE (%s); some clients then fail to sign "+
-			"the handshake with it and send nothing: import it again as AT_SIGNATURE (certutil -user -importPFX FILE.pfx AT_SIGNATURE).", k.Provider)})
+		where := ""
+		if k.Provider != "" {
+			where = " by " + k.Provider
+		}
+		cautions = append(cautions, Reason{"key-exchange-spec", fmt.Sprintf("Its key is stored as AT_KEYEXCHANGE%s; some clients then fail to sign "+
+			"the handshake with it and send nothing: import it again as AT_SIGNATURE (certutil -user -importPFX FILE.pfx AT_SIGNATURE).", where)})
 	}
 	return Choice{Offered: len(out) == 0, Reasons: out, Cautions: cautions}
 }
