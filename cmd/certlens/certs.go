@@ -303,10 +303,10 @@ func writeCertsTable(w io.Writer, results []certsResult, total int) error {
 	return nil
 }
 
-// certLabel names a certificate as its store does, and its subject's CN
-// when that says more.
+// certLabel names a certificate by its subject, after the name its store
+// gives it when that is not the subject's CN.
 func certLabel(c certsRow) string {
-	if strings.Contains(c.Subject, c.Name) {
+	if rest, ok := strings.CutPrefix(c.Subject, "CN="+c.Name); ok && (rest == "" || rest[0] == ',') {
 		return c.Subject
 	}
 	return c.Name + " (" + c.Subject + ")"

@@ -160,7 +160,7 @@ func TestCertsNSSStore(t *testing.T) {
 	if code != 0 {
 		t.Errorf("table: exit code %d", code)
 	}
-	for _, want := range []string{"OFFERED  CERTIFICATE", "yes      CN=good alice", "no       CN=expired alice", "2 of 8 certificates would be offered",
+	for _, want := range []string{"OFFERED  CERTIFICATE", "yes      good (CN=good alice)", "no       expired (CN=expired alice)", "2 of 8 certificates would be offered",
 		"never fetch a missing CA certificate", "holds no private key"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout)
