@@ -440,50 +440,44 @@ func procWakeups(pid int) int64 {
 	return n
 }
 
-// cpuMark is a process's CPU time at one moment, read two ways, and the
-// threads it had then.
-type cpuMark struct {
-	sched, ticks time.Duration
-	threads      string
-}
+// cpuMark is a process's CPU time at one moment, read two ways.
+type cpuMark struct{ sched, ticks time.Duration }
 
 func cpuNow(pid int) cpuMark {
 	if pid <= 0 {
 		return cpuMark{}
 	}
-	sched, threads := schedCPU(pid)
-	return cpuMark{sched, procCPU(pid), threads}
+	return cpuMark{schedCPU(pid), procCPU(pid)}
 }
 
 // since is the process's CPU time from m until now: to the nanosecond
-// while its threads stay the same (Go's do), from /proc/PID/stat in 10 ms
-// ticks when they changed (tinyproxy runs a thread per connection): only
-// that count keeps the time of threads that ended.
+// from its live threads, unless /proc/PID/stat, which keeps the time of
+// threads that ended (tinyproxy runs one per connection) but counts in
+// 10 ms ticks, saw more than a tick beyond that.
 func (m cpuMark) since(pid int) time.Duration {
 	now := cpuNow(pid)
-	if now.threads != m.threads {
-		return now.ticks - m.ticks
+	sched, ticks := now.sched-m.sched, now.ticks-m.ticks
+	if ticks-sched > 10*time.Millisecond {
+		return ticks
 	}
-	return now.sched - m.sched
+	return sched
 }
 
 // schedCPU is the CPU time of a process's live threads, to the
 // nanosecond (/proc/PID/task/*/schedstat): /proc/PID/stat counts in
-// 10 ms ticks, too coarse for a block of short tunnels. threads names
-// them.
-func schedCPU(pid int) (total time.Duration, threads string) {
+// 10 ms ticks, too coarse for a block of short tunnels.
+func schedCPU(pid int) (total time.Duration) {
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
 	for _, t := range tasks {
 		data, err := os.ReadFile(t)
 		if err != nil {
 			continue
 		}
-		threads += filepath.Base(filepath.Dir(t)) + " "
 		f := strings.Fields(string(data))
 		if len(f) > 0 {
 			ns, _ := strconv.ParseInt(f[0], 10, 64)
 			total += time.Duration(ns)
 		}
 	}
-	return total, threads
+	return total
 }
