@@ -218,7 +218,7 @@ func (b *bench) curlMode(peers []*peer, withCurl, withChromium bool) ([]curlRow,
 			i := (round + k) % len(peers)
 			p := peers[i]
 			for v := range 2 {
-				c0 := cpuNow(p.pid)
+				c0 := sampleCPU(p.pid)
 				args := append([]string{"-w", "%{size_download} %{time_total}"}, b.curlArgs(p, origin, v, "/bulk")...)
 				out, err := curl(args...)
 				var size, secs float64
@@ -296,7 +296,7 @@ func (b *bench) sequential(peers []*peer, blocks, extra int, run func(p *peer, v
 			i := (round + k) % len(peers)
 			p := peers[i]
 			for v := range 2 {
-				c0, w0 := cpuNow(p.pid), procWakeups(p.pid)
+				c0, w0 := sampleCPU(p.pid), procWakeups(p.pid)
 				l, failed := run(p, v, n)
 				time.Sleep(20 * time.Millisecond) // the last tunnel's close
 				cpuSum[i][v] += c0.since(p.pid)
@@ -440,44 +440,15 @@ func procWakeups(pid int) int64 {
 	return n
 }
 
-// cpuMark is a process's CPU time at one moment, read two ways.
-type cpuMark struct{ sched, ticks time.Duration }
-
-func cpuNow(pid int) cpuMark {
-	if pid <= 0 {
-		return cpuMark{}
-	}
-	return cpuMark{schedCPU(pid), procCPU(pid)}
-}
-
-// since is the process's CPU time from m until now: to the nanosecond
-// from its live threads, unless /proc/PID/stat, which keeps the time of
-// threads that ended (tinyproxy runs one per connection) but counts in
+// since is the process's CPU time from s until now: to the nanosecond
+// from its threads' run times, unless /proc/PID/stat, which keeps the time
+// of threads that ended (tinyproxy runs one per connection) but counts in
 // 10 ms ticks, saw more than a tick beyond that.
-func (m cpuMark) since(pid int) time.Duration {
-	now := cpuNow(pid)
-	sched, ticks := now.sched-m.sched, now.ticks-m.ticks
-	if ticks-sched > 10*time.Millisecond {
+func (s cpuSample) since(pid int) time.Duration {
+	now := sampleCPU(pid)
+	fine, ticks := cpuSince(s, now), now.ticks-s.ticks
+	if ticks-fine > 10*time.Millisecond {
 		return ticks
 	}
-	return sched
-}
-
-// schedCPU is the CPU time of a process's live threads, to the
-// nanosecond (/proc/PID/task/*/schedstat): /proc/PID/stat counts in
-// 10 ms ticks, too coarse for a block of short tunnels.
-func schedCPU(pid int) (total time.Duration) {
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
-	for _, t := range tasks {
-		data, err := os.ReadFile(t)
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(data))
-		if len(f) > 0 {
-			ns, _ := strconv.ParseInt(f[0], 10, 64)
-			total += time.Duration(ns)
-		}
-	}
-	return total
+	return fine
 }

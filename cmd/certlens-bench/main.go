@@ -521,7 +521,7 @@ func (b *bench) throughputs(peers []*peer, rows []row) {
 			i := (round + k) % len(peers)
 			p := peers[i]
 			for j, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-				c0 := cpuNow(p.pid)
+				c0 := sampleCPU(p.pid)
 				start := time.Now()
 				tc, err := b.open(p, v, false)
 				var n int64
@@ -573,7 +573,7 @@ func (b *bench) latency(peers []*peer, rows []row) {
 		for k := range peers {
 			i := (round + k) % len(peers)
 			p := peers[i]
-			c0 := cpuNow(p.pid)
+			c0 := sampleCPU(p.pid)
 			for range n {
 				start := time.Now()
 				tc, err := b.handshake(p, tls.VersionTLS13)
