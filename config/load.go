@@ -296,6 +296,7 @@ func (l *loader) decode() *Config {
 		AdminListen:    l.str("admin_listen"),
 		AdminPprof:     l.bool("admin_pprof"),
 		AdminUI:        l.bool("admin_ui"),
+		PACHosts:       l.patterns("pac_hosts"),
 		Keylog:         l.str("keylog"),
 		Decrypt: Decrypt{
 			KeylogFile: l.str("decrypt.keylog_file"),
