@@ -141,7 +141,7 @@ func stream(w http.ResponseWriter, r *http.Request, hub *logging.Hub) {
 	defer sub.Close()
 	secure(w.Header())
 	w.Header().Set("Content-Type", "text/event-stream")
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), hub: hub, sub: sub}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), hub: hub, sub: sub, lists: newSharedLists()}
 	sw.begin()
 	sw.write([]byte("retry: 2000\n\n"))
 	for _, l := range backlog {
@@ -195,13 +195,14 @@ const maxBatch = 256
 // is, without a copy into a buffer of ours: with a 60 KB issuer list in
 // every event, copies are what an open page costs.
 type sseWriter struct {
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	hub  *logging.Hub
-	sub  *logging.Subscription
-	last stats
-	hdr  []byte
-	err  error
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	hub   *logging.Hub
+	sub   *logging.Subscription
+	last  stats
+	hdr   []byte
+	err   error
+	lists *sharedLists
 }
 
 // begin starts a batch: a browser that stops reading ends its own stream
@@ -215,12 +216,32 @@ func (s *sseWriter) write(b []byte) {
 }
 
 func (s *sseWriter) line(l logging.Line) {
-	s.hdr = append(s.hdr[:0], "id: "...)
-	s.hdr = strconv.AppendUint(s.hdr, l.ID, 10)
-	s.hdr = append(s.hdr, "\ndata: "...)
-	s.write(s.hdr)
+	start, end, ok := issuersArray(l.JSON)
+	if ok && end-start >= minSharedList {
+		id, fresh := s.lists.id(l.JSON[start:end])
+		if fresh {
+			s.hdr = strconv.AppendInt(append(s.hdr[:0], "event: list\ndata: {\"id\":"...), int64(id), 10)
+			s.write(append(s.hdr, `,"issuers":`...))
+			s.write(l.JSON[start:end])
+			s.write([]byte("}\n\n"))
+		}
+		s.header(l.ID)
+		s.write(l.JSON[:start])
+		s.hdr = strconv.AppendInt(append(s.hdr[:0], `{"list":`...), int64(id), 10)
+		s.write(append(s.hdr, '}'))
+		s.write(l.JSON[end:])
+		s.write([]byte("\n\n"))
+		return
+	}
+	s.header(l.ID)
 	s.write(l.JSON)
 	s.write([]byte("\n\n"))
+}
+
+func (s *sseWriter) header(id uint64) {
+	s.hdr = append(s.hdr[:0], "id: "...)
+	s.hdr = strconv.AppendUint(s.hdr, id, 10)
+	s.write(append(s.hdr, "\ndata: "...))
 }
 
 // stats writes what the ring and this stream dropped, when it changed

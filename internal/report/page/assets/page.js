@@ -25,6 +25,7 @@
     missed: 0,
     live: false,
     expected: [], // --expect-cert: [{name, cert}]
+    lists: new Map(), // the stream's issuer lists by id: {issuers, lower}
   };
 
   const $ = (id) => document.getElementById(id);
@@ -129,8 +130,9 @@
     return e.verdict !== 'ok';
   }
 
-  // ingest takes one event object (and its JSON line).
-  function ingest(e, raw) {
+  // ingest takes one event object, the text a search looks in, and the
+  // issuer list it shares with others, if any.
+  function ingest(e, raw, list) {
     if (e.msg === 'connection closed') {
       const c = conn(connKey(e));
       c.closed = e;
@@ -139,8 +141,8 @@
     }
     if (e.msg !== 'handshake') return false;
     e._id = ++state.seq;
-    e._raw = raw;
     e._text = raw.toLowerCase();
+    e._list = list || null;
     state.events.unshift(e);
     state.byId.set(e._id, e);
     conn(connKey(e)).handshakes.push(e);
@@ -207,7 +209,7 @@
     const t = $('f-target').value;
     if (t && hostKey(e) !== t) return false;
     const q = $('f-text').value.trim().toLowerCase();
-    if (q && !e._text.includes(q)) return false;
+    if (q && !e._text.includes(q) && !(e._list && e._list.lower.includes(q))) return false;
     return true;
   }
 
@@ -565,18 +567,23 @@
     add(d, el('h3', '', 'Raw event'));
     const ta = el('textarea', 'raw');
     ta.readOnly = true;
-    ta.value = JSON.stringify(JSON.parse(e._raw), null, 2);
+    ta.value = eventJSON(e, 2);
     const copy = el('button', '', 'Copy JSON');
     copy.type = 'button';
     copy.addEventListener('click', () => {
       const done = () => text(copy, 'Copied');
       if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(e._raw).then(done, () => fallbackCopy(ta, done));
+        navigator.clipboard.writeText(eventJSON(e)).then(done, () => fallbackCopy(ta, done));
       } else {
         fallbackCopy(ta, done);
       }
     });
     add(d, copy, ta);
+  }
+
+  // eventJSON is the event as the log has it, without the page's own fields.
+  function eventJSON(e, indent) {
+    return JSON.stringify(e, (k, v) => (k.startsWith('_') ? undefined : v), indent);
   }
 
   function fallbackCopy(ta, done) {
@@ -666,6 +673,13 @@
       refreshExpected();
     };
     src.onerror = () => status('disconnected, retrying…', true);
+    // A long issuer list comes once, as a "list" event, and the events that
+    // carry it refer to it ({"list":N}); each gets the list back here.
+    src.addEventListener('list', (m) => {
+      const l = JSON.parse(m.data);
+      state.lists.set(l.id, { issuers: l.issuers, lower: m.data.toLowerCase() });
+      if (state.lists.size > 512) state.lists.delete(state.lists.keys().next().value);
+    });
     src.onmessage = (m) => {
       let e;
       try {
@@ -673,7 +687,13 @@
       } catch (err) {
         return;
       }
-      if (ingest(e, m.data)) arrived(state.events[0]);
+      let list = null;
+      const cr = e.cert_request;
+      if (cr && cr.issuers && !Array.isArray(cr.issuers)) {
+        list = state.lists.get(cr.issuers.list) || null;
+        cr.issuers = list ? list.issuers : [];
+      }
+      if (ingest(e, m.data, list)) arrived(state.events[0]);
     };
     src.addEventListener('stats', (m) => {
       const s = JSON.parse(m.data);
@@ -690,7 +710,7 @@
     MAX = 100000;
     state.expected = data.expected || [];
     const events = data.events || [];
-    for (const e of events) ingest(e, JSON.stringify(e));
+    for (const e of events) ingest(e, JSON.stringify(e), null);
     text($('empty'), 'This report holds no handshake.');
     status(events.length + ' events, written ' + fmtTime(data.written, true));
     renderList();
