@@ -153,6 +153,8 @@ func stream(w http.ResponseWriter, r *http.Request, hub *logging.Hub) {
 	}
 	tick := time.NewTicker(statsEvery)
 	defer tick.Stop()
+	window := time.NewTimer(batchWindow)
+	window.Stop()
 	quiet := 0
 	for {
 		select {
@@ -161,15 +163,21 @@ func stream(w http.ResponseWriter, r *http.Request, hub *logging.Hub) {
 		case l := <-sub.C():
 			sw.begin()
 			sw.line(l)
-			// Take what else is waiting, so that a burst is one flush.
-			for n, drained := 0, false; !drained && n < maxBatch; n++ {
+			// Take what follows within batchWindow too: under load, one
+			// write and one flush for many events.
+			window.Reset(batchWindow)
+		batch:
+			for n := 0; n < maxBatch; n++ {
 				select {
 				case l := <-sub.C():
 					sw.line(l)
-				default:
-					drained = true
+				case <-window.C:
+					break batch
+				case <-r.Context().Done():
+					return
 				}
 			}
+			window.Stop()
 			sw.stats(false)
 			quiet = 0
 		case <-tick.C:
@@ -188,13 +196,20 @@ func stream(w http.ResponseWriter, r *http.Request, hub *logging.Hub) {
 	}
 }
 
-// maxBatch bounds how many events one flush carries.
-const maxBatch = 256
+// maxBatch bounds how many events one flush carries, and batchWindow how
+// long the first of them waits for the others: a page that is 50 ms
+// behind is still live, and a busy proxy writes to it 20 times a second
+// instead of once per event.
+const (
+	maxBatch    = 512
+	batchWindow = 50 * time.Millisecond
+)
 
-// sseWriter writes the stream. An event's JSON goes to the response as
-// is, without a copy into a buffer of ours: with a 60 KB issuer list in
-// every event, copies are what an open page costs.
+// sseWriter writes the stream, a batch at a time: the events (their long
+// issuer lists sent once, lists.go) are gathered in buf and written with
+// one call.
 type sseWriter struct {
+	buf   bytes.Buffer
 	w     http.ResponseWriter
 	rc    *http.ResponseController
 	hub   *logging.Hub
@@ -209,11 +224,7 @@ type sseWriter struct {
 // after writeTimeout, never the hub's publishers.
 func (s *sseWriter) begin() { _ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout)) }
 
-func (s *sseWriter) write(b []byte) {
-	if s.err == nil {
-		_, s.err = s.w.Write(b)
-	}
-}
+func (s *sseWriter) write(b []byte) { s.buf.Write(b) }
 
 func (s *sseWriter) line(l logging.Line) {
 	start, end, ok := issuersArray(l.JSON)
@@ -262,8 +273,16 @@ func (s *sseWriter) stats(always bool) bool {
 // end flushes the batch; false when the stream is over.
 func (s *sseWriter) end() bool {
 	if s.err == nil {
+		_, s.err = s.w.Write(s.buf.Bytes())
+	}
+	if s.err == nil {
 		s.err = s.rc.Flush()
 	}
+	// A batch that held a new 60 KB list need not keep its buffer.
+	if s.buf.Cap() > 1<<20 {
+		s.buf = bytes.Buffer{}
+	}
+	s.buf.Reset()
 	return s.err == nil
 }
 
