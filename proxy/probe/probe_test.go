@@ -1,9 +1,9 @@
-package probe
+package probe_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
 	"net/url"
 	"os"
@@ -15,10 +15,11 @@ import (
 	"time"
 
 	"github.com/certlens/certlens/internal/event"
-	"github.com/certlens/certlens/internal/testkit/invariant"
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
+	"github.com/certlens/certlens/internal/testkit/probetest"
 	"github.com/certlens/certlens/internal/testkit/transcript"
+	"github.com/certlens/certlens/proxy/probe"
 )
 
 type probeFixture struct {
@@ -32,34 +33,8 @@ func newProbeFixture(t *testing.T) *probeFixture {
 	return f
 }
 
-func runProbe(t *testing.T, addr string, cfg Config) []*Attempt {
-	t.Helper()
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Host, cfg.Port = host, port
-	if len(cfg.Versions) == 0 {
-		cfg.Versions = []uint16{tls.VersionTLS13, tls.VersionTLS12}
-	}
-	as, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := invariant.NewSource(t)
-	for _, a := range as {
-		for _, e := range a.Events {
-			src.Event("handshake", e)
-		}
-		if a.Closed != nil {
-			src.Event("connection closed", a.Closed)
-		}
-	}
-	return as
-}
-
 // requests returns each attempt's cert_request events.
-func requests(as []*Attempt) []*event.Handshake {
+func requests(as []*probe.Attempt) []*event.Handshake {
 	var out []*event.Handshake
 	for _, a := range as {
 		for _, e := range a.Events {
@@ -110,7 +85,7 @@ func TestProbeOpenSSL(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			as := runProbe(t, addr, Config{KeyLogWriter: kl})
+			as := probetest.Run(t, addr, probe.Config{KeyLogWriter: kl})
 			t.Logf("probe of %d CAs, TLS 1.3 then 1.2: %v", len(tc.cas), time.Since(start))
 			kl.Close()
 			pcap := capture.Stop()
@@ -184,7 +159,7 @@ func TestProbeApacheRenegotiation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		as := runProbe(t, addr, Config{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS12}, Certificate: &tlsAlice, KeyLogWriter: kl})
+		as := probetest.Run(t, addr, probe.Config{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS12}, Certificate: &tlsAlice, KeyLogWriter: kl})
 		kl.Close()
 		pcap := capture.Stop()
 		a := as[0]
@@ -217,7 +192,7 @@ func TestProbeApacheRenegotiation(t *testing.T) {
 	})
 
 	t.Run("TLS 1.2 renegotiation without a certificate", func(t *testing.T) {
-		as := runProbe(t, addr, Config{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS12}})
+		as := probetest.Run(t, addr, probe.Config{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS12}})
 		a := as[0]
 		if len(a.Events) != 2 {
 			t.Fatalf("%d handshakes (err %v)", len(a.Events), a.Err)
@@ -233,7 +208,7 @@ func TestProbeApacheRenegotiation(t *testing.T) {
 	})
 
 	t.Run("TLS 1.3: no post-handshake auth, Apache answers 403", func(t *testing.T) {
-		as := runProbe(t, addr, Config{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS13}, Certificate: &tlsAlice})
+		as := probetest.Run(t, addr, probe.Config{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS13}, Certificate: &tlsAlice})
 		a := as[0]
 		if a.HTTP == nil || a.HTTP.Status != 403 || len(a.Events) != 1 {
 			t.Fatalf("err %v http %+v events %d", a.Err, a.HTTP, len(a.Events))
@@ -258,7 +233,7 @@ func TestProbeNginx(t *testing.T) {
 		status int
 	}{{"with a certificate", &alice, 200}, {"without", nil, 403}} {
 		t.Run(tc.name, func(t *testing.T) {
-			as := runProbe(t, addr, Config{Certificate: tc.cert})
+			as := probetest.Run(t, addr, probe.Config{Certificate: tc.cert})
 			reqs := requests(as)
 			if len(reqs) != 2 {
 				t.Fatalf("%d requests", len(reqs))
@@ -280,14 +255,23 @@ func TestProbeNginx(t *testing.T) {
 	}
 }
 
+// stageOf is the stage a probe error names, or "".
+func stageOf(err error) string {
+	var pe *probe.Error
+	if errors.As(err, &pe) {
+		return pe.Stage
+	}
+	return ""
+}
+
 func TestProbeConnectErrors(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
-	as := runProbe(t, addr, Config{Versions: []uint16{tls.VersionTLS12}})
-	if stage(as[0].Err) != "connect" || !strings.Contains(as[0].Err.Error(), "connect to "+addr) {
+	as := probetest.Run(t, addr, probe.Config{Versions: []uint16{tls.VersionTLS12}})
+	if stageOf(as[0].Err) != "connect" || !strings.Contains(as[0].Err.Error(), "connect to "+addr) {
 		t.Errorf("err %v", as[0].Err)
 	}
-	as = runProbe(t, "127.0.0.1:443", Config{Versions: []uint16{tls.VersionTLS12}, Proxy: &url.URL{Scheme: "http", Host: addr}})
-	if stage(as[0].Err) != "connect" || !strings.Contains(as[0].Err.Error(), "(the proxy)") {
+	as = probetest.Run(t, "127.0.0.1:443", probe.Config{Versions: []uint16{tls.VersionTLS12}, Proxy: &url.URL{Scheme: "http", Host: addr}})
+	if stageOf(as[0].Err) != "connect" || !strings.Contains(as[0].Err.Error(), "(the proxy)") {
 		t.Errorf("err %v", as[0].Err)
 	}
 }
@@ -299,7 +283,7 @@ func TestProbeVersionRefused(t *testing.T) {
 	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: f.server, ClientCAs: []*pkitest.Cert{f.clientCA}, Verify: 1, WWW: true, TLS12: true})
 	pool := x509.NewCertPool()
 	pool.AddCert(f.serverCA.Cert)
-	as := runProbe(t, addr, Config{RootCAs: pool})
+	as := probetest.Run(t, addr, probe.Config{RootCAs: pool})
 	if !as[0].Unsupported || len(as[0].Events) != 0 {
 		t.Errorf("TLS 1.3: unsupported %v, %d events, err %v", as[0].Unsupported, len(as[0].Events), as[0].Err)
 	}
@@ -332,7 +316,7 @@ func TestProbeResetAfterRequest(t *testing.T) {
 			_ = c.(*net.TCPConn).SetLinger(0) // closed with RST
 		}
 	})
-	as := runProbe(t, addr, Config{Versions: []uint16{tls.VersionTLS13}})
+	as := probetest.Run(t, addr, probe.Config{Versions: []uint16{tls.VersionTLS13}})
 	a := as[0]
 	if a.HTTP != nil || !strings.Contains(a.Err.Error(), "connection reset") || len(a.Events) != 1 {
 		t.Fatalf("http %+v err %v events %d", a.HTTP, a.Err, len(a.Events))
@@ -351,7 +335,7 @@ func TestProbeIssuerListOver64KiB(t *testing.T) {
 	f := newProbeFixture(t)
 	cas := append(pkitest.ManyCAs(t, 281), f.clientCA)
 	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: f.server, ClientCAs: cas, Verify: 1, WWW: true, TLS12: true})
-	as := runProbe(t, addr, Config{Versions: []uint16{tls.VersionTLS12}})
+	as := probetest.Run(t, addr, probe.Config{Versions: []uint16{tls.VersionTLS12}})
 	if len(as) != 1 || as[0].Err == nil || len(as[0].Events) != 1 {
 		t.Fatalf("attempts %+v", as)
 	}
