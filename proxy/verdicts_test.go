@@ -1,9 +1,10 @@
 package proxy
 
 // Issue 19's "cases that are wrong today", each against real peers and in
-// every mode that sees it: the verdict certlens writes, on the handshake
-// and on the connection, is what the client really got (its HTTP status,
-// its TLS alert, the server's own log). The invariants over every event
+// every mode of the proxy that sees it (the probe's side of them is in
+// proxy/probe): the verdict certlens writes, on the handshake and on the
+// connection, is what the client really got (its HTTP status, its TLS
+// alert, the server's own log). The invariants over every event
 // (internal/testkit/invariant) hold for these too; these tests say what the
 // answer is, case by case.
 
@@ -24,8 +25,6 @@ import (
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
-	"github.com/certlens/certlens/internal/testkit/probetest"
-	"github.com/certlens/certlens/proxy/probe"
 	"github.com/certlens/certlens/rules"
 )
 
@@ -129,9 +128,10 @@ func (k *icTest) gotPage(t *testing.T, addr, finding string) {
 
 // TestVerdictLargeIssuerListCertificateSent: a 60 KB issuer list (261
 // CAs) is a warning about SChannel's 16 KB limit, not a 403.7 for a client
-// that sent its certificate and got the page: observe (curl), probe and
-// intercept all say ok, and the finding stays without a prediction.
-// (analyze: internal/capture's live captures, and cmd/certlens.)
+// that sent its certificate and got the page: observe (curl) and intercept
+// say ok, and the finding stays without a prediction. (The probe: proxy/probe's
+// TestProbeVerdictLargeIssuerList; analyze: internal/capture's live captures,
+// and cmd/certlens.)
 func TestVerdictLargeIssuerListCertificateSent(t *testing.T) {
 	k := newE2E(t)
 	many := append(pkitest.ManyCAs(t, 260), k.clientCA)
@@ -151,24 +151,6 @@ func TestVerdictLargeIssuerListCertificateSent(t *testing.T) {
 		closedVerdictIs(t, k.ev.closedOf(t, h), "ok", true)
 	})
 
-	t.Run("probe", func(t *testing.T) {
-		alice := k.client.TLSCertificate()
-		pool := x509.NewCertPool()
-		pool.AddCert(k.serverCA.Cert)
-		a := probetest.Run(t, addr, probe.Config{Versions: []uint16{tls.VersionTLS12}, Certificate: &alice, RootCAs: pool})[0]
-		if a.Err != nil || a.HTTP == nil || a.HTTP.Status != 200 || len(a.Events) != 1 {
-			t.Fatalf("err %v http %+v events %d", a.Err, a.HTTP, len(a.Events))
-		}
-		e := a.Events[0]
-		if e.ClientCert == nil || !e.ClientCert.Sent || e.Verdict != "ok" || !e.VerdictCertain {
-			t.Errorf("client_cert %+v verdict %s certain %v findings %v", e.ClientCert, e.Verdict, e.VerdictCertain, findingIDs(e))
-		}
-		contradicted(t, e, "issuer-list-too-large")
-		if a.Closed.Verdict != "ok" || a.Closed.VerdictCertain == nil || !*a.Closed.VerdictCertain {
-			t.Errorf("connection verdict %s %v", a.Closed.Verdict, a.Closed.VerdictCertain)
-		}
-	})
-
 	t.Run("intercept", func(t *testing.T) {
 		ic := newIntercept(t, func(kk *icTest, o *InterceptOptions) { withClientCert(kk.client)(kk, o) })
 		many := append(pkitest.ManyCAs(t, 260), ic.clientCA)
@@ -180,8 +162,9 @@ func TestVerdictLargeIssuerListCertificateSent(t *testing.T) {
 // TestVerdictHTTP200AfterCertificateIISWouldRefuse: openssl s_server
 // -verify 1 answers 200 whatever certificate comes. IIS would refuse one
 // without clientAuth in its EKU, or from a CA not in the list (403.16),
-// and the findings say so; but the probe and intercept mode saw the 200,
-// and that is the verdict.
+// and the findings say so; but intercept mode saw the 200 (curl through
+// it), and that is the verdict. (The probe: proxy/probe's
+// TestProbeVerdictHTTP200.)
 func TestVerdictHTTP200AfterCertificateIISWouldRefuse(t *testing.T) {
 	cases := []struct {
 		name, finding string
@@ -201,22 +184,7 @@ func TestVerdictHTTP200AfterCertificateIISWouldRefuse(t *testing.T) {
 			})
 			addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: k.server, ClientCAs: []*pkitest.Cert{k.clientCA}, Verify: 1, WWW: true})
 
-			t.Run("probe, TLS 1.3 and 1.2", func(t *testing.T) {
-				c := cert.TLSCertificate()
-				for _, a := range probetest.Run(t, addr, probe.Config{Certificate: &c}) {
-					if a.Err != nil || a.HTTP == nil || a.HTTP.Status != 200 || len(a.Events) != 1 {
-						t.Fatalf("%x: err %v http %+v events %d", a.Version, a.Err, a.HTTP, len(a.Events))
-					}
-					e := a.Events[0]
-					if e.Verdict != "ok" || !e.VerdictCertain || e.HTTPStatus != 200 {
-						t.Errorf("%s: verdict %s certain %v http %d findings %v", e.TLSVersion, e.Verdict, e.VerdictCertain, e.HTTPStatus, findingIDs(e))
-					}
-					contradicted(t, e, tc.finding)
-				}
-			})
-			t.Run("intercept, curl", func(t *testing.T) {
-				k.gotPage(t, addr, tc.finding)
-			})
+			k.gotPage(t, addr, tc.finding)
 		})
 	}
 }

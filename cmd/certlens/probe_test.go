@@ -379,7 +379,8 @@ func TestProbeApache(t *testing.T) {
 // the same TLS 1.2 issuer list from its side of the tunnel.
 func TestProbeThroughServe(t *testing.T) {
 	e := newProbeEnv(t)
-	addr := e.openssl(t, []*pkitest.Cert{e.other1, e.clientCA, e.other2})
+	cas := []*pkitest.Cert{e.other1, e.clientCA, e.other2}
+	addr := e.openssl(t, cas)
 	listen := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
 	sp := startServe(t, "serve", "--listen", listen, "--admin-listen=", "--allow-ports", portOf(t, addr))
 	peertest.WaitTCP(t, listen, 10*time.Second)
@@ -387,13 +388,19 @@ func TestProbeThroughServe(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	ours := jsonLines(t, stdout)[0].Handshake
-	theirs := sp.nextHandshake()
-	if ours == nil || ours.CertRequest == nil {
-		t.Fatalf("probe: %+v", ours)
+	evs := jsonLines(t, stdout)
+	if len(evs) != 2 || evs[0].Handshake == nil || evs[0].Handshake.CertRequest == nil || evs[1].Closed == nil {
+		t.Fatalf("probe: want a handshake with a request and the connection closed, got %+v", evs)
 	}
-	if cr := theirs.CertRequest; cr == nil || cr.IssuerCount != ours.CertRequest.IssuerCount || cr.IssuerBytes != ours.CertRequest.IssuerBytes {
-		t.Errorf("cert_request: probe %+v, serve %+v", ours.CertRequest, cr)
+	ours, closed := evs[0].Handshake.CertRequest, evs[1].Closed
+	if ours.IssuerCount != len(cas) || ours.IssuerBytes != pkitest.IssuerListSize(cas) {
+		t.Errorf("the probe read %d DNs, %d bytes; want %d, %d", ours.IssuerCount, ours.IssuerBytes, len(cas), pkitest.IssuerListSize(cas))
+	}
+	if closed.BytesUp == 0 || closed.BytesDown == 0 {
+		t.Errorf("probe's connection closed %+v", closed)
+	}
+	if cr := sp.nextHandshake().CertRequest; cr == nil || cr.IssuerCount != ours.IssuerCount || cr.IssuerBytes != ours.IssuerBytes {
+		t.Errorf("cert_request: probe %+v, serve %+v", ours, cr)
 	}
 }
 

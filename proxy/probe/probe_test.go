@@ -1,9 +1,9 @@
-package probe_test
+package probe
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"net"
 	"net/url"
 	"os"
@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/certlens/certlens/internal/event"
+	"github.com/certlens/certlens/internal/testkit/invariant"
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
-	"github.com/certlens/certlens/internal/testkit/probetest"
 	"github.com/certlens/certlens/internal/testkit/transcript"
-	"github.com/certlens/certlens/proxy/probe"
+	"github.com/certlens/certlens/rules"
 )
 
 type probeFixture struct {
@@ -33,8 +33,34 @@ func newProbeFixture(t *testing.T) *probeFixture {
 	return f
 }
 
+func runProbe(t *testing.T, addr string, cfg Config) []*Attempt {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Host, cfg.Port = host, port
+	if len(cfg.Versions) == 0 {
+		cfg.Versions = []uint16{tls.VersionTLS13, tls.VersionTLS12}
+	}
+	as, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := invariant.NewSource(t)
+	for _, a := range as {
+		for _, e := range a.Events {
+			src.Event("handshake", e)
+		}
+		if a.Closed != nil {
+			src.Event("connection closed", a.Closed)
+		}
+	}
+	return as
+}
+
 // requests returns each attempt's cert_request events.
-func requests(as []*probe.Attempt) []*event.Handshake {
+func requests(as []*Attempt) []*event.Handshake {
 	var out []*event.Handshake
 	for _, a := range as {
 		for _, e := range a.Events {
@@ -85,7 +111,7 @@ func TestProbeOpenSSL(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			as := probetest.Run(t, addr, probe.Config{KeyLogWriter: kl})
+			as := runProbe(t, addr, Config{KeyLogWriter: kl})
 			t.Logf("probe of %d CAs, TLS 1.3 then 1.2: %v", len(tc.cas), time.Since(start))
 			kl.Close()
 			pcap := capture.Stop()
@@ -159,7 +185,7 @@ func TestProbeApacheRenegotiation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		as := probetest.Run(t, addr, probe.Config{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS12}, Certificate: &tlsAlice, KeyLogWriter: kl})
+		as := runProbe(t, addr, Config{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS12}, Certificate: &tlsAlice, KeyLogWriter: kl})
 		kl.Close()
 		pcap := capture.Stop()
 		a := as[0]
@@ -192,7 +218,7 @@ func TestProbeApacheRenegotiation(t *testing.T) {
 	})
 
 	t.Run("TLS 1.2 renegotiation without a certificate", func(t *testing.T) {
-		as := probetest.Run(t, addr, probe.Config{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS12}})
+		as := runProbe(t, addr, Config{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS12}})
 		a := as[0]
 		if len(a.Events) != 2 {
 			t.Fatalf("%d handshakes (err %v)", len(a.Events), a.Err)
@@ -208,7 +234,7 @@ func TestProbeApacheRenegotiation(t *testing.T) {
 	})
 
 	t.Run("TLS 1.3: no post-handshake auth, Apache answers 403", func(t *testing.T) {
-		as := probetest.Run(t, addr, probe.Config{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS13}, Certificate: &tlsAlice})
+		as := runProbe(t, addr, Config{Path: peertest.ApacheSecurePath, Versions: []uint16{tls.VersionTLS13}, Certificate: &tlsAlice})
 		a := as[0]
 		if a.HTTP == nil || a.HTTP.Status != 403 || len(a.Events) != 1 {
 			t.Fatalf("err %v http %+v events %d", a.Err, a.HTTP, len(a.Events))
@@ -218,6 +244,85 @@ func TestProbeApacheRenegotiation(t *testing.T) {
 			t.Errorf("verdict %s certain %v findings %v", e.Verdict, e.VerdictCertain, eventFindings(e))
 		}
 	})
+}
+
+// contradicted checks that finding id is present and predicts nothing,
+// saying why: the HTTP answer the probe got outranks it.
+func contradicted(t *testing.T, e *event.Handshake, id string) {
+	t.Helper()
+	for _, f := range e.Findings {
+		if f.ID != id {
+			continue
+		}
+		if f.Predicts != rules.VerdictNone || !strings.Contains(f.Detail, "Not this handshake's outcome") {
+			t.Errorf("%s %s: %s predicts %q: %s", e.TLSVersion, e.Phase, id, f.Predicts, f.Detail)
+		}
+		return
+	}
+	t.Errorf("%s %s: no finding %s among %v", e.TLSVersion, e.Phase, id, eventFindings(e))
+}
+
+// TestProbeVerdictLargeIssuerList: the probe's side of issue 19's case in
+// proxy's TestVerdictLargeIssuerListCertificateSent. A 60 KB issuer list
+// (261 CAs) is a warning about SChannel's 16 KB limit, not a 403.7 for a
+// client that sent its certificate and got the page: ok, certain, and the
+// finding stays without a prediction.
+func TestProbeVerdictLargeIssuerList(t *testing.T) {
+	f := newProbeFixture(t)
+	many := append(pkitest.ManyCAs(t, 260), f.clientCA)
+	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: f.serverCA.NewServer(t, "127.0.0.1"), ClientCAs: many,
+		Verify: 1, TLS12: true, WWW: true})
+	alice := f.clientCA.NewClient(t, "alice@probe.test").TLSCertificate()
+	pool := x509.NewCertPool()
+	pool.AddCert(f.serverCA.Cert)
+	a := runProbe(t, addr, Config{Versions: []uint16{tls.VersionTLS12}, Certificate: &alice, RootCAs: pool})[0]
+	if a.Err != nil || a.HTTP == nil || a.HTTP.Status != 200 || len(a.Events) != 1 {
+		t.Fatalf("err %v http %+v events %d", a.Err, a.HTTP, len(a.Events))
+	}
+	e := a.Events[0]
+	if e.CertRequest == nil || e.CertRequest.IssuerBytes != pkitest.IssuerListSize(many) {
+		t.Errorf("cert_request %+v, want %d bytes", e.CertRequest, pkitest.IssuerListSize(many))
+	}
+	if e.ClientCert == nil || !e.ClientCert.Sent || e.Verdict != "ok" || !e.VerdictCertain {
+		t.Errorf("client_cert %+v verdict %s certain %v findings %v", e.ClientCert, e.Verdict, e.VerdictCertain, eventFindings(e))
+	}
+	contradicted(t, e, "issuer-list-too-large")
+	if a.Closed.Verdict != "ok" || a.Closed.VerdictCertain == nil || !*a.Closed.VerdictCertain {
+		t.Errorf("connection verdict %s %v", a.Closed.Verdict, a.Closed.VerdictCertain)
+	}
+}
+
+// TestProbeVerdictHTTP200: the probe's side of proxy's
+// TestVerdictHTTP200AfterCertificateIISWouldRefuse. openssl s_server
+// -verify 1 answers 200 whatever certificate comes. IIS would refuse one
+// without clientAuth in its EKU, or from a CA not in the list (403.16),
+// and the findings say so; but the probe saw the 200, over TLS 1.3 and
+// 1.2, and that is the verdict.
+func TestProbeVerdictHTTP200(t *testing.T) {
+	f := newProbeFixture(t)
+	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: f.serverCA.NewServer(t, "127.0.0.1"),
+		ClientCAs: []*pkitest.Cert{f.clientCA}, Verify: 1, WWW: true})
+	for _, tc := range []struct {
+		name, finding string
+		cert          *pkitest.Cert
+	}{
+		{"EKU without clientAuth", "client-cert-ext-key-usage", f.clientCA.NewClient(t, "eku@probe.test", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))},
+		{"issuer not listed", "client-cert-issuer-not-listed", f.other1.NewClient(t, "eve@probe.test")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cert.TLSCertificate()
+			for _, a := range runProbe(t, addr, Config{Certificate: &c}) {
+				if a.Err != nil || a.HTTP == nil || a.HTTP.Status != 200 || len(a.Events) != 1 {
+					t.Fatalf("%x: err %v http %+v events %d", a.Version, a.Err, a.HTTP, len(a.Events))
+				}
+				e := a.Events[0]
+				if e.Verdict != "ok" || !e.VerdictCertain || e.HTTPStatus != 200 {
+					t.Errorf("%s: verdict %s certain %v http %d findings %v", e.TLSVersion, e.Verdict, e.VerdictCertain, e.HTTPStatus, eventFindings(e))
+				}
+				contradicted(t, e, tc.finding)
+			}
+		})
+	}
 }
 
 // TestProbeNginx: nginx asks in the initial handshake; what it answers
@@ -233,7 +338,7 @@ func TestProbeNginx(t *testing.T) {
 		status int
 	}{{"with a certificate", &alice, 200}, {"without", nil, 403}} {
 		t.Run(tc.name, func(t *testing.T) {
-			as := probetest.Run(t, addr, probe.Config{Certificate: tc.cert})
+			as := runProbe(t, addr, Config{Certificate: tc.cert})
 			reqs := requests(as)
 			if len(reqs) != 2 {
 				t.Fatalf("%d requests", len(reqs))
@@ -255,23 +360,14 @@ func TestProbeNginx(t *testing.T) {
 	}
 }
 
-// stageOf is the stage a probe error names, or "".
-func stageOf(err error) string {
-	var pe *probe.Error
-	if errors.As(err, &pe) {
-		return pe.Stage
-	}
-	return ""
-}
-
 func TestProbeConnectErrors(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
-	as := probetest.Run(t, addr, probe.Config{Versions: []uint16{tls.VersionTLS12}})
-	if stageOf(as[0].Err) != "connect" || !strings.Contains(as[0].Err.Error(), "connect to "+addr) {
+	as := runProbe(t, addr, Config{Versions: []uint16{tls.VersionTLS12}})
+	if stage(as[0].Err) != "connect" || !strings.Contains(as[0].Err.Error(), "connect to "+addr) {
 		t.Errorf("err %v", as[0].Err)
 	}
-	as = probetest.Run(t, "127.0.0.1:443", probe.Config{Versions: []uint16{tls.VersionTLS12}, Proxy: &url.URL{Scheme: "http", Host: addr}})
-	if stageOf(as[0].Err) != "connect" || !strings.Contains(as[0].Err.Error(), "(the proxy)") {
+	as = runProbe(t, "127.0.0.1:443", Config{Versions: []uint16{tls.VersionTLS12}, Proxy: &url.URL{Scheme: "http", Host: addr}})
+	if stage(as[0].Err) != "connect" || !strings.Contains(as[0].Err.Error(), "(the proxy)") {
 		t.Errorf("err %v", as[0].Err)
 	}
 }
@@ -283,7 +379,7 @@ func TestProbeVersionRefused(t *testing.T) {
 	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: f.server, ClientCAs: []*pkitest.Cert{f.clientCA}, Verify: 1, WWW: true, TLS12: true})
 	pool := x509.NewCertPool()
 	pool.AddCert(f.serverCA.Cert)
-	as := probetest.Run(t, addr, probe.Config{RootCAs: pool})
+	as := runProbe(t, addr, Config{RootCAs: pool})
 	if !as[0].Unsupported || len(as[0].Events) != 0 {
 		t.Errorf("TLS 1.3: unsupported %v, %d events, err %v", as[0].Unsupported, len(as[0].Events), as[0].Err)
 	}
@@ -316,7 +412,7 @@ func TestProbeResetAfterRequest(t *testing.T) {
 			_ = c.(*net.TCPConn).SetLinger(0) // closed with RST
 		}
 	})
-	as := probetest.Run(t, addr, probe.Config{Versions: []uint16{tls.VersionTLS13}})
+	as := runProbe(t, addr, Config{Versions: []uint16{tls.VersionTLS13}})
 	a := as[0]
 	if a.HTTP != nil || !strings.Contains(a.Err.Error(), "connection reset") || len(a.Events) != 1 {
 		t.Fatalf("http %+v err %v events %d", a.HTTP, a.Err, len(a.Events))
@@ -335,7 +431,7 @@ func TestProbeIssuerListOver64KiB(t *testing.T) {
 	f := newProbeFixture(t)
 	cas := append(pkitest.ManyCAs(t, 281), f.clientCA)
 	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: f.server, ClientCAs: cas, Verify: 1, WWW: true, TLS12: true})
-	as := probetest.Run(t, addr, probe.Config{Versions: []uint16{tls.VersionTLS12}})
+	as := runProbe(t, addr, Config{Versions: []uint16{tls.VersionTLS12}})
 	if len(as) != 1 || as[0].Err == nil || len(as[0].Events) != 1 {
 		t.Fatalf("attempts %+v", as)
 	}
