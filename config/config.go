@@ -22,17 +22,20 @@ type Config struct {
 	AllowPorts  PortSet  `key:"allow_ports"`
 	// AllowHTTPPorts are the ports plain-HTTP requests through the proxy
 	// may go to; CONNECT has allow_ports.
-	AllowHTTPPorts PortSet   `key:"allow_http_ports"`
-	AdminListen    string    `key:"admin_listen"` // "" turns the admin server off
-	AdminPprof     bool      `key:"admin_pprof"`  // /debug/pprof/ on the admin server
-	Keylog         string    `key:"keylog"`       // intercept mode's upstream key log
-	Decrypt        Decrypt   // decrypt.*
-	Rules          Rules     // rules.*
-	Tunnel         Tunnel    // tunnel.*
-	Sidecar        Sidecar   // sidecar.*
-	Access         Access    // access.*
-	Limits         Limits    // limits.*
-	Intercept      Intercept // intercept.*
+	AllowHTTPPorts PortSet `key:"allow_http_ports"`
+	AdminListen    string  `key:"admin_listen"` // "" turns the admin server off
+	AdminPprof     bool    `key:"admin_pprof"`  // /debug/pprof/ on the admin server
+	// PACHosts are host patterns /proxy.pac sends through certlens, with
+	// rules.client_cert_hosts; every other host goes DIRECT.
+	PACHosts  []string  `key:"pac_hosts"`
+	Keylog    string    `key:"keylog"` // intercept mode's upstream key log
+	Decrypt   Decrypt   // decrypt.*
+	Rules     Rules     // rules.*
+	Tunnel    Tunnel    // tunnel.*
+	Sidecar   Sidecar   // sidecar.*
+	Access    Access    // access.*
+	Limits    Limits    // limits.*
+	Intercept Intercept // intercept.*
 
 	ShutdownTimeout time.Duration `key:"shutdown_timeout"`
 
@@ -122,6 +125,10 @@ type ClientCertEntry struct {
 	Pattern, File string
 }
 
+// StorePrefix marks an expect_certs item that names a certificate store
+// (store:nss, store:nss:DIR, store:windows, store:macos) instead of a file.
+const StorePrefix = "store:"
+
 // PFXPasswordEnv holds the password of PKCS#12 files in
 // intercept.client_certs; a secret, so it is no config key.
 const PFXPasswordEnv = "CERTLENS_PFX_PASSWORD"
@@ -161,6 +168,7 @@ var keys = []key{
 	{name: "allow_http_ports", def: "80,8080", flag: "allow-http-ports", reload: Live},
 	{name: "admin_listen", def: "127.0.0.1:9090", flag: "admin-listen", reload: Restart},
 	{name: "admin_pprof", def: false, flag: "pprof", reload: Restart},
+	{name: "pac_hosts", def: []string{}, flag: "pac-host", reload: Live},
 	{name: "keylog", def: "", flag: "keylog", reload: Restart},
 	{name: "decrypt.keylog_file", def: "", flag: "decrypt-keylog", reload: Restart},
 	{name: "decrypt.max_secrets", def: 100000, reload: Restart},

@@ -295,6 +295,7 @@ func (l *loader) decode() *Config {
 		AllowHTTPPorts: l.ports("allow_http_ports"),
 		AdminListen:    l.str("admin_listen"),
 		AdminPprof:     l.bool("admin_pprof"),
+		PACHosts:       l.patterns("pac_hosts"),
 		Keylog:         l.str("keylog"),
 		Decrypt: Decrypt{
 			KeylogFile: l.str("decrypt.keylog_file"),

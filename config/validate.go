@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -68,6 +69,9 @@ func (c *Config) validate(userSet func(key string) bool) *Error {
 		}
 	}
 	for _, name := range c.ExpectCerts {
+		if strings.HasPrefix(name, StorePrefix) {
+			continue // read, and judged, when the rules load it
+		}
 		if p := readableProblem(name); p != "" {
 			return bad("expect_certs", "cannot read %q: %s", name, p)
 		}

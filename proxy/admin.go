@@ -12,7 +12,8 @@ import (
 )
 
 // AdminHandler serves /healthz (the process is up), /readyz (the listener
-// accepts, and in sidecar mode the upstream answers), /metrics and, with
+// accepts, and in sidecar mode the upstream answers), /metrics, /proxy.pac
+// (pac.go) and, with
 // Options.Pprof, Go's profiler under /debug/pprof/ (registered here, not on
 // http.DefaultServeMux, so that it is never served by accident).
 func (s *Server) AdminHandler() http.Handler {
@@ -38,6 +39,7 @@ func (s *Server) AdminHandler() http.Handler {
 		_, _ = fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("GET /proxy.pac", s.servePAC)
 	if s.opts.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

@@ -60,7 +60,8 @@ func (l *guardListener) Accept() (net.Conn, error) {
 			go l.refuse(c, status, reason)
 			continue
 		}
-		return &guardedConn{Conn: c, l: l, start: time.Now()}, nil
+		tcp, _ := c.(*net.TCPConn)
+		return &guardedConn{Conn: c, raw: newRawSock(tcp), l: l, start: time.Now()}, nil
 	}
 }
 
@@ -104,6 +105,7 @@ func (l *guardListener) refuse(c net.Conn, status int, reason string) {
 // oversized header, a header that never ended) can be explained.
 type guardedConn struct {
 	net.Conn
+	raw   *rawSock // Conn's reads and writes without waking sysmon; nil off Linux
 	l     *guardListener
 	start time.Time
 	read  atomic.Int64
@@ -113,13 +115,29 @@ type guardedConn struct {
 }
 
 func (c *guardedConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
+	var n int
+	var err error
+	if c.raw != nil {
+		n, err = c.raw.Read(b)
+	} else {
+		n, err = c.Conn.Read(b)
+	}
 	c.read.Add(int64(n))
 	return n, err
 }
 
+func (c *guardedConn) Write(b []byte) (int, error) {
+	if c.raw != nil {
+		return c.raw.Write(b)
+	}
+	return c.Conn.Write(b)
+}
+
 // CloseWrite and CloseRead pass half-closes on (goproxy relays them).
 func (c *guardedConn) CloseWrite() error {
+	if c.raw != nil {
+		return c.raw.CloseWrite()
+	}
 	if h, ok := c.Conn.(halfCloser); ok {
 		return h.CloseWrite()
 	}
@@ -127,6 +145,9 @@ func (c *guardedConn) CloseWrite() error {
 }
 
 func (c *guardedConn) CloseRead() error {
+	if c.raw != nil {
+		return c.raw.CloseRead()
+	}
 	if h, ok := c.Conn.(halfCloser); ok {
 		return h.CloseRead()
 	}

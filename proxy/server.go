@@ -55,8 +55,10 @@ type Options struct {
 	Limits  Limits
 	// AllowHosts and DenyHosts: see Reloadable.
 	AllowHosts, DenyHosts []string
-	Decrypt               DecryptOptions
-	Intercept             InterceptOptions
+	// PACHosts: see Reloadable.
+	PACHosts  []string
+	Decrypt   DecryptOptions
+	Intercept InterceptOptions
 	// Dial replaces the upstream dialer (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -75,6 +77,9 @@ type Reloadable struct {
 	Access Access
 	// IdleTimeout and DialTimeout are those of tunnels opened from now on.
 	IdleTimeout, DialTimeout time.Duration
+	// PACHosts are the host patterns /proxy.pac sends through certlens,
+	// with Rules.ClientCertHosts (pac_hosts).
+	PACHosts []string
 }
 
 // Server is the forward proxy.
@@ -94,7 +99,8 @@ type Server struct {
 	quiet     time.Duration // how long without tunnels before release
 	dyn       atomic.Pointer[Reloadable]
 	serving   atomic.Bool
-	own       ownListeners // where certlens itself listens: never a target
+	own       ownListeners                // where certlens itself listens: never a target
+	proxyAddr atomic.Pointer[net.TCPAddr] // the proxy listener's, for /proxy.pac
 	sidecar   net.Listener
 	intercept *interceptor // intercept mode's own state; nil in the others
 
@@ -127,7 +133,7 @@ func New(opts Options, log *zap.Logger) *Server {
 	s.Reload(Reloadable{AllowPort: opts.AllowPort, AllowPortsText: opts.AllowPortsText,
 		AllowHTTPPort: opts.AllowHTTPPort, AllowHTTPPortsText: opts.AllowHTTPPortsText, Rules: opts.Rules,
 		AllowHosts: opts.AllowHosts, DenyHosts: opts.DenyHosts, Access: opts.Access,
-		IdleTimeout: opts.IdleTimeout, DialTimeout: opts.DialTimeout})
+		IdleTimeout: opts.IdleTimeout, DialTimeout: opts.DialTimeout, PACHosts: opts.PACHosts})
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	s.idPfx = hex.EncodeToString(b[:])
@@ -172,6 +178,9 @@ func (s *Server) Reload(r Reloadable) {
 // mode the server's clients themselves.
 func (s *Server) Serve(ln net.Listener) error {
 	s.own.add(ln.Addr())
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		s.proxyAddr.Store(a)
+	}
 	s.serving.Store(true)
 	defer s.serving.Store(false)
 	if s.opts.Mode == event.ModeSidecar {

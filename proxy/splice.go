@@ -157,6 +157,16 @@ func (t *tunnel) splice(dst, src *net.TCPConn, down bool) (int64, error) {
 	idle := t.idle
 	var total int64
 	defer func() { _ = src.SetReadDeadline(time.Time{}) }()
+	// Off Linux, or if no pipe can be had, net's ReadFrom (which on Linux
+	// splices too, through its own calls).
+	var pipe *splicePipe
+	rdst, rsrc := newRawSock(dst), newRawSock(src)
+	if rdst != nil && rsrc != nil {
+		if p, err := newSplicePipe(); err == nil {
+			pipe = p
+			defer pipe.close()
+		}
+	}
 	for {
 		if idle > 0 {
 			deadline := time.Now().Add(idle / 4)
@@ -165,7 +175,13 @@ func (t *tunnel) splice(dst, src *net.TCPConn, down bool) (int64, error) {
 			}
 			_ = src.SetReadDeadline(deadline)
 		}
-		n, err := dst.ReadFrom(&io.LimitedReader{R: src, N: spliceChunk})
+		var n int64
+		var err error
+		if pipe != nil {
+			n, err = pipe.move(rdst, rsrc, spliceChunk)
+		} else {
+			n, err = dst.ReadFrom(&io.LimitedReader{R: src, N: spliceChunk})
+		}
 		if n > 0 {
 			total += n
 			t.moved(down, n)

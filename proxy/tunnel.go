@@ -26,6 +26,7 @@ import (
 type tunnel struct {
 	net.Conn
 	tcp  *net.TCPConn
+	raw  *rawSock // tcp's reads and writes without waking sysmon; nil off Linux
 	srv  *Server
 	meta event.Meta
 
@@ -102,6 +103,22 @@ func (s *Server) newTunnel(meta event.Meta, secrets *keylog.Store) *tunnel {
 func (t *tunnel) attach(c net.Conn) {
 	t.Conn = c
 	t.tcp, _ = c.(*net.TCPConn)
+	t.raw = newRawSock(t.tcp)
+}
+
+// connRead and connWrite are the upstream socket's own Read and Write.
+func (t *tunnel) connRead(b []byte) (int, error) {
+	if t.raw != nil {
+		return t.raw.Read(b)
+	}
+	return t.Conn.Read(b)
+}
+
+func (t *tunnel) connWrite(b []byte) (int, error) {
+	if t.raw != nil {
+		return t.raw.Write(b)
+	}
+	return t.Conn.Write(b)
 }
 
 func (t *tunnel) touch() { t.lastActive.Store(int64(time.Since(clockBase))) }
@@ -146,7 +163,7 @@ func (t *tunnel) Read(b []byte) (int, error) {
 				_ = t.Conn.SetReadDeadline(want)
 			}
 		}
-		n, err := t.Conn.Read(b)
+		n, err := t.connRead(b)
 		if n > 0 {
 			t.moved(true, int64(n))
 			if t.tap.Load() {
@@ -176,7 +193,7 @@ func (t *tunnel) Write(b []byte) (int, error) {
 	if t.tap.Load() {
 		t.feed(handshake.FromClient, b)
 	}
-	n, err := t.Conn.Write(b)
+	n, err := t.connWrite(b)
 	t.moved(false, int64(n))
 	if err != nil {
 		t.setReason(closeServerWriteError, err)
@@ -187,6 +204,9 @@ func (t *tunnel) Write(b []byte) (int, error) {
 // CloseWrite is called when the client finished sending: pass the half-close on.
 func (t *tunnel) CloseWrite() error {
 	t.setReason(closeClient, nil)
+	if t.raw != nil {
+		return t.raw.CloseWrite()
+	}
 	if t.tcp != nil {
 		return t.tcp.CloseWrite()
 	}
@@ -195,6 +215,9 @@ func (t *tunnel) CloseWrite() error {
 
 // CloseRead is called when the server->client copy ended.
 func (t *tunnel) CloseRead() error {
+	if t.raw != nil {
+		return t.raw.CloseRead()
+	}
 	if t.tcp != nil {
 		return t.tcp.CloseRead()
 	}

@@ -36,6 +36,7 @@ var reasonRemedies = []struct{ code, fix string }{
 	{"expired", "renew it"},
 	{"not-yet-valid", "check the client's and the server's clocks, or wait until its validity starts"},
 	{"key-type", "issue it with a key type the server accepts, or enable the missing signature algorithms on the server"},
+	{"no-private-key", "import it again with its private key (PKCS#12), into the store the browser reads"},
 }
 
 // reasonFixes says what to change for the reasons given, one clause each.
@@ -158,8 +159,10 @@ var catalogue = []*Rule{
 	{
 		ID: "expected-cert-not-selectable", Severity: "warning or error", Predicts: Verdict4037,
 		Trigger: "With --expect-cert: the server asked and the client sent no certificate. Either a browser would not offer the expected " +
-			"certificate, and the finding gives every reason (chain reaches no listed CA, Key Usage, EKU, validity, key type); or it " +
-			"would be offered, and the cause is on the client (not in the user's store, no private key, key stored as AT_KEYEXCHANGE).",
+			"certificate, and the finding gives every reason (chain reaches no listed CA, Key Usage, EKU, validity, key type, no private " +
+			"key in its store); or it would be offered, and the cause is on the client (not in the user's store, no private key, key " +
+			"stored as AT_KEYEXCHANGE). With --expect-cert store:nss or store:windows, every certificate of the store is judged and one " +
+			"finding names the one offered, or else the closest near miss.",
 		Remedy: "When it is not offered, the finding's remedy says what to change for each reason given: " + reasonFixes(allReasonCodes()) +
 			". When it would be offered, " + remedyClientSide,
 		check: expectedCertNotSelectable,

@@ -2,7 +2,9 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/certlens/certlens/handshake"
 )
@@ -291,35 +293,49 @@ func expectedCertNotSelectable(in *input, r *Rule) []Finding {
 	if cr == nil || !sentNothing(in) || len(in.opts.ExpectCerts) == 0 {
 		return nil
 	}
+	req := Request{CR: cr, Version: in.h.Version}
 	var out []Finding
-	for _, exp := range in.opts.ExpectCerts {
-		if len(exp.Chain) == 0 || sentCert(in, exp) {
+	for _, group := range expectedGroups(in.opts.ExpectCerts) {
+		if slices.ContainsFunc(group, func(e ExpectedCert) bool { return sentCert(in, e) }) {
 			continue
 		}
-		leaf := exp.Chain[0]
-		reasons := WouldOffer(exp.Chain, cr, in.h.Version, in.opts.Now)
-		if len(reasons) == 0 && in.ev.NoCertToSend {
+		exp, choice, offered := closest(group, req, in.opts.Now)
+		if choice.Offered && in.ev.NoCertToSend {
 			// The client could not have sent it (no key): nothing to explain.
 			continue
 		}
+		leaf, name := exp.Chain[0], exp.Name
+		if exp.Store != "" {
+			name = exp.Store + " store: " + exp.Name
+		}
 		var f Finding
-		if len(reasons) == 0 {
+		if choice.Offered {
 			f = r.finding(SeverityWarning, Verdict4037,
-				fmt.Sprintf("%s (%s) would be offered for this request, yet the client did not send it: the cause is on the client", leaf.Subject, exp.Name),
+				fmt.Sprintf("%s (%s) would be offered for this request, yet the client did not send it: the cause is on the client", leaf.Subject, name),
 				"Its chain reaches a listed CA and its Key Usage, EKU, validity and key type fit the request. The cause is on the client: "+
 					"the certificate is not in the user's personal store, its private key is missing or not usable (a key stored as "+
 					"AT_KEYEXCHANGE instead of AT_SIGNATURE), or the user dismissed the certificate prompt.")
+			for _, c := range choice.Cautions {
+				f.Detail += " " + c.Text
+			}
 			f.Remedy = capitalize(remedyClientSide)
 		} else {
-			texts := make([]string, len(reasons))
-			codes := make([]string, len(reasons))
-			for i, rs := range reasons {
+			texts := make([]string, len(choice.Reasons))
+			codes := make([]string, len(choice.Reasons))
+			for i, rs := range choice.Reasons {
 				texts[i], codes[i] = rs.Text, rs.Code
 			}
 			f = r.finding(SeverityError, Verdict4037,
-				fmt.Sprintf("%s (%s) is not offered by a browser for this request: %d reason(s)", leaf.Subject, exp.Name, len(reasons)),
+				fmt.Sprintf("%s (%s) is not offered by a browser for this request: %d reason(s)", leaf.Subject, name, len(choice.Reasons)),
 				strings.Join(texts, " "))
 			f.Remedy = capitalize(reasonFixes(codes)) + "."
+		}
+		if len(group) > 1 {
+			if choice.Offered {
+				f.Detail += fmt.Sprintf(" %d of the %d certificates of the %s store would be offered (certlens certs lists them).", offered, len(group), exp.Store)
+			} else {
+				f.Detail += fmt.Sprintf(" None of the %d certificates of the %s store would be offered; this one is the closest (certlens certs lists every one with its reasons).", len(group), exp.Store)
+			}
 		}
 		if hr := in.ev.HTTP; hr.Answered() {
 			// The server went on without a certificate: no 403 to predict.
@@ -329,6 +345,53 @@ func expectedCertNotSelectable(in *input, r *Rule) []Finding {
 		out = append(out, f)
 	}
 	return out
+}
+
+// expectedGroups puts the certificates of one store together; each file
+// is a group of its own. Certificates without a chain are left out.
+func expectedGroups(exps []ExpectedCert) [][]ExpectedCert {
+	var out [][]ExpectedCert
+	stores := map[string]int{}
+	for _, e := range exps {
+		if len(e.Chain) == 0 {
+			continue
+		}
+		if i, ok := stores[e.Store]; ok && e.Store != "" {
+			out[i] = append(out[i], e)
+			continue
+		}
+		if e.Store != "" {
+			stores[e.Store] = len(out)
+		}
+		out = append(out, []ExpectedCert{e})
+	}
+	return out
+}
+
+// closest is the certificate of group the user most likely meant: the
+// first one offered without caution, else the first offered, else the one
+// with the fewest reasons against it; and how many are offered.
+func closest(group []ExpectedCert, req Request, now time.Time) (ExpectedCert, Choice, int) {
+	best, bestChoice, offered := -1, Choice{}, 0
+	rank := func(c Choice) int {
+		switch {
+		case c.Offered && len(c.Cautions) == 0:
+			return 0
+		case c.Offered:
+			return 1
+		}
+		return 1 + len(c.Reasons)
+	}
+	for i, e := range group {
+		c := Choose(e, req, now)
+		if c.Offered {
+			offered++
+		}
+		if best < 0 || rank(c) < rank(bestChoice) {
+			best, bestChoice = i, c
+		}
+	}
+	return group[best], bestChoice, offered
 }
 
 func capitalize(s string) string {

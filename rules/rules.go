@@ -71,8 +71,13 @@ type Report struct {
 // ExpectedCert is a certificate the user expects the client to send, with
 // the chain a browser would build from its store (leaf first).
 type ExpectedCert struct {
-	Name  string // where it came from, e.g. the file name
+	Name  string // where it came from, e.g. the file name or the store's nickname
 	Chain []*x509.Certificate
+	// Store names the certificate store it was read from ("" for a file):
+	// the certificates of one store are judged together, and the finding
+	// names the one the user most likely meant.
+	Store string
+	Key   Key // what the store says of its private key
 }
 
 // Options carry configuration and the clock.

@@ -20,7 +20,7 @@ const timeLayout = "2006-01-02 15:04:05Z"
 
 // Reason is one cause for a browser not to offer a certificate.
 type Reason struct {
-	Code string // issuer-not-listed, key-usage, ext-key-usage, expired, not-yet-valid, key-type
+	Code string // issuer-not-listed, key-usage, ext-key-usage, expired, not-yet-valid, key-type, no-private-key
 	Text string
 }
 
@@ -29,38 +29,157 @@ type Reason struct {
 // the server's request, it returns every reason the certificate would not be
 // offered; none means it would be. Usable by every mode and by probe.
 func WouldOffer(chain []*x509.Certificate, cr *handshake.CertificateRequest, version handshake.Version, now time.Time) []Reason {
+	return Choose(ExpectedCert{Chain: chain}, Request{CR: cr, Version: version}, now).Reasons
+}
+
+// Request is a server's certificate request as the selection reads it.
+type Request struct {
+	CR      *handshake.CertificateRequest // nil: nothing known of the request but Names
+	Version handshake.Version
+	// Names, when CR is nil, is the issuer list known only by its RFC 4514
+	// strings (a logged event keeps no DER): matched by name, which cannot
+	// see two encodings of one name apart, and with no key type to check.
+	Names []string
+}
+
+// Choice is a browser's decision about one certificate for one request.
+type Choice struct {
+	Offered bool
+	Reasons []Reason // every reason it is not offered
+	// Cautions do not stop the browser from offering it but may stop the
+	// client from using it (a CAPI key stored as AT_KEYEXCHANGE).
+	Cautions []Reason
+}
+
+// Choose decides, as Chromium's client certificate stores do, whether a
+// certificate is offered for req: its chain must reach a listed CA (an
+// empty list takes any), its Key Usage and EKU must allow client
+// authentication, it must be within its validity, its key must suit the
+// request, and its store must hold its private key.
+func Choose(c ExpectedCert, req Request, now time.Time) Choice {
+	chain, cr := c.Chain, req.CR
 	if len(chain) == 0 {
-		return []Reason{{"no-certificate", "No certificate."}}
+		return Choice{Reasons: []Reason{{"no-certificate", "No certificate."}}}
 	}
-	c := chain[0]
+	leaf := chain[0]
 	var out []Reason
-	if cr != nil && len(cr.Issuers) > 0 && !chainListed(chain, cr) {
-		text := fmt.Sprintf("Its chain (%s) reaches none of the %d CA names the server listed.", chainNames(chain), len(cr.Issuers))
-		if near := nearMiss(chain, cr); near != "" {
+	if listed, n := req.listed(chain); !listed {
+		text := fmt.Sprintf("Its chain (%s) reaches none of the %d CA names the server listed.", chainNames(chain), n)
+		top, near := chain[len(chain)-1], ""
+		if cr != nil {
+			near = nearMiss(chain, cr)
+		}
+		switch {
+		case near != "":
 			text += " " + near
-		} else if len(chain) == 1 && !isSelfIssued(c) {
-			text += fmt.Sprintf(" Only the leaf is known: give the chain too (its issuer %s and that CA's issuers), as the browser's store would.", c.Issuer)
+		case c.Store != "" && !isSelfIssued(top):
+			// Chromium builds the chain from local certificates only (no AIA
+			// fetching), so a gap in the store ends it.
+			text += fmt.Sprintf(" The store holds no certificate for %s, so the chain stops at %s: browsers never fetch a missing CA "+
+				"certificate (AIA); import it into the store.", top.Issuer, top.Subject)
+		case len(chain) == 1 && !isSelfIssued(leaf):
+			text += fmt.Sprintf(" Only the leaf is known: give the chain too (its issuer %s and that CA's issuers), as the browser's store would.", leaf.Issuer)
+		}
+		if cr == nil {
+			text += " (Compared by name: the event keeps no DER, so a listed name encoded differently cannot be told apart.)"
 		}
 		out = append(out, Reason{"issuer-not-listed", text})
 	}
-	if text, ok := keyUsageReason(c); !ok {
+	if text, ok := keyUsageReason(leaf); !ok {
 		out = append(out, Reason{"key-usage", text})
 	}
-	if text, ok := extKeyUsageReason(c); !ok {
+	if text, ok := extKeyUsageReason(leaf); !ok {
 		out = append(out, Reason{"ext-key-usage", text})
 	}
-	if now.After(c.NotAfter) {
-		out = append(out, Reason{"expired", fmt.Sprintf("It expired %s; browsers on Windows hide expired certificates.", c.NotAfter.UTC().Format(timeLayout))})
+	if now.After(leaf.NotAfter) {
+		out = append(out, Reason{"expired", fmt.Sprintf("It expired %s; browsers hide expired certificates.", leaf.NotAfter.UTC().Format(timeLayout))})
 	}
-	if now.Before(c.NotBefore) {
-		out = append(out, Reason{"not-yet-valid", fmt.Sprintf("It is valid only from %s.", c.NotBefore.UTC().Format(timeLayout))})
+	if now.Before(leaf.NotBefore) {
+		out = append(out, Reason{"not-yet-valid", fmt.Sprintf("It is valid only from %s.", leaf.NotBefore.UTC().Format(timeLayout))})
 	}
 	if cr != nil {
-		if text, ok := keyTypeReason(c, cr, version); !ok {
+		if text, ok := keyTypeReason(leaf, cr, req.Version); !ok {
 			out = append(out, Reason{"key-type", text})
 		}
 	}
-	return out
+	var cautions []Reason
+	switch k := c.Key; {
+	case k.State == KeyMissing:
+		out = append(out, Reason{"no-private-key", fmt.Sprintf("The %s store holds no private key for it; browsers offer only certificates with one.", c.Store)})
+	case k.State == KeyPresent && k.Spec == SpecKeyExchange:
+		where := ""
+		if k.Provider != "" {
+			where = " by " + k.Provider
+		}
+		cautions = append(cautions, Reason{"key-exchange-spec", fmt.Sprintf("Its key is stored as AT_KEYEXCHANGE%s; some clients then fail to sign "+
+			"the handshake with it and send nothing: import it again as AT_SIGNATURE (certutil -user -importPFX FILE.pfx AT_SIGNATURE).", where)})
+	}
+	return Choice{Offered: len(out) == 0, Reasons: out, Cautions: cautions}
+}
+
+// listed reports whether the chain reaches a DN of the request's list (an
+// empty list, or none known, takes any), and how many DNs it has.
+func (req Request) listed(chain []*x509.Certificate) (bool, int) {
+	if req.CR != nil {
+		return len(req.CR.Issuers) == 0 || chainListed(chain, req.CR), len(req.CR.Issuers)
+	}
+	if len(req.Names) == 0 {
+		return true, 0
+	}
+	for _, c := range chain {
+		for _, raw := range [][]byte{c.RawIssuer, c.RawSubject} {
+			if slices.Contains(req.Names, handshake.DN{Raw: raw}.String()) {
+				return true, len(req.Names)
+			}
+		}
+	}
+	return false, len(req.Names)
+}
+
+// KeyState is what a store says of a certificate's private key.
+type KeyState int
+
+const (
+	KeyUnknown KeyState = iota // a file: the store it goes into decides
+	KeyPresent
+	KeyMissing
+)
+
+// The CAPI key specs (wincrypt.h) and CNG's, as Key.Spec names them.
+const (
+	SpecKeyExchange = "AT_KEYEXCHANGE"
+	SpecSignature   = "AT_SIGNATURE"
+	SpecCNG         = "CNG"
+)
+
+// Key is what a store says of a certificate's private key.
+type Key struct {
+	State    KeyState
+	Spec     string // Windows: SpecKeyExchange, SpecSignature or SpecCNG; "" elsewhere
+	Provider string // Windows: the CSP or KSP holding it
+}
+
+// BuildChain builds leaf's chain from local certificates only, as a
+// browser does without AIA fetching: each issuer found by its subject
+// (byte for byte) and signature. complete is false when the chain stops
+// at a certificate whose issuer is not among local.
+func BuildChain(leaf *x509.Certificate, local []*x509.Certificate) (chain []*x509.Certificate, complete bool) {
+	chain = []*x509.Certificate{leaf}
+	for c := leaf; !isSelfIssued(c); {
+		var next *x509.Certificate
+		for _, p := range local {
+			if bytes.Equal(p.RawSubject, c.RawIssuer) && !slices.ContainsFunc(chain, p.Equal) && c.CheckSignatureFrom(p) == nil {
+				next = p
+				break
+			}
+		}
+		if next == nil || len(chain) > 8 {
+			return chain, false
+		}
+		chain = append(chain, next)
+		c = next
+	}
+	return chain, true
 }
 
 func chainNames(chain []*x509.Certificate) string {

@@ -43,6 +43,10 @@ type bench struct {
 	rateFor          time.Duration
 	workers          int
 	rounds           int // throughput runs per peer and version; the median is kept
+	seq              int // sequential tunnels per path and TLS version (curl)
+	// certlensBin is the certlens binary every certlens path runs.
+	certlensBin string
+	baselineBin string // -baseline: an older certlens to compare with, or ""
 }
 
 // peer is one way to the origin: direct, or through a proxy process.
@@ -52,6 +56,9 @@ type peer struct {
 	pid  int
 	stop func()
 	mitm bool // terminates TLS: the client does not verify
+	// sidecar: clients connect to addr as if it were the server, without
+	// CONNECT (certlens --mode sidecar in front of the origin).
+	sidecar bool
 }
 
 func main() {
@@ -62,20 +69,23 @@ func main() {
 	idle := flag.Int("idle", 300, "idle tunnels for the RSS column (README: 2000)")
 	issuerHS := flag.Int("issuer-handshakes", 300, "TLS 1.2 handshakes per issuer-list case (2 or 261 CAs, per client answer) through each path; 0 skips them (README: 2000)")
 	rate := flag.Duration("rate-for", 2*time.Second, "how long the new-tunnels/s load runs")
-	only := flag.String("only", "", "comma-separated peers to run (direct,certlens,certlens-noparse,certlens-nowatch,go-relay,squid,tinyproxy,certlens-intercept,mitmproxy); empty runs all found")
+	only := flag.String("only", "", "comma-separated peers to run (direct,certlens,certlens-baseline,certlens-noparse,certlens-nowatch,certlens-sidecar,go-relay,squid,tinyproxy,certlens-intercept,mitmproxy); empty runs all found")
+	baseline := flag.String("baseline", "", "another certlens binary (an older build) to run beside -certlens as the path certlens-baseline, interleaved with it: a before/after comparison in one run")
+	seq := flag.Int("seq", 300, "curl: sequential tunnels per path and TLS version (README: 1000)")
+	clients := flag.String("clients", "go,curl,chromium", "comma-separated clients that drive the paths: go (the bench's own Go client, against a Go TLS server), curl (curl against nginx), chromium (headless Chromium against nginx: sequential tunnels only)")
 	relayAddr := flag.String("relay", "", "internal: run the go-relay peer on this address")
 	flag.Parse()
 	if *relayAddr != "" {
 		fmt.Fprintln(os.Stderr, "certlens-bench -relay:", serveRelay(*relayAddr))
 		os.Exit(2)
 	}
-	if err := run(*certlens, *size, *hs, *idle, *issuerHS, *rate, *only, *rounds); err != nil {
+	if err := run(*certlens, *size, *hs, *idle, *issuerHS, *rate, *only, *rounds, *seq, *clients, *baseline); err != nil {
 		fmt.Fprintln(os.Stderr, "certlens-bench:", err)
 		os.Exit(2)
 	}
 }
 
-func run(certlens, sizeText string, hs, idle, issuerHS int, rate time.Duration, only string, rounds int) error {
+func run(certlens, sizeText string, hs, idle, issuerHS int, rate time.Duration, only string, rounds, seq int, clientList, baseline string) error {
 	if certlens == "" {
 		return errors.New("-certlens is required: build it with go build -o /tmp/certlens ./cmd/certlens")
 	}
@@ -88,7 +98,15 @@ func run(certlens, sizeText string, hs, idle, issuerHS int, rate time.Duration, 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{dir: dir, size: size, handshakes: hs, issuerHandshakes: issuerHS, idle: idle, rateFor: rate, workers: 8, rounds: max(1, rounds)}
+	clients := map[string]bool{}
+	for _, c := range strings.Split(clientList, ",") {
+		if c != "go" && c != "curl" && c != "chromium" {
+			return fmt.Errorf("-clients %q: want a comma-separated list of go, curl and chromium", clientList)
+		}
+		clients[c] = true
+	}
+	b := &bench{dir: dir, size: size, handshakes: hs, issuerHandshakes: issuerHS, idle: idle, rateFor: rate, workers: 8, rounds: max(1, rounds),
+		seq: max(1, seq), certlensBin: certlens, baselineBin: baseline}
 	if err := b.keys(); err != nil {
 		return err
 	}
@@ -103,11 +121,27 @@ func run(certlens, sizeText string, hs, idle, issuerHS int, rate time.Duration, 
 	}{
 		{"direct", func() (*peer, error) { return &peer{name: "direct", stop: func() {}}, nil }},
 		{"certlens", func() (*peer, error) { return b.certlens(certlens, "certlens", nil) }},
+		{"certlens-baseline", func() (*peer, error) {
+			if baseline == "" {
+				return nil, errSkip
+			}
+			return b.certlens(baseline, "certlens-baseline", nil)
+		}},
 		{"certlens-noparse", func() (*peer, error) {
 			return b.certlens(certlens, "certlens-noparse", []string{"CERTLENS_TUNNEL_PARSE=false"})
 		}},
 		{"certlens-nowatch", func() (*peer, error) {
 			return b.certlens(certlens, "certlens-nowatch", []string{"CERTLENS_TUNNEL_WATCH_RENEGOTIATION=false"})
+		}},
+		{"certlens-sidecar", func() (*peer, error) {
+			if !clients["go"] {
+				return nil, errSkip // the curl client starts its own, in front of nginx
+			}
+			p, err := b.certlens(certlens, "certlens-sidecar", []string{"CERTLENS_MODE=sidecar", "CERTLENS_UPSTREAM=" + b.origin})
+			if p != nil {
+				p.sidecar = true
+			}
+			return p, err
 		}},
 		{"go-relay", b.goRelay},
 		{"squid", b.squid},
@@ -143,12 +177,37 @@ func run(certlens, sizeText string, hs, idle, issuerHS int, rate time.Duration, 
 			continue
 		}
 		p, err := s.start()
+		if errors.Is(err, errSkip) {
+			continue
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "skip %s: %v\n", s.name, err)
 			continue
 		}
 		peers = append(peers, p)
 	}
+	var curlRows []curlRow
+	var chromiumRows []chromiumRow
+	if clients["curl"] || clients["chromium"] {
+		var cp []*peer
+		for _, p := range peers {
+			if !p.mitm && !p.sidecar && (len(want) == 0 || want[p.name]) {
+				cp = append(cp, p)
+			}
+		}
+		curlRows, chromiumRows = b.curlMode(cp, clients["curl"], clients["chromium"])
+	}
+	if clients["go"] {
+		b.goMode(peers)
+	}
+	printCurlTable(os.Stdout, curlRows, b)
+	printChromiumTable(os.Stdout, chromiumRows, b)
+	return nil
+}
+
+// goMode measures every path with the bench's own Go client and prints
+// its table.
+func (b *bench) goMode(peers []*peer) {
 	rows := make([]row, len(peers))
 	for i, p := range peers {
 		rows[i] = row{name: p.name, mitm: p.mitm}
@@ -172,8 +231,10 @@ func run(certlens, sizeText string, hs, idle, issuerHS int, rate time.Duration, 
 	}
 	printTable(os.Stdout, rows, b)
 	printIssuerTable(os.Stdout, cases, issuerRows, b.issuerHandshakes)
-	return nil
 }
+
+// errSkip leaves a path out without a word: it was not asked for.
+var errSkip = errors.New("not asked for")
 
 func parseSize(s string) (int64, error) {
 	mult := int64(1)
@@ -287,7 +348,8 @@ func (b *bench) certlens(bin, name string, env []string) (*peer, error) {
 	addr := freeAddr()
 	cmd := exec.Command(bin, append([]string{"serve", "--config", "", "--listen", addr, "--allow-ports", "1-65535", "--max-conns", "100000"}, adminArgs()...)...)
 	cmd.Env = append(os.Environ(), env...)
-	// Events go to /dev/null but are still built and written: that is the cost users pay.
+	// Events are built and written, to a pipe the bench drains (startProc),
+	// as to journald or a terminal: that is the cost users pay.
 	return startProc(name, addr, cmd)
 }
 
@@ -354,6 +416,9 @@ func (b *bench) mitmproxy() (*peer, error) {
 func (b *bench) dial(p *peer) (net.Conn, error) {
 	if p.addr == "" {
 		return net.Dial("tcp", b.origin)
+	}
+	if p.sidecar {
+		return net.Dial("tcp", p.addr)
 	}
 	c, err := net.Dial("tcp", p.addr)
 	if err != nil {
@@ -457,7 +522,7 @@ func (b *bench) throughputs(peers []*peer, rows []row) {
 			i := (round + k) % len(peers)
 			p := peers[i]
 			for j, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-				c0 := procCPU(p.pid)
+				c0 := sampleCPU(p.pid)
 				start := time.Now()
 				tc, err := b.open(p, v, false)
 				var n int64
@@ -472,7 +537,7 @@ func (b *bench) throughputs(peers []*peer, rows []row) {
 				mbps[i][j] = append(mbps[i][j], float64(n)/1e6/time.Since(start).Seconds())
 				if p.pid > 0 {
 					time.Sleep(20 * time.Millisecond) // the tunnel's close
-					cpu[i][j] = append(cpu[i][j], float64(procCPU(p.pid)-c0)/(float64(n)/1e9))
+					cpu[i][j] = append(cpu[i][j], float64(c0.since(p.pid))/(float64(n)/1e9))
 				}
 			}
 		}
@@ -509,7 +574,7 @@ func (b *bench) latency(peers []*peer, rows []row) {
 		for k := range peers {
 			i := (round + k) % len(peers)
 			p := peers[i]
-			c0 := procCPU(p.pid)
+			c0 := sampleCPU(p.pid)
 			for range n {
 				start := time.Now()
 				tc, err := b.handshake(p, tls.VersionTLS13)
@@ -521,7 +586,7 @@ func (b *bench) latency(peers []*peer, rows []row) {
 				tc.Close()
 			}
 			time.Sleep(20 * time.Millisecond) // the last tunnel's close work
-			cpu[i] += procCPU(p.pid) - c0
+			cpu[i] += c0.since(p.pid)
 		}
 	}
 	for i, p := range peers {
@@ -685,7 +750,7 @@ func printTable(w io.Writer, rows []row, b *bench) {
 		fmt.Fprintf(w, "- %s / %s: throughput TLS 1.2 %.2fx, TLS 1.3 %.2fx, new tunnels/s %.2fx\n", a, bname, x.mbps12/y.mbps12, x.mbps13/y.mbps13, x.rate/y.rate)
 	}
 	for _, pair := range [][2]string{{"certlens", "certlens-noparse"}, {"certlens-nowatch", "certlens-noparse"}, {"certlens", "direct"},
-		{"certlens", "go-relay"}, {"certlens", "squid"}, {"certlens", "tinyproxy"}, {"certlens-intercept", "mitmproxy"}} {
+		{"certlens", "certlens-baseline"}, {"certlens", "go-relay"}, {"certlens", "squid"}, {"certlens-sidecar", "squid"}, {"certlens", "tinyproxy"}, {"certlens-intercept", "mitmproxy"}} {
 		ratios(pair[0], pair[1])
 	}
 	for _, r := range rows {

@@ -60,7 +60,7 @@ configuration is wrong.`,
 	fs.Bool("json", false, "write the events as JSON lines, those of certlens serve's log (README.md, \"Reading an event\"), instead of a report")
 	fs.String("filter", "", `analyze only matching connections: host ADDR, port N, net CIDR, sni NAME (or a bare 10.0.0.5, 443, 10.0.0.5:443, *.corp.example), joined with and, or, not, ( )`)
 	fs.String("config", "", `config file (YAML) for the rules.* keys; without it certlens reads ./certlens.yaml or $XDG_CONFIG_HOME/certlens/certlens.yaml if one exists [CERTLENS_CONFIG]`)
-	fs.StringArray("expect-cert", nil, "client certificate file (PEM, DER or PKCS#12 without a password) you expect the client to send; findings then say why it was not offered; repeat for several [expect_certs, CERTLENS_EXPECT_CERTS, comma separated]")
+	fs.StringArray("expect-cert", nil, "client certificate file (PEM, DER or PKCS#12 without a password) you expect the client to send, or store:nss[:DIR], store:windows, store:macos for every certificate of a store; findings then say why it was not offered; repeat for several [expect_certs, CERTLENS_EXPECT_CERTS, comma separated]")
 	fs.String("decrypt-keylog", "", "the client's key log (NSS format: SSLKEYLOGFILE, openssl -keylogfile, certlens --keylog) to decrypt TLS 1.3 and renegotiation handshakes [decrypt.keylog_file, CERTLENS_DECRYPT_KEYLOG_FILE]")
 	fs.StringArray("client-cert-host", nil, "host (or pattern) known to want a client certificate, so a TLS 1.3 connection to it that cannot get one is flagged; repeat for several [rules.client_cert_hosts, CERTLENS_RULES_CLIENT_CERT_HOSTS, comma separated]")
 	return cmd

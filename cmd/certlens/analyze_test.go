@@ -175,7 +175,8 @@ func serveEvents(t *testing.T, allowPorts string, fn func(proxy string), extra .
 	listen := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
 	cmd := exec.Command(binary, append([]string{"serve", "--listen", listen, "--admin-listen=", "--allow-ports", allowPorts}, extra...)...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = []string{"HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir()}
+	// PATH: serve may run a store's own tool (certutil for --expect-cert store:nss).
+	cmd.Env = []string{"HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -5,12 +5,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/certlens/certlens/config"
 	"github.com/certlens/certlens/internal/certfile"
@@ -22,6 +25,14 @@ import (
 func loadExpectCerts(paths []string) ([]rules.ExpectedCert, error) {
 	var out []rules.ExpectedCert
 	for _, p := range paths {
+		if name, ok := strings.CutPrefix(p, config.StorePrefix); ok {
+			ids, err := loadStore(name)
+			if err != nil {
+				return nil, &config.Error{Key: "expect_certs", Problem: err.Error()}
+			}
+			out = append(out, ids...)
+			continue
+		}
 		chain, _, err := certfile.Read(p)
 		if err != nil {
 			return nil, &config.Error{Key: "expect_certs", Problem: err.Error()}
@@ -29,6 +40,27 @@ func loadExpectCerts(paths []string) ([]rules.ExpectedCert, error) {
 		out = append(out, rules.ExpectedCert{Name: filepath.Base(p), Chain: chain})
 	}
 	return out, nil
+}
+
+// loadStore reads the client certificates of a store for the rules: each
+// with the chain the store builds and what it says of the key. A store
+// with none is an error: the user expected one.
+func loadStore(name string) ([]rules.ExpectedCert, error) {
+	spec, err := certfile.ParseStore(name)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := certfile.ReadStore(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	ids := s.Identities()
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("store %s holds no client certificate", spec)
+	}
+	return ids, nil
 }
 
 // loadClientCert reads a certificate with its key: PEM holding both, or

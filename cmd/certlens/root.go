@@ -32,7 +32,7 @@ Start with:  certlens serve    then set 127.0.0.1:8080 as the browser's proxy.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCmd(), newAnalyzeCmd(), newProbeCmd(), newVersionCmd(), newHealthCmd(), newPasswdCmd(), newCACmd(), newViewCmd())
+	root.AddCommand(newServeCmd(), newAnalyzeCmd(), newProbeCmd(), newVersionCmd(), newHealthCmd(), newPasswdCmd(), newCACmd(), newViewCmd(), newCertsCmd())
 	// certlens --version prints what certlens version prints.
 	root.Version = versionString()
 	root.SetVersionTemplate("{{.Version}}\n")

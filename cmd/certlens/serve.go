@@ -205,6 +205,7 @@ func proxyOptions(cfg *config.Config, expect []rules.ExpectedCert) proxy.Options
 			MaxHeaderBytes: cfg.Limits.MaxHeaderBytes},
 		AllowHosts: dyn.AllowHosts,
 		DenyHosts:  dyn.DenyHosts,
+		PACHosts:   dyn.PACHosts,
 	}
 }
 
@@ -257,5 +258,6 @@ func reloadable(cfg *config.Config, expect []rules.ExpectedCert) proxy.Reloadabl
 		Access:             proxy.Access{Users: users, AllowClients: cfg.Access.AllowClients},
 		IdleTimeout:        cfg.Tunnel.IdleTimeout,
 		DialTimeout:        cfg.Tunnel.DialTimeout,
+		PACHosts:           cfg.PACHosts,
 	}
 }

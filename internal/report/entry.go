@@ -82,8 +82,7 @@ func ParseEntry(line []byte) (*Entry, error) {
 		if err := json.Unmarshal(line, h); err != nil {
 			return nil, fmt.Errorf("handshake event: %w", err)
 		}
-		sanitize(reflect.ValueOf(h))
-		e.Handshake = h
+		e.Handshake = printableCopy(h)
 	}
 	return e, nil
 }
@@ -135,28 +134,62 @@ func printable(s string) string {
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
-// sanitize makes every string reachable from v printable.
-func sanitize(v reflect.Value) {
+// printableCopy returns a copy of *p in which every string reachable
+// through exported fields is printable, so a hostile server's DN or SNI
+// cannot drive the reader's terminal; the caller's value is left as it was.
+func printableCopy[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	return printableValue(reflect.ValueOf(p)).Interface().(*T)
+}
+
+func printableValue(v reflect.Value) reflect.Value {
 	switch v.Kind() {
-	case reflect.Pointer, reflect.Interface:
-		if !v.IsNil() {
-			sanitize(v.Elem())
+	case reflect.Pointer:
+		if v.IsNil() {
+			return v
 		}
+		n := reflect.New(v.Type().Elem())
+		n.Elem().Set(printableValue(v.Elem()))
+		return n
 	case reflect.Struct:
+		n := reflect.New(v.Type()).Elem()
+		n.Set(v)
 		for i := range v.NumField() {
 			if v.Type().Field(i).IsExported() {
-				sanitize(v.Field(i))
+				n.Field(i).Set(printableValue(v.Field(i)))
 			}
 		}
-	case reflect.Slice, reflect.Array:
+		return n
+	case reflect.Slice:
+		if v.IsNil() {
+			return v
+		}
+		n := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
 		for i := range v.Len() {
-			sanitize(v.Index(i))
+			n.Index(i).Set(printableValue(v.Index(i)))
 		}
+		return n
+	case reflect.Array:
+		n := reflect.New(v.Type()).Elem()
+		for i := range v.Len() {
+			n.Index(i).Set(printableValue(v.Index(i)))
+		}
+		return n
+	case reflect.Map:
+		if v.IsNil() {
+			return v
+		}
+		n := reflect.MakeMapWithSize(v.Type(), v.Len())
+		for it := v.MapRange(); it.Next(); {
+			n.SetMapIndex(printableValue(it.Key()), printableValue(it.Value()))
+		}
+		return n
 	case reflect.String:
-		if v.CanSet() {
-			v.SetString(printable(v.String()))
-		}
+		return reflect.ValueOf(printable(v.String())).Convert(v.Type())
 	}
+	return v
 }
 
 // Entry writes one event as a person reads it at a terminal: a handshake

@@ -182,6 +182,12 @@ func (w *Writer) Note(text string) {
 
 // Connection writes one connection.
 func (w *Writer) Connection(c Connection) error {
+	c.Heading = printable(c.Heading)
+	hs := make([]*event.Handshake, len(c.Handshakes))
+	for i, h := range c.Handshakes {
+		hs[i] = printableCopy(h)
+	}
+	c.Handshakes, c.Closed, c.Probe = hs, printableCopy(c.Closed), printableCopy(c.Probe)
 	client, target, sni, version := "", "", "", ""
 	for _, h := range c.Handshakes {
 		client, target = h.ClientAddr, h.Target

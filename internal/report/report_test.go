@@ -172,3 +172,30 @@ func TestProbeSection(t *testing.T) {
 		t.Errorf("no Stopped line:\n%s", b.String())
 	}
 }
+
+// A server chooses its DNs and the client its SNI: what they send must not
+// reach the reader's terminal as control sequences, in analyze's and
+// probe's report as in view's.
+func TestConnectionEscapesControls(t *testing.T) {
+	h := sample(100, "403.7")
+	h.SNI = "evil\x1b]0;owned\x07.test"
+	h.CertRequest.Issuers = []string{"CN=Clear\x1b[2J\u009bScreen"}
+	cl := &event.Closed{Reason: "client closed", Errors: []string{"bad\rline"}}
+	p := &Probe{Request: "GET /\x1b[1A", Offers: []Offer{{Name: "me", Reasons: []string{"x\x00y"}}}}
+	var b strings.Builder
+	if err := New(&b, Options{}).Connection(Connection{Heading: "h\x1b", Handshakes: []*event.Handshake{h}, Closed: cl, Probe: p}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.ContainsFunc(out, func(r rune) bool { return r != '\n' && isControl(r) }) {
+		t.Errorf("report carries a control character:\n%q", out)
+	}
+	for _, want := range []string{`evil\x1b]0;owned\x07.test`, `CN=Clear\x1b[2J\x9bScreen`, `bad\x0dline`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if h.SNI != "evil\x1b]0;owned\x07.test" || h.CertRequest.Issuers[0] != "CN=Clear\x1b[2J\u009bScreen" || cl.Errors[0] != "bad\rline" {
+		t.Error("the report changed the caller's events")
+	}
+}

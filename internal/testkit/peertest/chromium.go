@@ -2,7 +2,6 @@ package peertest
 
 import (
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"net/url"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
 	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
@@ -39,6 +36,12 @@ type ChromiumConfig struct {
 	// ServerCAs are trusted for server certificates in that NSS database.
 	// When empty, server certificate errors are ignored instead.
 	ServerCAs []*pkitest.Cert
+	// Home, when set, is a HOME the test prepared, with its NSS database
+	// in .pki/nssdb (NewNSSDB): Chromium offers the certificates in it.
+	Home string
+	// AutoSelect writes the AutoSelectCertificateForUrls policy for URL's
+	// origin even without ClientCert (for the certificates of Home).
+	AutoSelect bool
 	// Timeout bounds the run; 0 means 90 seconds (a cold start on a busy
 	// two-core machine has been seen to take 25).
 	Timeout time.Duration
@@ -57,11 +60,16 @@ func Chromium(tb testing.TB, cfg ChromiumConfig) string {
 	if err != nil || u.Host == "" {
 		tb.Fatalf("peertest: ChromiumConfig.URL %q is not an absolute URL (%v)", cfg.URL, err)
 	}
-	home := tb.TempDir()
-	nssDB := "sql:" + newNSSDB(tb, home)
+	home := cfg.Home
+	if home == "" {
+		home = tb.TempDir()
+		NewNSSDB(tb, home)
+	}
+	dir := filepath.Join(home, ".pki", "nssdb")
+	nssDB := "sql:" + dir
 	certutil := Require(tb, "certutil")
 	if cfg.ClientCert != nil {
-		importClientCert(tb, home, nssDB, cfg.ClientCert)
+		importClientCert(tb, dir, cfg.ClientCert)
 	}
 	for i, ca := range cfg.ServerCAs {
 		path := filepath.Join(home, "server-ca-"+strconv.Itoa(i)+".pem")
@@ -95,7 +103,7 @@ func Chromium(tb testing.TB, cfg ChromiumConfig) string {
 	args = append(args, cfg.Extra...)
 	args = append(args, "--dump-dom", cfg.URL)
 
-	if cfg.ClientCert != nil {
+	if cfg.ClientCert != nil || cfg.AutoSelect {
 		// Chromium merges the files of the policy directory, the last one
 		// winning a conflict, so concurrent runs (tests of several
 		// packages) would select for each other's origins: one at a time.
@@ -132,36 +140,11 @@ func chromiumBinary(tb testing.TB) string {
 	return wrapper
 }
 
-// newNSSDB creates an empty NSS database (no password) at the place
-// Chromium on Linux looks for the user's certificates.
-func newNSSDB(tb testing.TB, home string) string {
-	tb.Helper()
-	dir := filepath.Join(home, ".pki", "nssdb")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		tb.Fatalf("peertest: %v", err)
-	}
-	runTool(tb, Require(tb, "certutil"), "-N", "-d", "sql:"+dir, "--empty-password")
-	return dir
-}
-
 // importClientCert imports c's key, c, and its issuers up to the root (so
-// that Chromium can match an issuer list naming any of them) as PKCS#12.
-func importClientCert(tb testing.TB, home, nssDB string, c *pkitest.Cert) {
+// that Chromium can match an issuer list naming any of them).
+func importClientCert(tb testing.TB, dir string, c *pkitest.Cert) {
 	tb.Helper()
-	const password = "certlens"
-	var issuers []*x509.Certificate
-	for _, x := range c.Chain()[1:] {
-		issuers = append(issuers, x.Cert)
-	}
-	pfx, err := pkcs12.Modern2023.Encode(c.Key, c.Cert, issuers, password)
-	if err != nil {
-		tb.Fatalf("peertest: PKCS#12 for %s: %v", c.Cert.Subject, err)
-	}
-	path := filepath.Join(home, "client.p12")
-	if err := os.WriteFile(path, pfx, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	runTool(tb, Require(tb, "pk12util"), "-i", path, "-d", nssDB, "-W", password)
+	NSSImportIdentity(tb, dir, c, "certlens client", c.Chain()[1:]...)
 }
 
 // writeAutoSelectPolicy makes Chromium send, without a prompt, the first

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -139,7 +138,7 @@ func TestProcessOutputWaitAndGroupStop(t *testing.T) {
 		t.Fatal("process still running after stop")
 	}
 	deadline := time.Now().Add(3 * time.Second)
-	for syscall.Kill(child, 0) == nil {
+	for alive(child) {
 		if time.Now().After(deadline) {
 			t.Fatalf("grandchild %d survived the group stop", child)
 		}
