@@ -75,6 +75,9 @@ func (e *events) lines(t testing.TB) []line {
 // connection closed events are read with handshakes and closed.
 func (e *events) all(t testing.TB, msg string) []map[string]any {
 	t.Helper()
+	if msg == "handshake" || msg == "connection closed" {
+		t.Fatalf("%s events have a type: read them with handshakes, closed and the like", msg)
+	}
 	var out []map[string]any
 	for _, l := range e.lines(t) {
 		if l.msg != msg {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"testing"
 
 	"github.com/certlens/certlens/internal/event"
 )
@@ -15,11 +16,12 @@ type eventLine struct {
 	Msg       string           `json:"msg"`
 	Handshake *event.Handshake `json:"-"` // msg "handshake"
 	Closed    *event.Closed    `json:"-"` // msg "connection closed"
+	Raw       []byte           `json:"-"` // the line as written
 }
 
 // decodeLine decodes one line of certlens's JSON output.
 func decodeLine(line []byte) (eventLine, error) {
-	var l eventLine
+	l := eventLine{Raw: append([]byte(nil), line...)}
 	if err := json.Unmarshal(line, &l); err != nil {
 		return l, fmt.Errorf("not a JSON line: %w", err)
 	}
@@ -38,6 +40,16 @@ func decodeLine(line []byte) (eventLine, error) {
 		return l, fmt.Errorf("%s event does not decode into its type: %w", l.Msg, err)
 	}
 	return l, nil
+}
+
+// fields is the line as a map, for lines no event type describes.
+func (l eventLine) fields(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(l.Raw, &m); err != nil {
+		t.Fatalf("%v: %s", err, l.Raw)
+	}
+	return m
 }
 
 // findingIDs are the ids of a handshake event's findings.

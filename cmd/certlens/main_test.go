@@ -232,7 +232,7 @@ func startServeEnv(t *testing.T, env []string, args ...string) *serveProc {
 }
 
 // nextLine returns the next line with msg, decoded, skipping others.
-func (sp *serveProc) nextLine(msg string) (eventLine, []byte) {
+func (sp *serveProc) nextLine(msg string) eventLine {
 	sp.t.Helper()
 	timeout := time.After(15 * time.Second)
 	for {
@@ -246,7 +246,7 @@ func (sp *serveProc) nextLine(msg string) (eventLine, []byte) {
 				sp.t.Fatalf("%v: %s", err, raw)
 			}
 			if l.Msg == msg {
-				return l, raw
+				return l
 			}
 		case <-timeout:
 			sp.t.Fatalf("no %q event; stderr: %s", msg, sp.stderr.String())
@@ -258,26 +258,22 @@ func (sp *serveProc) nextLine(msg string) (eventLine, []byte) {
 // ("listening", "config reloaded", ...).
 func (sp *serveProc) next(msg string) map[string]any {
 	sp.t.Helper()
-	_, raw := sp.nextLine(msg)
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		sp.t.Fatalf("%v: %s", err, raw)
+	if msg == "handshake" || msg == "connection closed" {
+		sp.t.Fatalf("%s events have a type: read them with nextHandshake or nextClosed", msg)
 	}
-	return m
+	return sp.nextLine(msg).fields(sp.t)
 }
 
 // nextHandshake returns the next handshake event.
 func (sp *serveProc) nextHandshake() *event.Handshake {
 	sp.t.Helper()
-	l, _ := sp.nextLine("handshake")
-	return l.Handshake
+	return sp.nextLine("handshake").Handshake
 }
 
 // nextClosed returns the next connection closed event.
 func (sp *serveProc) nextClosed() *event.Closed {
 	sp.t.Helper()
-	l, _ := sp.nextLine("connection closed")
-	return l.Closed
+	return sp.nextLine("connection closed").Closed
 }
 
 // TestPasswdThenServeWithAuth: the hash certlens passwd prints is what
@@ -348,7 +344,7 @@ func TestLogFileUnwritable(t *testing.T) {
 		if string(out) != "ping\n" {
 			t.Fatalf("tunnel %d echoed %q", i, out)
 		}
-		sp.next("connection closed")
+		sp.nextClosed()
 	}
 	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
