@@ -15,7 +15,7 @@ import (
 // Root store sends 100-300 names (20-60 KB): parsing and formatting them for
 // every handshake, and comparing a client's chain against each, cost more
 // than everything else certlens does with a handshake. So the list is
-// parsed once per distinct byte string (IssuerCache), with every form the
+// parsed once per distinct byte string (issuerCache), with every form the
 // event and the rules read: each DN's RFC 4514 string and CN, and indexes
 // from DER, string and CN to the first listed DN that has it.
 //
@@ -36,7 +36,7 @@ type IssuerList struct {
 	// bad is the 1-based entry where the vector broke (0: it did not): the
 	// DNs before it are kept, as evidence.
 	bad  int
-	size int // bytes held, about: what IssuerCache counts
+	size int // bytes held, about: what issuerCache counts
 
 	mu      sync.Mutex
 	derived []derivedValue
@@ -197,19 +197,19 @@ func (l *IssuerList) Derived(key any, derive func(*IssuerList) any) any {
 	return v
 }
 
-// IssuerCache keeps the IssuerLists of the certificate_authorities vectors
+// issuerCache keeps the IssuerLists of the certificate_authorities vectors
 // seen, by a hash of their bytes, least recently used out first. A
 // handshake whose list is cached costs one hash of the vector and one
 // comparison with the cached bytes (a hash is not proof), whatever its
 // length. Safe for concurrent use.
-type IssuerCache struct {
+type issuerCache struct {
 	maxEntries, maxBytes int
 
 	mu      sync.Mutex
 	entries map[uint64]*issuerEntry
 	lru     issuerEntry // sentinel: lru.next is the most recent
 	bytes   int
-	stats   IssuerCacheStats
+	stats   issuerCacheStats
 }
 
 type issuerEntry struct {
@@ -218,24 +218,24 @@ type issuerEntry struct {
 	prev, next *issuerEntry
 }
 
-// IssuerCacheStats count what an IssuerCache did.
-type IssuerCacheStats struct {
+// issuerCacheStats count what an issuerCache did.
+type issuerCacheStats struct {
 	Hits, Misses, Evictions uint64
 	Entries, Bytes          int
 }
 
-// Bounds of the process's cache (DefaultIssuerCache): a 261-DN list holds
+// Bounds of the process's cache (defaultIssuers): a 261-DN list holds
 // about 0.2 MB, so 16 MiB keeps some 80 of those, or 1,024 short lists.
 const (
-	DefaultIssuerCacheEntries = 1024
-	DefaultIssuerCacheBytes   = 16 << 20
+	defaultIssuerCacheEntries = 1024
+	defaultIssuerCacheBytes   = 16 << 20
 )
 
-// NewIssuerCache returns a cache of at most maxEntries lists and maxBytes
+// newIssuerCache returns a cache of at most maxEntries lists and maxBytes
 // bytes (IssuerList's estimate); a list larger than maxBytes is parsed
 // and not kept.
-func NewIssuerCache(maxEntries, maxBytes int) *IssuerCache {
-	c := &IssuerCache{maxEntries: max(1, maxEntries), maxBytes: max(0, maxBytes), entries: map[uint64]*issuerEntry{}}
+func newIssuerCache(maxEntries, maxBytes int) *issuerCache {
+	c := &issuerCache{maxEntries: max(1, maxEntries), maxBytes: max(0, maxBytes), entries: map[uint64]*issuerEntry{}}
 	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	return c
 }
@@ -243,18 +243,15 @@ func NewIssuerCache(maxEntries, maxBytes int) *IssuerCache {
 // defaultIssuers is the process's cache: every parser (each tunnel's,
 // each of analyze's connections) reads lists through it, so that a list
 // is parsed once per process, whichever connection brought it. Bounded
-// (DefaultIssuerCacheEntries, DefaultIssuerCacheBytes); tests empty it
-// with DefaultIssuerCache().Reset.
-var defaultIssuers = NewIssuerCache(DefaultIssuerCacheEntries, DefaultIssuerCacheBytes)
-
-// DefaultIssuerCache is the cache the parser and CertificateRequest use.
-func DefaultIssuerCache() *IssuerCache { return defaultIssuers }
+// (defaultIssuerCacheEntries, defaultIssuerCacheBytes); tests empty it
+// with Reset.
+var defaultIssuers = newIssuerCache(defaultIssuerCacheEntries, defaultIssuerCacheBytes)
 
 // Lookup returns the IssuerList of a certificate_authorities vector (its
 // content, without the 2-byte length), parsing it only if it is not
 // cached. A vector that breaks off gives the DNs before the damage and an
 // error naming the broken entry.
-func (c *IssuerCache) Lookup(vector []byte) (*IssuerList, error) {
+func (c *issuerCache) Lookup(vector []byte) (*IssuerList, error) {
 	if len(vector) == 0 {
 		return emptyIssuers, nil
 	}
@@ -293,17 +290,17 @@ func (c *IssuerCache) Lookup(vector []byte) (*IssuerList, error) {
 }
 
 // Reset empties the cache and its statistics.
-func (c *IssuerCache) Reset() {
+func (c *issuerCache) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries = map[uint64]*issuerEntry{}
 	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	c.bytes = 0
-	c.stats = IssuerCacheStats{}
+	c.stats = issuerCacheStats{}
 }
 
 // Stats returns the counts so far and what the cache holds.
-func (c *IssuerCache) Stats() IssuerCacheStats {
+func (c *issuerCache) Stats() issuerCacheStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.stats
@@ -311,17 +308,17 @@ func (c *IssuerCache) Stats() IssuerCacheStats {
 	return s
 }
 
-func (c *IssuerCache) pushFront(e *issuerEntry) {
+func (c *issuerCache) pushFront(e *issuerEntry) {
 	e.prev, e.next = &c.lru, c.lru.next
 	c.lru.next.prev = e
 	c.lru.next = e
 }
 
-func (c *IssuerCache) unlink(e *issuerEntry) {
+func (c *issuerCache) unlink(e *issuerEntry) {
 	e.prev.next, e.next.prev = e.next, e.prev
 }
 
-func (c *IssuerCache) remove(e *issuerEntry) {
+func (c *issuerCache) remove(e *issuerEntry) {
 	c.unlink(e)
 	delete(c.entries, e.key)
 	c.bytes -= e.list.size
@@ -330,7 +327,7 @@ func (c *IssuerCache) remove(e *issuerEntry) {
 // fromDNs is the IssuerList of DNs that did not come as a vector (crypto/tls's
 // AcceptableCAs, a CertificateRequest built by hand): through the cache
 // when they can be written as one, which is every list a server can send.
-func (c *IssuerCache) fromDNs(dns []DN) *IssuerList {
+func (c *issuerCache) fromDNs(dns []DN) *IssuerList {
 	n := 0
 	for _, dn := range dns {
 		if len(dn.Raw) == 0 || len(dn.Raw) > 0xffff {

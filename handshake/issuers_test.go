@@ -39,7 +39,7 @@ func TestIssuerListIndexes(t *testing.T) {
 	noCN := nameDER(t, pkix.Name{Organization: []string{"No CN"}})
 	bad := []byte{0x30, 0x03, 0x01}
 	dns := [][]byte{bad, noCN, a, b, a}
-	l, err := NewIssuerCache(4, 1<<20).Lookup(vectorOf(dns...))
+	l, err := newIssuerCache(4, 1<<20).Lookup(vectorOf(dns...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestIssuerListIndexes(t *testing.T) {
 // TestIssuerCacheParsesOnce: the same bytes give the same list, parsed
 // once; other bytes another; a parser's requests share the list.
 func TestIssuerCacheParsesOnce(t *testing.T) {
-	c := NewIssuerCache(8, 1<<20)
+	c := newIssuerCache(8, 1<<20)
 	v1, v2 := vectorOf(dnDER(1), dnDER(2)), vectorOf(dnDER(2), dnDER(1))
 	l1, _ := c.Lookup(v1)
 	again, _ := c.Lookup(bytes.Clone(v1))
@@ -98,7 +98,7 @@ func TestIssuerCacheParsesOnce(t *testing.T) {
 // first; bytes are bounded too, and a list larger than the bound is
 // returned but not kept.
 func TestIssuerCacheBounded(t *testing.T) {
-	c := NewIssuerCache(3, 1<<20)
+	c := newIssuerCache(3, 1<<20)
 	vs := make([][]byte, 5)
 	for i := range vs {
 		vs[i] = vectorOf(dnDER(i))
@@ -114,8 +114,8 @@ func TestIssuerCacheBounded(t *testing.T) {
 		t.Errorf("the list used last before the evictions was evicted: %+v", s)
 	}
 
-	one, _ := NewIssuerCache(10, 1<<20).Lookup(vs[0])
-	c = NewIssuerCache(10, one.size*3/2)
+	one, _ := newIssuerCache(10, 1<<20).Lookup(vs[0])
+	c = newIssuerCache(10, one.size*3/2)
 	c.Lookup(vs[0])
 	c.Lookup(vs[1])
 	if s := c.Stats(); s.Entries != 1 || s.Bytes > one.size*3/2 || s.Evictions != 1 {
@@ -132,7 +132,7 @@ func TestIssuerCacheBounded(t *testing.T) {
 // TestIssuerCacheConcurrent: connections looking lists up at once, with
 // evictions going on, each get their own list's DNs (run with -race).
 func TestIssuerCacheConcurrent(t *testing.T) {
-	c := NewIssuerCache(2, 1<<20)
+	c := newIssuerCache(2, 1<<20)
 	vs := make([][]byte, 4)
 	for i := range vs {
 		vs[i] = vectorOf(dnDER(i), dnDER(i+100))
@@ -161,7 +161,7 @@ func TestIssuerCacheConcurrent(t *testing.T) {
 // TestMalformedListCached: a vector that breaks off gives the same DNs and
 // the same error from the cache as when first parsed.
 func TestMalformedListCached(t *testing.T) {
-	c := NewIssuerCache(4, 1<<20)
+	c := newIssuerCache(4, 1<<20)
 	v := append(vectorOf(dnDER(1)), 0xff, 0xff, 1)
 	for range 2 {
 		l, err := c.Lookup(v)

@@ -331,7 +331,7 @@ type CertificateRequest struct {
 	Length  int `json:"length"`
 	Records int `json:"records"`
 
-	// list is Issuers parsed, from the IssuerCache; nil when the request
+	// list is Issuers parsed, from the issuerCache; nil when the request
 	// was built by hand (IssuerList then looks it up).
 	list *IssuerList
 }
@@ -417,7 +417,7 @@ func parseCertificateRequest13(body []byte) (*CertificateRequest, error) {
 }
 
 // readIssuers reads a certificate_authorities vector through the
-// process's IssuerCache: a list seen before costs a hash of its bytes.
+// process's issuerCache: a list seen before costs a hash of its bytes.
 func (m *CertificateRequest) readIssuers(cas cryptobyte.String) error {
 	l, _ := defaultIssuers.Lookup(cas)
 	if len(m.Issuers) > 0 {

@@ -6,9 +6,9 @@ import (
 )
 
 const (
-	// DefaultMaxMessage bounds one reassembled handshake message. The largest
+	// defaultMaxMessage bounds one reassembled handshake message. The largest
 	// legitimate CertificateRequest is ~64 KiB; long chains stay well below.
-	DefaultMaxMessage = 256 << 10
+	defaultMaxMessage = 256 << 10
 	// maxOpen bounds the handshakes open at once. A real connection has one
 	// (two at most, around a renegotiation); only a peer that keeps starting
 	// handshakes without finishing any reaches the limit.
@@ -100,7 +100,7 @@ type stream struct {
 // NewParser returns a Parser for one connection.
 func NewParser(opts Options) *Parser {
 	if opts.MaxMessage <= 0 {
-		opts.MaxMessage = DefaultMaxMessage
+		opts.MaxMessage = defaultMaxMessage
 	}
 	p := &Parser{opts: opts}
 	if opts.Secrets != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
 	"github.com/certlens/certlens/internal/testkit/transcript"
@@ -82,7 +83,7 @@ func (k *e2e) chromium(t *testing.T, url string, cert *pkitest.Cert) string {
 
 // next waits for the handshake events for target after the first skip
 // ones, at least one, and returns them once their connections closed.
-func (k *e2e) next(t *testing.T, target string, skip int) []map[string]any {
+func (k *e2e) next(t *testing.T, target string, skip int) []*event.Handshake {
 	t.Helper()
 	return k.ev.settle(t, target, skip+1)[skip:]
 }
@@ -95,19 +96,19 @@ func (k *e2e) next(t *testing.T, target string, skip int) []map[string]any {
 // repeats the request on a new connection with its answer. Those abandoned
 // handshakes are logged, and must not be judged "ok"; connections that
 // resume the session carry no request at all.
-func answered(t *testing.T, hs []map[string]any) []map[string]any {
+func answered(t *testing.T, hs []*event.Handshake) []*event.Handshake {
 	t.Helper()
-	var out []map[string]any
+	var out []*event.Handshake
 	for _, h := range hs {
 		switch {
-		case h["cert_request"] == nil:
-		case h["client_cert"] != nil:
+		case h.CertRequest == nil:
+		case h.ClientCert != nil:
 			out = append(out, h)
 		default:
 			t.Logf("conn %v: client left after the CertificateRequest: visibility %v, end %v, alerts %v, verdict %v, findings %v",
-				h["conn_id"], h["visibility"], h["end"], h["alerts"], h["verdict"], findingIDs(h))
-			if h["verdict"] == "ok" {
-				t.Errorf("conn %v: a handshake the client never finished is judged ok", h["conn_id"])
+				h.ConnID, h.Visibility, h.End, h.Alerts, h.Verdict, findingIDs(h))
+			if h.Verdict == "ok" {
+				t.Errorf("conn %v: a handshake the client never finished is judged ok", h.ConnID)
 			}
 		}
 	}
@@ -117,20 +118,28 @@ func answered(t *testing.T, hs []map[string]any) []map[string]any {
 	return out
 }
 
+// sentOf is client_cert.sent, or nil when the event has no client_cert.
+func sentOf(h *event.Handshake) any {
+	if h.ClientCert == nil {
+		return nil
+	}
+	return h.ClientCert.Sent
+}
+
 // expect checks one handshake event: client_cert.sent (nil: absent), the
 // verdict, and findings that must be among its ids.
-func expect(t *testing.T, h map[string]any, sent any, verdict string, findings ...string) {
+func expect(t *testing.T, h *event.Handshake, sent any, verdict string, findings ...string) {
 	t.Helper()
 	ids := findingIDs(h)
-	if got := field(h, "client_cert", "sent"); got != sent {
-		t.Errorf("conn %v: client_cert.sent %v, want %v", h["conn_id"], got, sent)
+	if got := sentOf(h); got != sent {
+		t.Errorf("conn %v: client_cert.sent %v, want %v", h.ConnID, got, sent)
 	}
-	if h["verdict"] != verdict {
-		t.Errorf("conn %v: verdict %v, want %s (findings %v)", h["conn_id"], h["verdict"], verdict, ids)
+	if h.Verdict != verdict {
+		t.Errorf("conn %v: verdict %v, want %s (findings %v)", h.ConnID, h.Verdict, verdict, ids)
 	}
 	for _, id := range findings {
 		if !slices.Contains(ids, id) {
-			t.Errorf("conn %v: no finding %s among %v", h["conn_id"], id, ids)
+			t.Errorf("conn %v: no finding %s among %v", h.ConnID, id, ids)
 		}
 	}
 }
@@ -139,29 +148,29 @@ func expect(t *testing.T, h map[string]any, sent any, verdict string, findings .
 // the client answered the server's flight (visibility inferred), after
 // checking that none of hs claims what only the keys could show. The
 // connections Chromium leaves while it picks a certificate end partial.
-func inferredAnswers(t *testing.T, hs []map[string]any) []map[string]any {
+func inferredAnswers(t *testing.T, hs []*event.Handshake) []*event.Handshake {
 	t.Helper()
-	var out []map[string]any
+	var out []*event.Handshake
 	for _, h := range hs {
 		// A connection the client closed before the ServerHello has no version.
-		if h["tls_version"] != "TLS 1.3" && (h["visibility"] != "partial" || h["tls_version"] != nil) || h["cert_request"] != nil || h["client_cert"] != nil || h["verdict_certain"] != false {
-			t.Errorf("conn %v: version %v, request %v, certificate %v, certain %v: TLS 1.3 without keys claims too much",
-				h["conn_id"], h["tls_version"], h["cert_request"], h["client_cert"], h["verdict_certain"])
+		if h.TLSVersion != "TLS 1.3" && (h.Visibility != "partial" || h.TLSVersion != "") || h.CertRequest != nil || h.ClientCert != nil || h.VerdictCertain {
+			t.Errorf("conn %v: version %v, request %+v, certificate %+v, certain %v: TLS 1.3 without keys claims too much",
+				h.ConnID, h.TLSVersion, h.CertRequest, h.ClientCert, h.VerdictCertain)
 		}
-		switch h["visibility"] {
+		switch h.Visibility {
 		case "inferred":
-			if field(h, "inferred", "resumed") == true {
-				t.Logf("conn %v: resumed the session: no certificate exchange to judge", h["conn_id"])
+			if h.Inferred != nil && h.Inferred.Resumed {
+				t.Logf("conn %v: resumed the session: no certificate exchange to judge", h.ConnID)
 				continue
 			}
 			out = append(out, h)
 		case "partial":
-			t.Logf("conn %v: client left: end %v, inferred %v, findings %v", h["conn_id"], h["end"], h["inferred"], findingIDs(h))
-			if h["verdict"] == "ok" {
-				t.Errorf("conn %v: a handshake the client never finished is judged ok", h["conn_id"])
+			t.Logf("conn %v: client left: end %v, inferred %+v, findings %v", h.ConnID, h.End, h.Inferred, findingIDs(h))
+			if h.Verdict == "ok" {
+				t.Errorf("conn %v: a handshake the client never finished is judged ok", h.ConnID)
 			}
 		default:
-			t.Errorf("conn %v: visibility %v, want inferred (or partial)", h["conn_id"], h["visibility"])
+			t.Errorf("conn %v: visibility %v, want inferred (or partial)", h.ConnID, h.Visibility)
 		}
 	}
 	if len(out) == 0 {
@@ -173,16 +182,20 @@ func inferredAnswers(t *testing.T, hs []map[string]any) []map[string]any {
 // expectInferred checks what a TLS 1.3 handshake's record sizes said: was a
 // certificate requested, was one sent ("yes", "no", "unknown"), the verdict
 // (never certain) and findings that must be present.
-func expectInferred(t *testing.T, h map[string]any, requested, sent, verdict string, findings ...string) {
+func expectInferred(t *testing.T, h *event.Handshake, requested, sent, verdict string, findings ...string) {
 	t.Helper()
-	if got := field(h, "inferred", "cert_requested"); got != requested {
-		t.Errorf("conn %v: inferred.cert_requested %v, want %s (%v)", h["conn_id"], got, requested, field(h, "inferred", "evidence"))
+	inf := h.Inferred
+	if inf == nil {
+		inf = &event.Inferred{}
 	}
-	if got := field(h, "inferred", "cert_sent"); got != sent {
-		t.Errorf("conn %v: inferred.cert_sent %v, want %s (%v)", h["conn_id"], got, sent, field(h, "inferred", "evidence"))
+	if inf.CertRequested != requested {
+		t.Errorf("conn %v: inferred.cert_requested %q, want %s (%v)", h.ConnID, inf.CertRequested, requested, inf.Evidence)
 	}
-	if h["visibility"] != "inferred" || h["verdict_certain"] != false {
-		t.Errorf("conn %v: visibility %v certain %v, want inferred, not certain", h["conn_id"], h["visibility"], h["verdict_certain"])
+	if inf.CertSent != sent {
+		t.Errorf("conn %v: inferred.cert_sent %q, want %s (%v)", h.ConnID, inf.CertSent, sent, inf.Evidence)
+	}
+	if h.Visibility != "inferred" || h.VerdictCertain {
+		t.Errorf("conn %v: visibility %v certain %v, want inferred, not certain", h.ConnID, h.Visibility, h.VerdictCertain)
 	}
 	expect(t, h, nil, verdict, findings...)
 }
@@ -199,13 +212,13 @@ func (k *e2e) agree(t *testing.T, pcap string, servers ...string) {
 	for _, addr := range servers {
 		p := peertest.Port(t, addr)
 		var ours, theirs, oursSent, theirsSent []string
-		for _, h := range k.ev.forTarget(t, "handshake", addr) {
-			if h["cert_request"] == nil {
+		for _, h := range k.ev.handshakesFor(t, addr) {
+			if h.CertRequest == nil {
 				continue
 			}
-			ours = append(ours, fmt.Sprintf("%v DNs/%v bytes", field(h, "cert_request", "issuer_count"), field(h, "cert_request", "issuer_bytes")))
-			if sent, ok := field(h, "client_cert", "sent").(bool); ok {
-				oursSent = append(oursSent, strconv.FormatBool(sent))
+			ours = append(ours, fmt.Sprintf("%v DNs/%v bytes", h.CertRequest.IssuerCount, h.CertRequest.IssuerBytes))
+			if h.ClientCert != nil {
+				oursSent = append(oursSent, strconv.FormatBool(h.ClientCert.Sent))
 			}
 		}
 		for _, r := range requests {
@@ -264,27 +277,26 @@ func TestE2EOpenSSL(t *testing.T) {
 	capture := peertest.CaptureLoopback(t, ports...)
 
 	t.Run("curl sends a good certificate", func(t *testing.T) {
-		before := len(k.ev.forTarget(t, "handshake", three))
+		before := len(k.ev.handshakesFor(t, three))
 		status, body := k.curl(t, "https://"+three+"/", k.client)
 		if status != 200 || !strings.Contains(body, "s_server") {
 			t.Fatalf("status %d body %q", status, body)
 		}
 		h := k.next(t, three, before)[0]
 		expect(t, h, true, "ok")
-		chain, _ := field(h, "client_cert", "chain").([]any)
-		if len(chain) == 0 || field(chain[0].(map[string]any), "subject") != "CN=alice@e2e.test" {
-			t.Errorf("chain %v", chain)
+		if h.ClientCert == nil || len(h.ClientCert.Chain) == 0 || h.ClientCert.Chain[0].Subject != "CN=alice@e2e.test" {
+			t.Errorf("client_cert %+v", h.ClientCert)
 		}
 	})
 
 	t.Run("curl sends none", func(t *testing.T) {
-		before := len(k.ev.forTarget(t, "handshake", three))
+		before := len(k.ev.handshakesFor(t, three))
 		k.curl(t, "https://"+three+"/", nil)
 		expect(t, k.next(t, three, before)[0], false, "403.7", "client-cert-not-sent")
 	})
 
 	t.Run("s_client sends a good certificate", func(t *testing.T) {
-		before := len(k.ev.forTarget(t, "handshake", three))
+		before := len(k.ev.handshakesFor(t, three))
 		out, err := peertest.OpenSSLClient(t, peertest.OpenSSLClientConfig{
 			Connect: three, Proxy: k.proxy, Cert: k.client, ServerCAs: []*pkitest.Cert{k.serverCA}, TLS12: true,
 		})
@@ -316,7 +328,7 @@ func TestE2EOpenSSL(t *testing.T) {
 	}
 	for _, tt := range bad {
 		t.Run("curl sends a certificate with "+tt.name, func(t *testing.T) {
-			before := len(k.ev.forTarget(t, "handshake", three))
+			before := len(k.ev.handshakesFor(t, three))
 			if status, body := k.curl(t, "https://"+three+"/", tt.cert); status != 200 {
 				t.Fatalf("status %d body %q", status, body)
 			}
@@ -332,10 +344,9 @@ func TestE2EOpenSSL(t *testing.T) {
 		for _, h := range answered(t, k.next(t, unrelated, 0)) {
 			expect(t, h, false, "403.7", "client-cert-not-sent", "expected-cert-not-selectable")
 			// The finding names the CA the list lacks: alice's issuer.
-			for _, f := range h["findings"].([]any) {
-				f := f.(map[string]any)
-				if f["id"] == "expected-cert-not-selectable" {
-					detail := fmt.Sprint(f["detail"])
+			for _, f := range h.Findings {
+				if f.ID == "expected-cert-not-selectable" {
+					detail := f.Detail
 					if !strings.Contains(detail, "reaches none of the 2 CA names") || !strings.Contains(detail, "CN=certlens e2e client CA") {
 						t.Errorf("expected-cert-not-selectable does not name the missing CA: %s", detail)
 					}
@@ -351,8 +362,8 @@ func TestE2EOpenSSL(t *testing.T) {
 		}
 		for _, h := range answered(t, k.next(t, interOnly, 0)) {
 			expect(t, h, true, "ok")
-			if got := fmt.Sprint(field(h, "cert_request", "issuers")); got != "[CN=certlens e2e issuing CA]" {
-				t.Errorf("issuers %s", got)
+			if h.CertRequest == nil || !slices.Equal(h.CertRequest.Issuers, []string{"CN=certlens e2e issuing CA"}) {
+				t.Errorf("cert_request %+v", h.CertRequest)
 			}
 		}
 	})
@@ -364,14 +375,18 @@ func TestE2EOpenSSL(t *testing.T) {
 		// SChannel clients, it is no 403.7 for this one.
 		expect(t, h, true, "ok", "issuer-list-too-large")
 		wantBytes := pkitest.IssuerListSize(many)
-		if got := field(h, "cert_request", "issuer_count"); got != float64(len(many)) {
-			t.Errorf("issuer_count %v, want %d", got, len(many))
+		cr := h.CertRequest
+		if cr == nil {
+			t.Fatal("no cert_request")
 		}
-		if got := field(h, "cert_request", "issuer_bytes"); got != float64(wantBytes) || wantBytes <= 16<<10 {
-			t.Errorf("issuer_bytes %v, want %d (> 16 KiB)", got, wantBytes)
+		if cr.IssuerCount != len(many) {
+			t.Errorf("issuer_count %v, want %d", cr.IssuerCount, len(many))
 		}
-		if got, _ := field(h, "cert_request", "records").(float64); got < 2 {
-			t.Errorf("records %v: a list this size spans several", got)
+		if cr.IssuerBytes != wantBytes || wantBytes <= 16<<10 {
+			t.Errorf("issuer_bytes %v, want %d (> 16 KiB)", cr.IssuerBytes, wantBytes)
+		}
+		if cr.Records < 2 {
+			t.Errorf("records %v: a list this size spans several", cr.Records)
 		}
 	})
 
@@ -379,8 +394,8 @@ func TestE2EOpenSSL(t *testing.T) {
 		k.curl(t, "https://"+empty+"/", k.client)
 		h := k.next(t, empty, 0)[0]
 		expect(t, h, true, "ok", "issuer-list-empty")
-		if got := field(h, "cert_request", "issuer_count"); got != float64(0) {
-			t.Errorf("issuer_count %v", got)
+		if h.CertRequest == nil || h.CertRequest.IssuerCount != 0 {
+			t.Errorf("cert_request %+v", h.CertRequest)
 		}
 	})
 
@@ -415,7 +430,7 @@ func TestE2ENginx(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(k.ev.forTarget(t, "handshake", tt.server))
+			before := len(k.ev.handshakesFor(t, tt.server))
 			status, body := k.curl(t, "https://"+tt.server+"/", tt.cert)
 			if status != tt.status || !strings.Contains(body, tt.body) {
 				t.Errorf("got %d %q, want %d %q", status, body, tt.status, tt.body)
@@ -429,7 +444,7 @@ func TestE2ENginx(t *testing.T) {
 	}
 
 	t.Run("optional, Chromium sends a good certificate", func(t *testing.T) {
-		before := len(k.ev.forTarget(t, "handshake", optional))
+		before := len(k.ev.handshakesFor(t, optional))
 		dom := k.chromium(t, "https://"+optional+"/", k.client)
 		if !strings.Contains(dom, "verify=SUCCESS") {
 			t.Errorf("page:\n%s", dom)
@@ -447,7 +462,7 @@ func TestE2ENginx(t *testing.T) {
 		expectInferred(t, inferredAnswers(t, k.next(t, tls13, 0))[0], "yes", "yes", "ok")
 	})
 	t.Run("TLS 1.3, Chromium: inferred from record sizes", func(t *testing.T) {
-		before := len(k.ev.forTarget(t, "handshake", tls13))
+		before := len(k.ev.handshakesFor(t, tls13))
 		dom := k.chromium(t, "https://"+tls13+"/", k.client)
 		if !strings.Contains(dom, "verify=SUCCESS") {
 			t.Errorf("page:\n%s", dom)
@@ -471,29 +486,25 @@ func TestE2EApacheRenegotiation(t *testing.T) {
 
 	// renegotiated checks that a connection carried an initial handshake
 	// without a CertificateRequest and then a renegotiation.
-	renegotiated := func(t *testing.T, hs []map[string]any) {
+	renegotiated := func(t *testing.T, hs []*event.Handshake) {
 		t.Helper()
-		byConn := map[any][]map[string]any{}
-		for _, h := range hs {
-			byConn[h["conn_id"]] = append(byConn[h["conn_id"]], h)
-		}
 		found := false
-		for id, c := range byConn {
+		for id, c := range byConn(hs) {
 			if len(c) < 2 {
 				continue
 			}
 			found = true
-			if c[0]["phase"] != "initial" || c[0]["cert_request"] != nil {
-				t.Errorf("conn %v: first handshake phase %v, cert_request %v", id, c[0]["phase"], c[0]["cert_request"])
+			if c[0].Phase != "initial" || c[0].CertRequest != nil {
+				t.Errorf("conn %v: first handshake phase %v, cert_request %+v", id, c[0].Phase, c[0].CertRequest)
 			}
 			r := c[1]
-			if r["phase"] != "renegotiation" || r["handshake"] != float64(1) {
-				t.Errorf("conn %v: second handshake phase %v index %v", id, r["phase"], r["handshake"])
+			if r.Phase != "renegotiation" || r.Index != 1 {
+				t.Errorf("conn %v: second handshake phase %v index %v", id, r.Phase, r.Index)
 			}
 			if ids := findingIDs(r); !slices.Contains(ids, "cert-request-by-renegotiation") {
 				t.Errorf("conn %v: renegotiation findings %v", id, ids)
 			}
-			t.Logf("conn %v: renegotiation visibility %v verdict %v findings %v", id, r["visibility"], r["verdict"], findingIDs(r))
+			t.Logf("conn %v: renegotiation visibility %v verdict %v findings %v", id, r.Visibility, r.Verdict, findingIDs(r))
 		}
 		if !found {
 			t.Errorf("no connection with a second handshake among %d events", len(hs))
@@ -509,7 +520,7 @@ func TestE2EApacheRenegotiation(t *testing.T) {
 	})
 
 	t.Run("Chromium", func(t *testing.T) {
-		before := len(k.ev.forTarget(t, "handshake", addr))
+		before := len(k.ev.handshakesFor(t, addr))
 		dom := k.chromium(t, url, k.client)
 		if !strings.Contains(dom, page) {
 			t.Errorf("page:\n%s", dom)

@@ -52,24 +52,25 @@ type rig struct {
 	healthyAddr        string
 	// before holds the conn_ids logged before the current fault: a port
 	// freed by an earlier fault may be handed to this one's server.
-	before map[any]bool
+	before map[string]bool
 }
 
 // startFault marks the events logged so far as an earlier fault's.
 func (r *rig) startFault(t *testing.T) {
-	r.before = map[any]bool{}
-	for _, msg := range []string{"handshake", "connection closed"} {
-		for _, e := range r.ev.all(t, msg) {
-			r.before[e["conn_id"]] = true
-		}
+	r.before = map[string]bool{}
+	for _, h := range r.ev.handshakes(t) {
+		r.before[h.ConnID] = true
+	}
+	for _, c := range r.ev.closed(t) {
+		r.before[c.ConnID] = true
 	}
 }
 
-// forTarget is events.forTarget without the earlier faults' events.
-func (r *rig) forTarget(t *testing.T, msg, target string) []map[string]any {
-	var out []map[string]any
-	for _, e := range r.ev.forTarget(t, msg, target) {
-		if !r.before[e["conn_id"]] {
+// since is forTarget without the earlier faults' events.
+func since[T loggedEvent](t *testing.T, r *rig, target string) []*T {
+	var out []*T
+	for _, e := range forTarget[T](t, r.ev, target) {
+		if id, _ := connOf(e); !r.before[id] {
 			out = append(out, e)
 		}
 	}
@@ -155,11 +156,11 @@ func (r *rig) sidecar(upstream string) string {
 // expect waits until target has logged conns "connection closed" and hs
 // "handshake" events, then checks that no more come: exactly one of each
 // per connection and per handshake.
-func (r *rig) expect(t *testing.T, target string, conns, hs int) (handshakes, closed []map[string]any) {
+func (r *rig) expect(t *testing.T, target string, conns, hs int) (handshakes []*event.Handshake, closed []*event.Closed) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		handshakes, closed = r.forTarget(t, "handshake", target), r.forTarget(t, "connection closed", target)
+		handshakes, closed = since[event.Handshake](t, r, target), since[event.Closed](t, r, target)
 		if len(handshakes) >= hs && len(closed) >= conns {
 			break
 		}
@@ -169,13 +170,13 @@ func (r *rig) expect(t *testing.T, target string, conns, hs int) (handshakes, cl
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond)
-	handshakes, closed = r.forTarget(t, "handshake", target), r.forTarget(t, "connection closed", target)
+	handshakes, closed = since[event.Handshake](t, r, target), since[event.Closed](t, r, target)
 	if len(handshakes) != hs || len(closed) != conns {
 		t.Errorf("%s: %d connection closed and %d handshake events, want exactly %d and %d", target, len(closed), len(handshakes), conns, hs)
 	}
 	for _, c := range closed {
-		if c["mode"] != r.mode {
-			t.Errorf("connection closed in mode %v, want %s", c["mode"], r.mode)
+		if string(c.Mode) != r.mode {
+			t.Errorf("connection closed in mode %v, want %s", c.Mode, r.mode)
 		}
 	}
 	return handshakes, closed
@@ -199,13 +200,13 @@ func (r *rig) healthy(t *testing.T) {
 	// startFault set aside the earlier runs' events: this one is alone.
 	hs, closed := r.expect(t, r.healthyAddr, 1, 1)
 	h, c2 := hs[len(hs)-1], closed[len(closed)-1]
-	if h["visibility"] != "clear" || h["end"] != "finished" || h["verdict"] != "ok" || field(h, "client_cert", "sent") != true ||
-		field(h, "cert_request", "issuer_count") != float64(1) {
-		t.Errorf("healthy handshake: visibility %v end %v verdict %v sent %v issuers %v",
-			h["visibility"], h["end"], h["verdict"], field(h, "client_cert", "sent"), field(h, "cert_request", "issuer_count"))
+	if h.Visibility != "clear" || h.End != "finished" || h.Verdict != "ok" || h.ClientCert == nil || !h.ClientCert.Sent ||
+		h.CertRequest == nil || h.CertRequest.IssuerCount != 1 {
+		t.Errorf("healthy handshake: visibility %v end %v verdict %v client_cert %+v cert_request %+v",
+			h.Visibility, h.End, h.Verdict, h.ClientCert, h.CertRequest)
 	}
-	if c2["conn_id"] != h["conn_id"] || c2["handshakes"] != float64(1) {
-		t.Errorf("healthy connection closed %v for handshake %v", c2, h["conn_id"])
+	if c2.ConnID != h.ConnID || c2.Handshakes != 1 {
+		t.Errorf("healthy connection closed %+v for handshake %v", c2, h.ConnID)
 	}
 }
 
@@ -230,7 +231,7 @@ func tlsServer(t *testing.T, cfg *tls.Config, serve func(*tls.Conn)) string {
 }
 
 // reason returns a connection closed event's reason.
-func reason(c map[string]any) string { return fmt.Sprint(c["reason"]) }
+func reason(c *event.Closed) string { return c.Reason }
 
 func TestFaults(t *testing.T) {
 	peertest.Require(t, "openssl")
@@ -266,10 +267,10 @@ func TestFaults(t *testing.T) {
 }
 
 // partial checks a handshake the connection died in the middle of.
-func partial(t *testing.T, h map[string]any) {
+func partial(t *testing.T, h *event.Handshake) {
 	t.Helper()
-	if h["visibility"] != "partial" || h["end"] != "eof" || h["verdict"] != "unknown" {
-		t.Errorf("handshake: visibility %v end %v verdict %v, want partial, eof, unknown", h["visibility"], h["end"], h["verdict"])
+	if h.Visibility != "partial" || h.End != "eof" || h.Verdict != "unknown" {
+		t.Errorf("handshake: visibility %v end %v verdict %v, want partial, eof, unknown", h.Visibility, h.End, h.Verdict)
 	}
 }
 
@@ -282,8 +283,8 @@ func faultClientReset(t *testing.T, r *rig) {
 	}
 	hs, closed := r.expect(t, addr, 1, 1)
 	partial(t, hs[0])
-	if hs[0]["tls_version"] != "TLS 1.2" {
-		t.Errorf("tls_version %v: the ServerHello crossed the tunnel before the reset", hs[0]["tls_version"])
+	if hs[0].TLSVersion != "TLS 1.2" {
+		t.Errorf("tls_version %q: the ServerHello crossed the tunnel before the reset", hs[0].TLSVersion)
 	}
 	if !strings.HasPrefix(reason(closed[0]), "client error: ") || !strings.Contains(reason(closed[0]), "reset") {
 		t.Errorf("reason %q, want a client reset", reason(closed[0]))
@@ -344,11 +345,11 @@ func faultClientHalfClose(t *testing.T, r *rig) {
 		t.Fatalf("after the client's half-close, read %d bytes (%v), want %d", n, err, halfCloseBytes)
 	}
 	hs, closed := r.expect(t, addr, 1, 1)
-	if hs[0]["visibility"] != "clear" || hs[0]["end"] != "finished" {
-		t.Errorf("visibility %v end %v", hs[0]["visibility"], hs[0]["end"])
+	if hs[0].Visibility != "clear" || hs[0].End != "finished" {
+		t.Errorf("visibility %v end %v", hs[0].Visibility, hs[0].End)
 	}
-	if reason(closed[0]) != "client closed" || closed[0]["bytes_server_to_client"].(float64) < halfCloseBytes {
-		t.Errorf("reason %q, %v bytes down", reason(closed[0]), closed[0]["bytes_server_to_client"])
+	if reason(closed[0]) != "client closed" || closed[0].BytesDown < halfCloseBytes {
+		t.Errorf("reason %q, %v bytes down", reason(closed[0]), closed[0].BytesDown)
 	}
 }
 
@@ -391,11 +392,11 @@ func faultServerHalfClose(t *testing.T, r *rig) {
 		t.Fatal("server did not receive the upload")
 	}
 	hs, closed := r.expect(t, addr, 1, 1)
-	if hs[0]["visibility"] != "clear" || hs[0]["end"] != "finished" {
-		t.Errorf("visibility %v end %v", hs[0]["visibility"], hs[0]["end"])
+	if hs[0].Visibility != "clear" || hs[0].End != "finished" {
+		t.Errorf("visibility %v end %v", hs[0].Visibility, hs[0].End)
 	}
-	if reason(closed[0]) != "server closed" || closed[0]["bytes_client_to_server"].(float64) < halfCloseBytes {
-		t.Errorf("reason %q, %v bytes up", reason(closed[0]), closed[0]["bytes_client_to_server"])
+	if reason(closed[0]) != "server closed" || closed[0].BytesUp < halfCloseBytes {
+		t.Errorf("reason %q, %v bytes up", reason(closed[0]), closed[0].BytesUp)
 	}
 }
 
@@ -456,7 +457,7 @@ func faultOneByteSegments(t *testing.T, r *rig) {
 	cas := []*pkitest.Cert{pkitest.NewCA(t, "certlens faults other CA one"), r.clientCA, pkitest.NewCA(t, "certlens faults other CA two")}
 	server, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: r.server, ClientCAs: cas, Verify: 1, TLS12: true, WWW: true})
 	split := slicer(t, server)
-	var events []map[string]any
+	var seen []*event.Handshake
 	for _, target := range []string{server, split} {
 		c, _ := r.connect(t, target)
 		var conn net.Conn = c
@@ -473,15 +474,18 @@ func faultOneByteSegments(t *testing.T, r *rig) {
 			t.Fatalf("via %s: %v %q", target, err, page)
 		}
 		hs, _ := r.expect(t, target, 1, 1)
-		events = append(events, hs[0])
+		seen = append(seen, hs[0])
 	}
-	whole, split1 := events[0], events[1]
-	if field(whole, "cert_request", "issuer_count") != float64(3) || field(whole, "client_cert", "sent") != true || whole["verdict"] != "ok" {
-		t.Errorf("unsplit run: issuers %v sent %v verdict %v", field(whole, "cert_request", "issuer_count"), field(whole, "client_cert", "sent"), whole["verdict"])
+	whole, split1 := seen[0], seen[1]
+	if whole.CertRequest == nil || whole.CertRequest.IssuerCount != 3 || whole.ClientCert == nil || !whole.ClientCert.Sent || whole.Verdict != "ok" {
+		t.Errorf("unsplit run: cert_request %+v client_cert %+v verdict %v", whole.CertRequest, whole.ClientCert, whole.Verdict)
 	}
-	for _, k := range []string{"cert_request", "client_cert", "visibility", "end", "verdict", "findings", "tls_version", "cipher_suite"} {
-		if fmt.Sprint(whole[k]) != fmt.Sprint(split1[k]) {
-			t.Errorf("%s: split into bytes %v, unsplit %v", k, split1[k], whole[k])
+	compared := func(h *event.Handshake) []any {
+		return []any{h.CertRequest, h.ClientCert, h.Visibility, h.End, h.Verdict, h.Findings, h.TLSVersion, h.CipherSuite}
+	}
+	for i, k := range []string{"cert_request", "client_cert", "visibility", "end", "verdict", "findings", "tls_version", "cipher_suite"} {
+		if w, s := fmt.Sprintf("%+v", compared(whole)[i]), fmt.Sprintf("%+v", compared(split1)[i]); w != s {
+			t.Errorf("%s: split into bytes %s, unsplit %s", k, s, w)
 		}
 	}
 }
@@ -518,22 +522,25 @@ func faultLargestIssuerList(t *testing.T, r *rig) {
 	}
 	hs, _ := r.expect(t, server, 1, 1)
 	h := hs[0]
-	issuers, _ := field(h, "cert_request", "issuers").([]any)
-	if field(h, "cert_request", "issuer_count") != float64(len(cas)) || field(h, "cert_request", "issuer_bytes") != float64(size) ||
-		len(issuers) != len(cas) || issuers[len(issuers)-1] != r.clientCA.Cert.Subject.String() {
+	cr := h.CertRequest
+	if cr == nil {
+		t.Fatalf("no cert_request; visibility %v end %v", h.Visibility, h.End)
+	}
+	if cr.IssuerCount != len(cas) || cr.IssuerBytes != size ||
+		len(cr.Issuers) != len(cas) || cr.Issuers[len(cr.Issuers)-1] != r.clientCA.Cert.Subject.String() {
 		t.Errorf("issuer_count %v (want %d), issuer_bytes %v (want %d), last issuer %v",
-			field(h, "cert_request", "issuer_count"), len(cas), field(h, "cert_request", "issuer_bytes"), size, issuers[len(issuers)-1:])
+			cr.IssuerCount, len(cas), cr.IssuerBytes, size, cr.Issuers[max(len(cr.Issuers)-1, 0):])
 	}
-	if n, _ := field(h, "cert_request", "records").(float64); n < 4 {
-		t.Errorf("a %d-byte request in %v records", size, n)
+	if cr.Records < 4 {
+		t.Errorf("a %d-byte request in %v records", size, cr.Records)
 	}
-	if field(h, "client_cert", "sent") != true || h["visibility"] != "clear" {
-		t.Errorf("sent %v visibility %v", field(h, "client_cert", "sent"), h["visibility"])
+	if h.ClientCert == nil || !h.ClientCert.Sent || h.Visibility != "clear" {
+		t.Errorf("client_cert %+v visibility %v", h.ClientCert, h.Visibility)
 	}
 	if ids := findingIDs(h); !strings.Contains(strings.Join(ids, ","), "issuer-list-too-large") {
 		t.Errorf("findings %v", ids)
 	}
-	t.Logf("%d DNs, %d bytes, %v records", len(cas), size, field(h, "cert_request", "records"))
+	t.Logf("%d DNs, %d bytes, %v records", len(cas), size, cr.Records)
 }
 
 // faultOversizeIssuerList: 700 CAs make a list of about 160 KB, more than
@@ -551,10 +558,10 @@ func faultOversizeIssuerList(t *testing.T, r *rig) {
 	}
 	hs, _ := r.expect(t, server, 1, 1)
 	h := hs[0]
-	alerts, _ := h["alerts"].([]any)
-	if h["visibility"] != "clear" || h["end"] != "alert" || h["verdict"] != "handshake_failed" || h["cert_request"] != nil || len(alerts) != 1 ||
-		field(alerts[0].(map[string]any), "description") != "internal_error" || field(alerts[0].(map[string]any), "from") != "server" {
-		t.Errorf("visibility %v end %v verdict %v cert_request %v alerts %v", h["visibility"], h["end"], h["verdict"], h["cert_request"], alerts)
+	alerts := h.Alerts
+	if h.Visibility != "clear" || h.End != "alert" || h.Verdict != "handshake_failed" || h.CertRequest != nil || len(alerts) != 1 ||
+		alerts[0].Description != "internal_error" || alerts[0].From != "server" {
+		t.Errorf("visibility %v end %v verdict %v cert_request %+v alerts %v", h.Visibility, h.End, h.Verdict, h.CertRequest, alerts)
 	}
 }
 
@@ -582,8 +589,8 @@ func faultGarbage(t *testing.T, r *rig) {
 	}
 	_, closed := r.expect(t, addr, 1, 0)
 	c0 := closed[0]
-	if c0["not_tls"] == nil || c0["handshakes"] != float64(0) || c0["bytes_client_to_server"] != float64(size) || c0["bytes_server_to_client"] != float64(size) {
-		t.Errorf("not_tls %v handshakes %v bytes %v/%v", c0["not_tls"], c0["handshakes"], c0["bytes_client_to_server"], c0["bytes_server_to_client"])
+	if c0.NotTLS == "" || c0.Handshakes != 0 || c0.BytesUp != size || c0.BytesDown != size {
+		t.Errorf("not_tls %q handshakes %v bytes %v/%v", c0.NotTLS, c0.Handshakes, c0.BytesUp, c0.BytesDown)
 	}
 }
 
@@ -610,7 +617,7 @@ func faultSSH(t *testing.T, r *rig) {
 	}
 	c.Close()
 	_, closed := r.expect(t, addr, 1, 0)
-	if nt := fmt.Sprint(closed[0]["not_tls"]); !strings.Contains(nt, "SSH-2") {
+	if nt := closed[0].NotTLS; !strings.Contains(nt, "SSH-2") {
 		t.Errorf("not_tls %q", nt)
 	}
 }
@@ -638,7 +645,7 @@ func faultPlainHTTP(t *testing.T, r *rig) {
 	}
 	c.Close()
 	_, closed := r.expect(t, addr, 1, 0)
-	if nt := fmt.Sprint(closed[0]["not_tls"]); !strings.Contains(nt, "GET") {
+	if nt := closed[0].NotTLS; !strings.Contains(nt, "GET") {
 		t.Errorf("not_tls %q", nt)
 	}
 }

@@ -288,8 +288,8 @@ func TestReloadAccessAndIdleTimeout(t *testing.T) {
 		t.Errorf("closed after %s, want about 300ms", took)
 	}
 	idled := false
-	for _, e := range ev.wait(t, "connection closed", 2) {
-		idled = idled || e["reason"] == "idle timeout"
+	for _, e := range ev.waitClosed(t, 2) {
+		idled = idled || e.Reason == "idle timeout"
 	}
 	if !idled {
 		t.Errorf("no tunnel closed for the idle timeout:\n%s", ev.text())

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/invariant"
 	"github.com/certlens/certlens/internal/testkit/peertest"
 )
@@ -44,42 +45,177 @@ func (e *events) text() string {
 	return e.buf.String()
 }
 
-// all returns every event with the given msg.
-func (e *events) all(t testing.TB, msg string) []map[string]any {
+// line is one logged JSON line and its msg.
+type line struct {
+	msg string
+	raw []byte
+}
+
+// lines returns every line logged so far.
+func (e *events) lines(t testing.TB) []line {
 	t.Helper()
 	e.mu.Lock()
 	data := append([]byte(nil), e.buf.Bytes()...)
 	e.mu.Unlock()
-	var out []map[string]any
+	var out []line
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 4<<20)
 	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+		var head struct{ Msg string }
+		if err := json.Unmarshal(sc.Bytes(), &head); err != nil {
 			t.Fatalf("log line is not JSON: %v: %s", err, sc.Bytes())
 		}
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
+		out = append(out, line{head.Msg, append([]byte(nil), sc.Bytes()...)})
 	}
 	return out
 }
 
-// wait polls until n events with msg exist (events are written by the tunnel
-// goroutines, after the client already has its answer).
+// all returns every log line with the given msg, for the lines no event
+// type describes ("http", "request refused", ...); handshake and
+// connection closed events are read with handshakes and closed.
+func (e *events) all(t testing.TB, msg string) []map[string]any {
+	t.Helper()
+	if msg == "handshake" || msg == "connection closed" {
+		t.Fatalf("%s events have a type: read them with handshakes, closed and the like", msg)
+	}
+	var out []map[string]any
+	for _, l := range e.lines(t) {
+		if l.msg != msg {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(l.raw, &m); err != nil {
+			t.Fatalf("log line: %v: %s", err, l.raw)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// wait polls until n log lines with msg exist; for lines no event type
+// describes.
 func (e *events) wait(t testing.TB, msg string, n int) []map[string]any {
+	t.Helper()
+	return poll(t, e, msg, n, func() []map[string]any { return e.all(t, msg) })
+}
+
+// poll calls read until it returns n or more (lines are written by the
+// tunnel goroutines, after the client already has its answer).
+func poll[T any](t testing.TB, e *events, msg string, n int, read func() []T) []T {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got := e.all(t, msg)
+		got := read()
 		if len(got) >= n || time.Now().After(deadline) {
 			if len(got) < n {
-				t.Fatalf("waited for %d %q events, got %d; log:\n%s", n, msg, len(got), e.text())
+				t.Fatalf("waited for %d %q lines, got %d; log:\n%s", n, msg, len(got), e.text())
 			}
 			return got
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// loggedEvent is an event type the proxy logs.
+type loggedEvent interface {
+	event.Handshake | event.Closed
+}
+
+// msgFor is the msg the log writes T with.
+func msgFor[T loggedEvent]() string {
+	var v T
+	if _, ok := any(&v).(*event.Handshake); ok {
+		return "handshake"
+	}
+	return "connection closed"
+}
+
+// connOf says which connection, to which target, an event is of.
+func connOf[T loggedEvent](v *T) (connID, target string) {
+	switch v := any(v).(type) {
+	case *event.Handshake:
+		return v.ConnID, v.Target
+	case *event.Closed:
+		return v.ConnID, v.Target
+	}
+	panic("unreachable")
+}
+
+// decoded returns every T logged so far, decoded into the event type.
+func decoded[T loggedEvent](t testing.TB, e *events) []*T {
+	t.Helper()
+	msg := msgFor[T]()
+	var out []*T
+	for _, l := range e.lines(t) {
+		if l.msg != msg {
+			continue
+		}
+		v := new(T)
+		if err := json.Unmarshal(l.raw, v); err != nil {
+			t.Fatalf("%s event does not decode into its type: %v: %s", msg, err, l.raw)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// waitFor polls until n events of type T exist.
+func waitFor[T loggedEvent](t testing.TB, e *events, n int) []*T {
+	t.Helper()
+	return poll(t, e, msgFor[T](), n, func() []*T { return decoded[T](t, e) })
+}
+
+// forTarget returns the T events of connections to target, in the order
+// they were logged.
+func forTarget[T loggedEvent](t testing.TB, e *events, target string) []*T {
+	t.Helper()
+	var out []*T
+	for _, v := range decoded[T](t, e) {
+		if _, tg := connOf(v); tg == target {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (e *events) handshakes(t testing.TB) []*event.Handshake { return decoded[event.Handshake](t, e) }
+func (e *events) closed(t testing.TB) []*event.Closed        { return decoded[event.Closed](t, e) }
+
+func (e *events) waitHandshakes(t testing.TB, n int) []*event.Handshake {
+	t.Helper()
+	return waitFor[event.Handshake](t, e, n)
+}
+
+func (e *events) waitClosed(t testing.TB, n int) []*event.Closed {
+	t.Helper()
+	return waitFor[event.Closed](t, e, n)
+}
+
+func (e *events) handshakesFor(t testing.TB, target string) []*event.Handshake {
+	t.Helper()
+	return forTarget[event.Handshake](t, e, target)
+}
+
+func (e *events) closedFor(t testing.TB, target string) []*event.Closed {
+	t.Helper()
+	return forTarget[event.Closed](t, e, target)
+}
+
+// levelOf is the level the log wrote h at.
+func (e *events) levelOf(t testing.TB, h *event.Handshake) string {
+	t.Helper()
+	for _, l := range e.lines(t) {
+		var head struct {
+			Level  string
+			ConnID string `json:"conn_id"`
+			Index  int    `json:"handshake"`
+		}
+		if l.msg == "handshake" && json.Unmarshal(l.raw, &head) == nil && head.ConnID == h.ConnID && head.Index == h.Index {
+			return head.Level
+		}
+	}
+	t.Fatalf("no handshake %d of conn %s in the log", h.Index, h.ConnID)
+	return ""
 }
 
 // startProxy runs an observe-mode Server on a free loopback port.
@@ -166,48 +302,22 @@ func runCurlEnv(t testing.TB, env []string, args ...string) (string, string, err
 	return out.String(), errb.String(), err
 }
 
-// field walks a parsed event: field(ev, "cert_request", "issuer_count").
-func field(m map[string]any, path ...string) any {
-	var v any = m
-	for _, p := range path {
-		mm, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = mm[p]
-	}
-	return v
-}
-
-// forTarget returns the events with msg for connections to target, in the
-// order they were logged.
-func (e *events) forTarget(t testing.TB, msg, target string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, m := range e.all(t, msg) {
-		if m["target"] == target {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // settle waits until at least n handshake events exist for target and every
 // connection that logged one has also logged "connection closed", so that
 // no late event changes what a test counts; it returns target's handshake
 // events. Clients that open several connections (Chromium) need this.
-func (e *events) settle(t testing.TB, target string, n int) []map[string]any {
+func (e *events) settle(t testing.TB, target string, n int) []*event.Handshake {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		hs := e.forTarget(t, "handshake", target)
-		closed := map[any]bool{}
-		for _, c := range e.forTarget(t, "connection closed", target) {
-			closed[c["conn_id"]] = true
+		hs := e.handshakesFor(t, target)
+		closed := map[string]bool{}
+		for _, c := range e.closedFor(t, target) {
+			closed[c.ConnID] = true
 		}
 		open := 0
 		for _, h := range hs {
-			if !closed[h["conn_id"]] {
+			if !closed[h.ConnID] {
 				open++
 			}
 		}
@@ -222,13 +332,10 @@ func (e *events) settle(t testing.TB, target string, n int) []map[string]any {
 }
 
 // findingIDs lists the ids of an event's findings.
-func findingIDs(m map[string]any) []string {
+func findingIDs(h *event.Handshake) []string {
 	var ids []string
-	list, _ := m["findings"].([]any)
-	for _, f := range list {
-		if f, ok := f.(map[string]any); ok {
-			ids = append(ids, fmt.Sprint(f["id"]))
-		}
+	for _, f := range h.Findings {
+		ids = append(ids, f.ID)
 	}
 	return ids
 }

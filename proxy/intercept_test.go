@@ -109,7 +109,7 @@ func (k *icTest) goClient(t *testing.T, cert *pkitest.Cert, seen *[][]byte) *htt
 	return &http.Client{Transport: tr}
 }
 
-func get(t *testing.T, c *http.Client, url string) (int, string) {
+func getPage(t *testing.T, c *http.Client, url string) (int, string) {
 	t.Helper()
 	resp, err := c.Get(url)
 	if err != nil {
@@ -123,21 +123,30 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func dnStrings(t *testing.T, certs ...*pkitest.Cert) []any {
+func dnStrings(t *testing.T, certs ...*pkitest.Cert) []string {
 	t.Helper()
-	var out []any
+	var out []string
 	for _, c := range certs {
 		out = append(out, c.Cert.Subject.String())
 	}
 	return out
 }
 
-func clientSubject(m map[string]any, path ...string) any {
-	chain, _ := field(m, path...).([]any)
-	if len(chain) == 0 {
+// leafSubject is the subject of a chain's first certificate, "" when there
+// is none.
+func leafSubject(c *event.ClientCert) string {
+	if c == nil || len(c.Chain) == 0 {
+		return ""
+	}
+	return c.Chain[0].Subject
+}
+
+// issuersOf is a handshake's cert_request.issuers, nil without a request.
+func issuersOf(h *event.Handshake) []string {
+	if h.CertRequest == nil {
 		return nil
 	}
-	return field(chain[0].(map[string]any), "subject")
+	return h.CertRequest.Issuers
 }
 
 // TestInterceptTLS13RequiredCertificate: openssl s_server -tls1_3 -Verify
@@ -159,48 +168,51 @@ func TestInterceptTLS13RequiredCertificate(t *testing.T) {
 			status, body := k.curl(t, "https://"+addr+"/")
 			hs := k.ev.settle(t, addr, 1)
 			h := hs[0]
-			t.Logf("curl: %d; event: %v", status, h)
-			if h["mode"] != "intercept" || h["tls_version"] != "TLS 1.3" || h["visibility"] != "decrypted" || h["phase"] != "initial" {
-				t.Errorf("mode %v version %v visibility %v phase %v", h["mode"], h["tls_version"], h["visibility"], h["phase"])
+			t.Logf("curl: %d; event: %+v", status, h)
+			if h.Mode != "intercept" || h.TLSVersion != "TLS 1.3" || h.Visibility != "decrypted" || h.Phase != "initial" {
+				t.Errorf("mode %v version %v visibility %v phase %v", h.Mode, h.TLSVersion, h.Visibility, h.Phase)
 			}
-			if got, want := field(h, "cert_request", "issuers"), dnStrings(t, k.clientCA, k.other); fmt.Sprint(got) != fmt.Sprint(want) {
+			if got, want := issuersOf(h), dnStrings(t, k.clientCA, k.other); !slices.Equal(got, want) {
 				t.Errorf("issuers %v, want %v", got, want)
+			}
+			if h.CertRequest == nil {
+				t.Fatal("no cert_request")
 			}
 			wantBytes := 4 + len(k.clientCA.Cert.RawSubject) + len(k.other.Cert.RawSubject)
 			// Read from the wire with certlens's own key log: the records
 			// are counted, not estimated.
-			if got := field(h, "cert_request", "records"); got != float64(1) || h["visibility"] != "decrypted" {
-				t.Errorf("records %v visibility %v, want 1 decrypted record", got, h["visibility"])
+			if got := h.CertRequest.Records; got != 1 || h.Visibility != "decrypted" {
+				t.Errorf("records %v visibility %v, want 1 decrypted record", got, h.Visibility)
 			}
-			if got := field(h, "cert_request", "issuer_bytes"); got != float64(wantBytes) {
+			if got := h.CertRequest.IssuerBytes; got != wantBytes {
 				t.Errorf("issuer_bytes %v, want %d", got, wantBytes)
 			}
 			if !tc.configured {
 				if status != http.StatusBadGateway {
 					t.Errorf("status %d, want 502", status)
 				}
-				if field(h, "client_cert", "sent") != false || !strings.Contains(fmt.Sprint(field(h, "intercept", "client_cert_source")), "none configured") {
-					t.Errorf("client_cert %v source %v", h["client_cert"], field(h, "intercept", "client_cert_source"))
+				if h.ClientCert == nil || h.ClientCert.Sent || h.Intercept == nil || !strings.Contains(h.Intercept.ClientCertSource, "none configured") {
+					t.Errorf("client_cert %+v intercept %+v", h.ClientCert, h.Intercept)
 				}
-				if h["verdict"] != "handshake_failed" || h["verdict_certain"] != true {
-					t.Errorf("verdict %v certain %v, want handshake_failed for sure", h["verdict"], h["verdict_certain"])
+				if h.Verdict != "handshake_failed" || !h.VerdictCertain {
+					t.Errorf("verdict %v certain %v, want handshake_failed for sure", h.Verdict, h.VerdictCertain)
 				}
-				if fmt.Sprint(h["alerts"]) != "[map[description:certificate_required from:server level:fatal]]" {
-					t.Errorf("alerts %v", h["alerts"])
+				if want := []event.Alert{{From: "server", Level: "fatal", Description: "certificate_required"}}; !slices.Equal(h.Alerts, want) {
+					t.Errorf("alerts %v", h.Alerts)
 				}
 				return
 			}
 			if status != 200 || !strings.Contains(body, "s_server") {
 				t.Errorf("status %d body %.200q", status, body)
 			}
-			if field(h, "client_cert", "sent") != true || clientSubject(h, "client_cert", "chain") != "CN=alice@intercept.test" {
-				t.Errorf("client_cert %v", h["client_cert"])
+			if h.ClientCert == nil || !h.ClientCert.Sent || leafSubject(h.ClientCert) != "CN=alice@intercept.test" {
+				t.Errorf("client_cert %+v", h.ClientCert)
 			}
-			if h["verdict"] != "ok" || h["http_status"] != float64(200) {
-				t.Errorf("verdict %v http_status %v", h["verdict"], h["http_status"])
+			if h.Verdict != "ok" || h.HTTPStatus != 200 {
+				t.Errorf("verdict %v http_status %v", h.Verdict, h.HTTPStatus)
 			}
-			if field(h, "intercept", "upstream_verified") != true {
-				t.Errorf("intercept %v", h["intercept"])
+			if h.Intercept == nil || !h.Intercept.UpstreamVerified {
+				t.Errorf("intercept %+v", h.Intercept)
 			}
 		})
 	}
@@ -244,18 +256,18 @@ func TestInterceptIISErrorPage(t *testing.T) {
 		t.Errorf("the browser got %d %q, want the server's page untouched", status, body)
 	}
 	h := k.ev.settle(t, addr, 1)[0]
-	if h["http_status"] != float64(403) || h["http_substatus"] != "403.7" {
-		t.Errorf("http_status %v http_substatus %v", h["http_status"], h["http_substatus"])
+	if h.HTTPStatus != 403 || h.HTTPSubstatus != "403.7" {
+		t.Errorf("http_status %v http_substatus %v", h.HTTPStatus, h.HTTPSubstatus)
 	}
-	if h["verdict"] != "403.7" || h["verdict_certain"] != true || !slices.Contains(findingIDs(h), "http-403-observed") {
-		t.Errorf("verdict %v certain %v findings %v", h["verdict"], h["verdict_certain"], findingIDs(h))
+	if h.Verdict != "403.7" || !h.VerdictCertain || !slices.Contains(findingIDs(h), "http-403-observed") {
+		t.Errorf("verdict %v certain %v findings %v", h.Verdict, h.VerdictCertain, findingIDs(h))
 	}
-	if h["tls_version"] != "TLS 1.3" || h["visibility"] != "decrypted" || field(h, "cert_request", "issuer_count") != float64(1) {
-		t.Errorf("version %v visibility %v cert_request %v", h["tls_version"], h["visibility"], h["cert_request"])
+	if h.TLSVersion != "TLS 1.3" || h.Visibility != "decrypted" || h.CertRequest == nil || h.CertRequest.IssuerCount != 1 {
+		t.Errorf("version %v visibility %v cert_request %+v", h.TLSVersion, h.Visibility, h.CertRequest)
 	}
-	var line map[string]any
+	var line map[string]any // the "http" line: no event type
 	for _, m := range k.ev.all(t, "http") {
-		if m["conn_id"] == h["conn_id"] {
+		if m["conn_id"] == h.ConnID {
 			line = m
 		}
 	}
@@ -294,8 +306,8 @@ func TestInterceptGzipErrorPage(t *testing.T) {
 	}
 	c.CloseIdleConnections()
 	h := k.ev.settle(t, addr, 1)[0]
-	if h["http_substatus"] != "403.16" || h["verdict"] != "403.16" {
-		t.Errorf("http_substatus %v verdict %v", h["http_substatus"], h["verdict"])
+	if h.HTTPSubstatus != "403.16" || h.Verdict != "403.16" {
+		t.Errorf("http_substatus %v verdict %v", h.HTTPSubstatus, h.Verdict)
 	}
 }
 
@@ -317,7 +329,7 @@ func TestInterceptNoSharedUpstream(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 3 {
-				_, from := get(t, c, url)
+				_, from := getPage(t, c, url)
 				mu.Lock()
 				seen[name] = append(seen[name], from)
 				mu.Unlock()
@@ -353,14 +365,14 @@ func TestInterceptMirrorsIssuerList(t *testing.T) {
 
 	var first [][]byte
 	c1 := k.goClient(t, k.client, &first)
-	get(t, c1, url)
+	getPage(t, c1, url)
 	c1.CloseIdleConnections()
 	if first != nil {
 		t.Errorf("asked for a certificate before the list was learned: %d DNs", len(first))
 	}
 	var asked [][]byte
 	c := k.goClient(t, k.client, &asked)
-	get(t, c, url)
+	getPage(t, c, url)
 	c.CloseIdleConnections()
 	if len(asked) != len(cas) {
 		t.Fatalf("mirrored %d DNs, want %d", len(asked), len(cas))
@@ -371,16 +383,16 @@ func TestInterceptMirrorsIssuerList(t *testing.T) {
 		}
 	}
 	hs := k.ev.settle(t, addr, 2)
-	if field(hs[0], "intercept", "browser_asked") != "not_asked" {
-		t.Errorf("first connection: %v", hs[0]["intercept"])
+	if hs[0].Intercept == nil || hs[0].Intercept.BrowserAsked != "not_asked" {
+		t.Errorf("first connection: %+v", hs[0].Intercept)
 	}
 	h := hs[1]
-	if field(h, "intercept", "browser_asked") != "mirrored" || field(h, "intercept", "browser_issuer_count") != float64(3) ||
-		clientSubject(h, "intercept", "browser_cert", "chain") != "CN=alice@intercept.test" {
-		t.Errorf("second connection: %v", h["intercept"])
+	if ic := h.Intercept; ic == nil || ic.BrowserAsked != "mirrored" || ic.BrowserIssuerCount != 3 ||
+		leafSubject(ic.BrowserCert) != "CN=alice@intercept.test" {
+		t.Errorf("second connection: %+v", h.Intercept)
 	}
-	if field(h, "client_cert", "sent") != false {
-		t.Errorf("certlens sent %v upstream without a configured certificate", h["client_cert"])
+	if h.ClientCert == nil || h.ClientCert.Sent {
+		t.Errorf("certlens sent %+v upstream without a configured certificate", h.ClientCert)
 	}
 }
 
@@ -403,29 +415,29 @@ func TestInterceptApacheRenegotiation(t *testing.T) {
 			status, body := k.curl(t, "https://"+addr+peertest.ApacheSecurePath)
 			hs := k.ev.settle(t, addr, 2)
 			first, r := hs[0], hs[1]
-			if first["phase"] != "initial" || first["cert_request"] != nil || first["conn_id"] != r["conn_id"] {
-				t.Errorf("initial handshake: %v", first)
+			if first.Phase != "initial" || first.CertRequest != nil || first.ConnID != r.ConnID {
+				t.Errorf("initial handshake: %+v", first)
 			}
-			if r["phase"] != "renegotiation" || r["visibility"] != "decrypted" || !slices.Contains(findingIDs(r), "cert-request-by-renegotiation") {
-				t.Errorf("renegotiation: phase %v visibility %v findings %v", r["phase"], r["visibility"], findingIDs(r))
+			if r.Phase != "renegotiation" || r.Visibility != "decrypted" || !slices.Contains(findingIDs(r), "cert-request-by-renegotiation") {
+				t.Errorf("renegotiation: phase %v visibility %v findings %v", r.Phase, r.Visibility, findingIDs(r))
 			}
-			if got, want := field(r, "cert_request", "issuers"), dnStrings(t, k.clientCA); fmt.Sprint(got) != fmt.Sprint(want) {
+			if got, want := issuersOf(r), dnStrings(t, k.clientCA); !slices.Equal(got, want) {
 				t.Errorf("issuers %v, want %v", got, want)
 			}
 			if !tc.configured {
 				if status == 200 {
 					t.Errorf("Apache served the page without a certificate: %q", body)
 				}
-				if field(r, "client_cert", "sent") != false || r["verdict"] != "handshake_failed" {
-					t.Errorf("client_cert %v verdict %v alerts %v", r["client_cert"], r["verdict"], r["alerts"])
+				if r.ClientCert == nil || r.ClientCert.Sent || r.Verdict != "handshake_failed" {
+					t.Errorf("client_cert %+v verdict %v alerts %v", r.ClientCert, r.Verdict, r.Alerts)
 				}
 				return
 			}
 			if want := "verify=SUCCESS subject=CN=alice@intercept.test"; status != 200 || strings.TrimSpace(body) != want {
 				t.Errorf("got %d %q, want 200 %q", status, body, want)
 			}
-			if field(r, "client_cert", "sent") != true || r["verdict"] != "ok" || r["http_status"] != float64(200) {
-				t.Errorf("client_cert %v verdict %v http_status %v", r["client_cert"], r["verdict"], r["http_status"])
+			if r.ClientCert == nil || !r.ClientCert.Sent || r.Verdict != "ok" || r.HTTPStatus != 200 {
+				t.Errorf("client_cert %+v verdict %v http_status %v", r.ClientCert, r.Verdict, r.HTTPStatus)
 			}
 		})
 	}
@@ -450,7 +462,7 @@ func TestInterceptChromiumMirror(t *testing.T) {
 			url := "https://" + addr + "/"
 			// A first connection learns the list.
 			c := k.goClient(t, nil, nil)
-			get(t, c, url)
+			getPage(t, c, url)
 			c.CloseIdleConnections()
 			before := len(k.ev.settle(t, addr, 1))
 
@@ -460,15 +472,19 @@ func TestInterceptChromiumMirror(t *testing.T) {
 			}
 			hs := k.ev.settle(t, addr, before+1)[before:]
 			for _, h := range hs {
-				if field(h, "intercept", "browser_asked") != "mirrored" || field(h, "intercept", "browser_issuer_count") != float64(len(tc.list(k))) {
-					t.Errorf("conn %v: intercept %v", h["conn_id"], h["intercept"])
+				ic := h.Intercept
+				if ic == nil {
+					t.Errorf("conn %v: no intercept", h.ConnID)
+					continue
 				}
-				sent := field(h, "intercept", "browser_cert", "sent")
-				if sent != tc.wantSent {
-					t.Errorf("conn %v: browser_cert %v, want sent %v", h["conn_id"], field(h, "intercept", "browser_cert"), tc.wantSent)
+				if ic.BrowserAsked != "mirrored" || ic.BrowserIssuerCount != len(tc.list(k)) {
+					t.Errorf("conn %v: intercept %+v", h.ConnID, ic)
 				}
-				if tc.wantSent && clientSubject(h, "intercept", "browser_cert", "chain") != "CN=alice@intercept.test" {
-					t.Errorf("conn %v: browser chose %v", h["conn_id"], field(h, "intercept", "browser_cert"))
+				if ic.BrowserCert == nil || ic.BrowserCert.Sent != tc.wantSent {
+					t.Errorf("conn %v: browser_cert %+v, want sent %v", h.ConnID, ic.BrowserCert, tc.wantSent)
+				}
+				if tc.wantSent && leafSubject(ic.BrowserCert) != "CN=alice@intercept.test" {
+					t.Errorf("conn %v: browser chose %+v", h.ConnID, ic.BrowserCert)
 				}
 			}
 		})
@@ -487,7 +503,7 @@ func TestInterceptMirrorOnTheWire(t *testing.T) {
 	for range 2 { // the first connection learns, the second is asked
 		c := k.goClient(t, k.client, nil)
 		c.Transport.(*http.Transport).TLSClientConfig.MaxVersion = tls.VersionTLS12
-		get(t, c, url)
+		getPage(t, c, url)
 		c.CloseIdleConnections()
 	}
 	k.ev.settle(t, addr, 2)
@@ -518,12 +534,13 @@ func TestInterceptUntrustedUpstream(t *testing.T) {
 			if len(errs) == 0 || errs[0]["level"] != "error" || !strings.Contains(fmt.Sprint(errs[0]["error"]), "unknown authority") {
 				t.Errorf("error events %v", errs)
 			}
-			if field(h, "intercept", "upstream_verified") != false || field(h, "intercept", "upstream_verify_error") == nil {
-				t.Errorf("intercept %v", h["intercept"])
+			ic := h.Intercept
+			if ic == nil || ic.UpstreamVerified || ic.UpstreamVerifyError == "" {
+				t.Fatalf("intercept %+v", ic)
 			}
 			if insecure {
-				if status != 200 || body != "secret page" || field(h, "intercept", "insecure_upstream") != true {
-					t.Errorf("got %d %q, intercept %v", status, body, h["intercept"])
+				if status != 200 || body != "secret page" || !ic.InsecureUpstream {
+					t.Errorf("got %d %q, intercept %+v", status, body, ic)
 				}
 				return
 			}
@@ -548,8 +565,8 @@ func TestInterceptResetAfterRequest(t *testing.T) {
 	})
 	status, _ := k.curl(t, "https://"+addr+"/")
 	h := k.ev.settle(t, addr, 1)[0]
-	if status != http.StatusBadGateway || !slices.Contains(findingIDs(h), "tls13-late-client-cert") || h["verdict"] != "500.0" || h["verdict_certain"] != true {
-		t.Errorf("status %d, verdict %v, findings %v, errors %v; event %v", status, h["verdict"], findingIDs(h), h["errors"], h)
+	if status != http.StatusBadGateway || !slices.Contains(findingIDs(h), "tls13-late-client-cert") || h.Verdict != "500.0" || !h.VerdictCertain {
+		t.Errorf("status %d, verdict %v, findings %v, errors %v; event %+v", status, h.Verdict, findingIDs(h), h.Errors, h)
 	}
 }
 
@@ -562,11 +579,11 @@ func TestInterceptBrowserDistrustsCA(t *testing.T) {
 	if _, stderr, err := curl(t, k.proxy, "https://"+addr+"/"); err == nil {
 		t.Fatalf("curl trusted certlens's leaf without its CA: %s", stderr)
 	}
-	closed := k.ev.wait(t, "connection closed", 1)
-	if c := closed[0]; c["target"] != addr || !strings.Contains(fmt.Sprint(c["reason"]), "certlens ca export") {
-		t.Errorf("connection closed event %v", c)
+	closed := k.ev.waitClosed(t, 1)
+	if c := closed[0]; c.Target != addr || !strings.Contains(c.Reason, "certlens ca export") {
+		t.Errorf("connection closed event %+v", c)
 	}
-	if hs := k.ev.all(t, "handshake"); len(hs) != 0 {
+	if hs := k.ev.handshakes(t); len(hs) != 0 {
 		t.Errorf("%d handshake events for a connection that never went upstream", len(hs))
 	}
 }
@@ -586,7 +603,7 @@ func TestInterceptKeylogBothSides(t *testing.T) {
 	capture := peertest.CaptureLoopback(t, peertest.Port(t, addr), peertest.Port(t, k.proxy))
 	for range 2 {
 		c := k.goClient(t, k.client, nil)
-		get(t, c, "https://"+addr+"/")
+		getPage(t, c, "https://"+addr+"/")
 		c.CloseIdleConnections()
 	}
 	hs := k.ev.settle(t, addr, 2)
@@ -597,8 +614,8 @@ func TestInterceptKeylogBothSides(t *testing.T) {
 	if !bytes.Equal(browser[0], server[1]) {
 		t.Errorf("mirrored list differs from the server's: %x vs %x", browser[0], server[1])
 	}
-	if got := field(hs[1], "cert_request", "issuer_bytes"); got != float64(len(server[1])) {
-		t.Errorf("event issuer_bytes %v, tshark %d", got, len(server[1]))
+	if cr := hs[1].CertRequest; cr == nil || cr.IssuerBytes != len(server[1]) {
+		t.Errorf("event cert_request %+v, tshark %d bytes", cr, len(server[1]))
 	}
 }
 

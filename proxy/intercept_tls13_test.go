@@ -4,15 +4,16 @@ package proxy
 // server's own answer is the evidence, so the verdict is certain.
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
+	"github.com/certlens/certlens/rules"
 )
 
 // TestInterceptIIS24H2LateCert: a test upstream that behaves as IIS on
@@ -32,11 +33,11 @@ func TestInterceptIIS24H2LateCert(t *testing.T) {
 		t.Errorf("the browser got %d %q, want the server's page untouched", status, body)
 	}
 	h := k.ev.settle(t, addr, 1)[0]
-	if h["tls_version"] != "TLS 1.3" || h["cert_request"] != nil || h["http_status"] != float64(500) {
-		t.Errorf("version %v cert_request %v http_status %v", h["tls_version"], h["cert_request"], h["http_status"])
+	if h.TLSVersion != "TLS 1.3" || h.CertRequest != nil || h.HTTPStatus != 500 {
+		t.Errorf("version %v cert_request %+v http_status %v", h.TLSVersion, h.CertRequest, h.HTTPStatus)
 	}
-	if h["verdict"] != "500.0" || h["verdict_certain"] != true || !slices.Contains(findingIDs(h), "tls13-late-client-cert") {
-		t.Errorf("verdict %v certain %v findings %v", h["verdict"], h["verdict_certain"], findingIDs(h))
+	if h.Verdict != "500.0" || !h.VerdictCertain || !slices.Contains(findingIDs(h), "tls13-late-client-cert") {
+		t.Errorf("verdict %v certain %v findings %v", h.Verdict, h.VerdictCertain, findingIDs(h))
 	}
 	if strings.Contains(k.ev.text(), "Internal Server Error</h3>") {
 		t.Error("the response body reached the log")
@@ -59,61 +60,61 @@ func TestInterceptApacheTLS13LateCert(t *testing.T) {
 	url := "https://" + addr + peertest.ApacheSecurePath
 	// answered returns the handshake event that carried the 403, after n
 	// handshakes to addr.
-	answered := func(t *testing.T, n int) map[string]any {
+	answered := func(t *testing.T, n int) *event.Handshake {
 		t.Helper()
-		var h map[string]any
+		var h *event.Handshake
 		for _, e := range k.ev.settle(t, addr, n)[n-1:] {
-			if e["http_status"] == float64(403) {
+			if e.HTTPStatus == 403 {
 				h = e
 			}
 		}
 		if h == nil {
 			t.Fatalf("no handshake event with the 403; log:\n%s", k.ev.text())
 		}
-		if h["tls_version"] != "TLS 1.3" || h["cert_request"] != nil || field(h, "client_hello", "post_handshake_auth") != false {
-			t.Errorf("version %v cert_request %v client_hello %v", h["tls_version"], h["cert_request"], h["client_hello"])
+		if h.TLSVersion != "TLS 1.3" || h.CertRequest != nil || h.ClientHello == nil || h.ClientHello.PostHandshakeAuth {
+			t.Errorf("version %v cert_request %+v client_hello %+v", h.TLSVersion, h.CertRequest, h.ClientHello)
 		}
 		return h
 	}
 
 	t.Run("a browser without post-handshake auth: 403.7", func(t *testing.T) {
 		c := k.goClient(t, k.client, nil)
-		if status, _ := get(t, c, url); status != 403 {
+		if status, _ := getPage(t, c, url); status != 403 {
 			t.Errorf("status %d, want Apache's 403", status)
 		}
 		// The connection's end, not Apache's keep-alive timeout, ends the wait.
 		c.CloseIdleConnections()
 		h := answered(t, 1)
-		if field(h, "intercept", "browser_post_handshake_auth") != nil {
-			t.Errorf("intercept %v: Go's client offered post-handshake auth?", h["intercept"])
+		if h.Intercept != nil && h.Intercept.BrowserPHA {
+			t.Errorf("intercept %+v: Go's client offered post-handshake auth?", h.Intercept)
 		}
 		ids := findingIDs(h)
-		if h["verdict"] != "403.7" || h["verdict_certain"] != true || !slices.Contains(ids, "tls13-late-client-cert") || slices.Contains(ids, "intercept-no-post-handshake-auth") {
-			t.Errorf("verdict %v certain %v findings %v", h["verdict"], h["verdict_certain"], ids)
+		if h.Verdict != "403.7" || !h.VerdictCertain || !slices.Contains(ids, "tls13-late-client-cert") || slices.Contains(ids, "intercept-no-post-handshake-auth") {
+			t.Errorf("verdict %v certain %v findings %v", h.Verdict, h.VerdictCertain, ids)
 		}
 	})
 
 	t.Run("curl offers post-handshake auth: certlens's own client was refused", func(t *testing.T) {
-		before := len(k.ev.forTarget(t, "handshake", addr))
+		before := len(k.ev.handshakesFor(t, addr))
 		if status, _ := k.curl(t, url); status != 403 {
 			t.Errorf("status %d, want Apache's 403", status)
 		}
 		h := answered(t, before+1)
-		if field(h, "intercept", "browser_post_handshake_auth") != true {
-			t.Errorf("intercept %v: curl's offer of post-handshake auth not shown", h["intercept"])
+		if h.Intercept == nil || !h.Intercept.BrowserPHA {
+			t.Errorf("intercept %+v: curl's offer of post-handshake auth not shown", h.Intercept)
 		}
 		if ids := findingIDs(h); slices.Contains(ids, "tls13-late-client-cert") {
 			t.Errorf("findings %v blame the browser", ids)
 		}
 		f := findingOf(h, "intercept-no-post-handshake-auth")
-		if f == nil || f["predicts"] != nil || !strings.Contains(fmt.Sprint(f["detail"]), "Post-Handshake Authentication") ||
-			!strings.Contains(fmt.Sprint(f["remedy"]), "--decrypt-keylog") {
-			t.Errorf("intercept-no-post-handshake-auth: %v", f)
+		if f == nil || f.Predicts != rules.VerdictNone || !strings.Contains(f.Detail, "Post-Handshake Authentication") ||
+			!strings.Contains(f.Remedy, "--decrypt-keylog") {
+			t.Errorf("intercept-no-post-handshake-auth: %+v", f)
 		}
-		if h["verdict"] != "unknown" || h["verdict_certain"] != false {
-			t.Errorf("verdict %v certain %v, want unknown: what curl would have got is not known", h["verdict"], h["verdict_certain"])
+		if h.Verdict != "unknown" || h.VerdictCertain {
+			t.Errorf("verdict %v certain %v, want unknown: what curl would have got is not known", h.Verdict, h.VerdictCertain)
 		}
-		verdictIs(t, k.ev.closedOf(t, h), "unknown", false)
+		closedVerdictIs(t, k.ev.closedOf(t, h), "unknown", false)
 	})
 }
 
@@ -128,13 +129,13 @@ func TestInterceptIssuerListOver64KiB(t *testing.T) {
 		t.Errorf("status %d, want 502", status)
 	}
 	h := k.ev.settle(t, addr, 1)[0]
-	if field(h, "cert_request", "issuer_count") != float64(len(cas)) || field(h, "cert_request", "issuer_bytes") != float64(pkitest.IssuerListSize(cas)) {
-		t.Errorf("cert_request %v, want %d DNs, %d bytes", h["cert_request"], len(cas), pkitest.IssuerListSize(cas))
+	if cr := h.CertRequest; cr == nil || cr.IssuerCount != len(cas) || cr.IssuerBytes != pkitest.IssuerListSize(cas) {
+		t.Errorf("cert_request %+v, want %d DNs, %d bytes", cr, len(cas), pkitest.IssuerListSize(cas))
 	}
 	// Go's client refuses the message with a fatal alert of its own: a
 	// failed handshake, seen on the wire, not a client that left to pick.
 	if ids := findingIDs(h); !slices.Contains(ids, "issuer-list-too-large") || slices.Contains(ids, "client-abandoned-after-request") ||
-		h["verdict"] != "handshake_failed" || h["verdict_certain"] != true {
-		t.Errorf("verdict %v findings %v", h["verdict"], findingIDs(h))
+		h.Verdict != "handshake_failed" || !h.VerdictCertain {
+		t.Errorf("verdict %v findings %v", h.Verdict, findingIDs(h))
 	}
 }

@@ -78,7 +78,7 @@ func (y *tally) Sync() error { return nil }
 
 func (y *tally) text() string { return y.String() }
 
-func (y *tally) get(target, kind string) int {
+func (y *tally) count(target, kind string) int {
 	y.mu.Lock()
 	defer y.mu.Unlock()
 	return y.counts[target][kind]
@@ -300,7 +300,7 @@ func TestLoadNothingLost(t *testing.T) {
 			want["handshake"], want["handshakes"] = n, n
 		}
 		for kind, w := range want {
-			if got := y.get(target, kind); got != w {
+			if got := y.count(target, kind); got != w {
 				t.Errorf("%s: %d [%s], want %d", k.name, got, kind, w)
 			}
 		}
@@ -332,7 +332,7 @@ func waitTally(t *testing.T, y *tally, targets []string, made map[string]int, ki
 			if kinds[target].handshake {
 				hs = made[target]
 			}
-			if y.get(target, "closed") < made[target] || y.get(target, "handshake") < hs {
+			if y.count(target, "closed") < made[target] || y.count(target, "handshake") < hs {
 				done = false
 			}
 		}

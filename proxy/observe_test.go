@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ func TestObserveTLS12MutualAuthOpenSSL(t *testing.T) {
 	url := "https://" + addr + "/"
 
 	wantBytes := 0
-	var wantDNs []any
+	var wantDNs []string
 	for _, ca := range cas {
 		wantBytes += 2 + len(ca.Cert.RawSubject)
 		wantDNs = append(wantDNs, ca.Cert.Subject.String())
@@ -63,29 +64,32 @@ func TestObserveTLS12MutualAuthOpenSSL(t *testing.T) {
 		if err != nil || !strings.Contains(out, "s_server") {
 			t.Fatalf("curl: %v %s\n%s", err, stderr, out)
 		}
-		e := ev.wait(t, "handshake", 1)[0]
-		if got := field(e, "cert_request", "issuer_count"); got != float64(3) {
-			t.Errorf("issuer_count %v", got)
+		e := ev.waitHandshakes(t, 1)[0]
+		cr := e.CertRequest
+		if cr == nil {
+			t.Fatalf("no cert_request: %+v", e)
 		}
-		if got := field(e, "cert_request", "issuer_bytes"); got != float64(wantBytes) {
-			t.Errorf("issuer_bytes %v, want %d", got, wantBytes)
+		if cr.IssuerCount != 3 {
+			t.Errorf("issuer_count %v", cr.IssuerCount)
 		}
-		if got := fmt.Sprint(field(e, "cert_request", "issuers")); got != fmt.Sprint(wantDNs) {
-			t.Errorf("issuers %v, want %v", got, wantDNs)
+		if cr.IssuerBytes != wantBytes {
+			t.Errorf("issuer_bytes %v, want %d", cr.IssuerBytes, wantBytes)
 		}
-		if field(e, "client_cert", "sent") != true {
-			t.Errorf("client_cert.sent %v", field(e, "client_cert", "sent"))
+		if !slices.Equal(cr.Issuers, wantDNs) {
+			t.Errorf("issuers %v, want %v", cr.Issuers, wantDNs)
 		}
-		chain, _ := field(e, "client_cert", "chain").([]any)
-		if len(chain) == 0 || field(chain[0].(map[string]any), "subject") != "CN=alice@example.test" {
-			t.Errorf("chain %v", chain)
+		if e.ClientCert == nil || !e.ClientCert.Sent {
+			t.Errorf("client_cert %+v", e.ClientCert)
 		}
-		if e["verdict"] != "ok" || e["visibility"] != "clear" || e["tls_version"] != "TLS 1.2" || e["level"] != "info" {
-			t.Errorf("verdict %v visibility %v version %v level %v", e["verdict"], e["visibility"], e["tls_version"], e["level"])
+		if leafSubject(e.ClientCert) != "CN=alice@example.test" {
+			t.Errorf("client_cert %+v", e.ClientCert)
 		}
-		closed := ev.wait(t, "connection closed", 1)[0]
-		if closed["conn_id"] != e["conn_id"] || closed["handshakes"] != float64(1) {
-			t.Errorf("closed %v", closed)
+		if level := ev.levelOf(t, e); e.Verdict != "ok" || e.Visibility != "clear" || e.TLSVersion != "TLS 1.2" || level != "info" {
+			t.Errorf("verdict %v visibility %v version %v level %v", e.Verdict, e.Visibility, e.TLSVersion, level)
+		}
+		closed := ev.waitClosed(t, 1)[0]
+		if closed.ConnID != e.ConnID || closed.Handshakes != 1 {
+			t.Errorf("closed %+v", closed)
 		}
 	})
 
@@ -94,15 +98,11 @@ func TestObserveTLS12MutualAuthOpenSSL(t *testing.T) {
 		if err != nil || !strings.Contains(out, "s_server") {
 			t.Fatalf("curl: %v %s", err, stderr)
 		}
-		e := ev.wait(t, "handshake", 2)[1]
-		if field(e, "client_cert", "sent") != false || e["verdict"] != "403.7" || e["verdict_certain"] != false || e["level"] != "warn" {
-			t.Errorf("sent %v verdict %v certain %v level %v", field(e, "client_cert", "sent"), e["verdict"], e["verdict_certain"], e["level"])
+		e := ev.waitHandshakes(t, 2)[1]
+		if level := ev.levelOf(t, e); e.ClientCert == nil || e.ClientCert.Sent || e.Verdict != "403.7" || e.VerdictCertain || level != "warn" {
+			t.Errorf("client_cert %+v verdict %v certain %v level %v", e.ClientCert, e.Verdict, e.VerdictCertain, level)
 		}
-		findings, _ := e["findings"].([]any)
-		ids := []string{}
-		for _, f := range findings {
-			ids = append(ids, fmt.Sprint(field(f.(map[string]any), "id")))
-		}
+		ids := findingIDs(e)
 		if !strings.Contains(strings.Join(ids, ","), "client-cert-not-sent") {
 			t.Errorf("findings %v", ids)
 		}
@@ -145,10 +145,10 @@ func TestTunnelIsTransparent(t *testing.T) {
 			t.Fatalf("TLS %s: downloaded %d bytes with sha256 %s, want %d bytes %s", v, len(got), hex.EncodeToString(sum[:]), size, hex.EncodeToString(want[:]))
 		}
 	}
-	closed := ev.wait(t, "connection closed", 2)
+	closed := ev.waitClosed(t, 2)
 	for _, c := range closed {
-		if c["bytes_server_to_client"].(float64) < size {
-			t.Errorf("connection closed counts %v bytes down", c["bytes_server_to_client"])
+		if c.BytesDown < size {
+			t.Errorf("connection closed counts %v bytes down", c.BytesDown)
 		}
 	}
 }
@@ -178,11 +178,11 @@ func TestNonTLSTunnelFlows(t *testing.T) {
 	}
 	_ = c.(*net.TCPConn).CloseWrite()
 	_, _ = io.Copy(io.Discard, c)
-	closed := ev.wait(t, "connection closed", 1)[0]
-	if !strings.Contains(fmt.Sprint(closed["not_tls"]), `starts with "SSH-2"`) {
-		t.Errorf("not_tls %v", closed["not_tls"])
+	closed := ev.waitClosed(t, 1)[0]
+	if !strings.Contains(closed.NotTLS, `starts with "SSH-2"`) {
+		t.Errorf("not_tls %q", closed.NotTLS)
 	}
-	if n := len(ev.all(t, "handshake")); n != 0 {
+	if n := len(ev.handshakes(t)); n != 0 {
 		t.Errorf("%d handshake events for a non-TLS tunnel", n)
 	}
 }
@@ -215,11 +215,11 @@ func TestConnectionDiesMidHandshake(t *testing.T) {
 	if err == nil {
 		t.Fatal("curl succeeded against a server that hangs up")
 	}
-	e := ev.wait(t, "handshake", 1)[0]
-	if e["visibility"] != "partial" || e["verdict"] != "unknown" || e["end"] != "eof" {
-		t.Errorf("visibility %v verdict %v end %v", e["visibility"], e["verdict"], e["end"])
+	e := ev.waitHandshakes(t, 1)[0]
+	if e.Visibility != "partial" || e.Verdict != "unknown" || e.End != "eof" {
+		t.Errorf("visibility %v verdict %v end %v", e.Visibility, e.Verdict, e.End)
 	}
-	ev.wait(t, "connection closed", 1)
+	ev.waitClosed(t, 1)
 }
 
 func TestIdleTunnelIsClosed(t *testing.T) {
@@ -238,7 +238,7 @@ func TestIdleTunnelIsClosed(t *testing.T) {
 			t.Fatalf("tunnel closed while in use: %v", err)
 		}
 	}
-	if n := len(ev.all(t, "connection closed")); n != 0 {
+	if n := len(ev.closed(t)); n != 0 {
 		t.Fatalf("tunnel closed while in use")
 	}
 	// ...silence ends it, and the client sees the close.
@@ -247,8 +247,8 @@ func TestIdleTunnelIsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("client side not closed after the idle timeout: %v", err)
 	}
-	if closed := ev.wait(t, "connection closed", 1)[0]; closed["reason"] != "idle timeout" {
-		t.Errorf("reason %v", closed["reason"])
+	if closed := ev.waitClosed(t, 1)[0]; closed.Reason != "idle timeout" {
+		t.Errorf("reason %q", closed.Reason)
 	}
 }
 
@@ -277,8 +277,8 @@ func TestConnectDialFailureSaysWhy(t *testing.T) {
 		!strings.Contains(string(reply), "connection refused") {
 		t.Errorf("reply %q", reply)
 	}
-	closed := ev.wait(t, "connection closed", 1)[0]
-	if rs := fmt.Sprint(closed["reason"]); !strings.HasPrefix(rs, "dial failed: ") {
+	closed := ev.waitClosed(t, 1)[0]
+	if rs := closed.Reason; !strings.HasPrefix(rs, "dial failed: ") {
 		t.Errorf("reason %q", rs)
 	}
 }
@@ -305,5 +305,5 @@ func TestConnectHTTP10(t *testing.T) {
 		t.Fatalf("echo %q, %v", echoed, err)
 	}
 	c.Close()
-	ev.wait(t, "connection closed", 1)
+	ev.waitClosed(t, 1)
 }

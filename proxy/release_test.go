@@ -34,13 +34,13 @@ func TestReleaseAfterAQuietSecond(t *testing.T) {
 	}
 
 	tunnelOnce()
-	ev.wait(t, "connection closed", 1)
+	ev.waitClosed(t, 1)
 	waitReleased(1, 5*time.Second)
 
 	// A tunnel every 200 ms or so for 5 s: never a quiet period.
 	for i := range 25 {
 		tunnelOnce()
-		ev.wait(t, "connection closed", 2+i)
+		ev.waitClosed(t, 2+i)
 		time.Sleep(200 * time.Millisecond)
 		if n := released.Load(); n != 1 {
 			t.Fatalf("released %d times while tunnels kept coming", n)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -78,20 +79,23 @@ func sidecarEqualsObserve(t *testing.T, p *pki, addr string) {
 	if err != nil || viaSidecar == "" || first(viaProxy) != first(viaSidecar) {
 		t.Fatalf("curl via proxy: %v: %q, via the sidecar %q", err, first(viaProxy), first(viaSidecar))
 	}
-	s, o := sev.wait(t, "handshake", 1)[0], oev.wait(t, "handshake", 1)[0]
-	if s["mode"] != "sidecar" || s["target"] != addr {
-		t.Errorf("sidecar event mode %v target %v", s["mode"], s["target"])
+	s, o := sev.waitHandshakes(t, 1)[0], oev.waitHandshakes(t, 1)[0]
+	if s.Mode != "sidecar" || s.Target != addr {
+		t.Errorf("sidecar event mode %v target %v", s.Mode, s.Target)
 	}
-	for _, k := range []string{"tls_version", "visibility", "verdict", "verdict_certain", "cert_request", "findings"} {
-		if fmt.Sprint(s[k]) != fmt.Sprint(o[k]) {
-			t.Errorf("%s: sidecar %v, observe %v", k, s[k], o[k])
+	compared := func(h *event.Handshake) []any {
+		return []any{h.TLSVersion, h.Visibility, h.Verdict, h.VerdictCertain, h.CertRequest, h.Findings}
+	}
+	for i, k := range []string{"tls_version", "visibility", "verdict", "verdict_certain", "cert_request", "findings"} {
+		if sv, ov := fmt.Sprintf("%+v", compared(s)[i]), fmt.Sprintf("%+v", compared(o)[i]); sv != ov {
+			t.Errorf("%s: sidecar %s, observe %s", k, sv, ov)
 		}
 	}
-	if fmt.Sprint(field(s, "client_cert", "sent")) != "true" || fmt.Sprint(field(s, "client_cert", "chain")) != fmt.Sprint(field(o, "client_cert", "chain")) {
-		t.Errorf("client_cert: sidecar %v, observe %v", s["client_cert"], o["client_cert"])
+	if s.ClientCert == nil || o.ClientCert == nil || !s.ClientCert.Sent || !reflect.DeepEqual(s.ClientCert.Chain, o.ClientCert.Chain) {
+		t.Errorf("client_cert: sidecar %+v, observe %+v", s.ClientCert, o.ClientCert)
 	}
-	if c := sev.wait(t, "connection closed", 1)[0]; c["conn_id"] != s["conn_id"] || c["bytes_server_to_client"].(float64) == 0 {
-		t.Errorf("closed %v", c)
+	if c := sev.waitClosed(t, 1)[0]; c.ConnID != s.ConnID || c.BytesDown == 0 {
+		t.Errorf("closed %+v", c)
 	}
 }
 
@@ -122,9 +126,9 @@ func TestSidecarRoutesBySNI(t *testing.T) {
 		if err != nil || out != tc.want {
 			t.Errorf("%s: got %q (%v), want %q", tc.sni, out, err, tc.want)
 		}
-		e := ev.wait(t, "handshake", i+1)[i]
-		if e["target"] != tc.target || e["sni"] != tc.sni {
-			t.Errorf("%s: event target %v sni %v, want %s", tc.sni, e["target"], e["sni"], tc.target)
+		e := ev.waitHandshakes(t, i+1)[i]
+		if e.Target != tc.target || e.SNI != tc.sni {
+			t.Errorf("%s: event target %v sni %v, want %s", tc.sni, e.Target, e.SNI, tc.target)
 		}
 	}
 }
@@ -201,7 +205,7 @@ func TestMetricsAndHealth(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ev.wait(t, "connection closed", 2)
+	ev.waitClosed(t, 2)
 
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -290,12 +294,12 @@ func TestSidecarUpstreamDown(t *testing.T) {
 	if _, err := io.ReadAll(c); err != nil {
 		t.Fatalf("the sidecar did not close the client: %v", err)
 	}
-	ev.wait(t, "connection closed", 1)
+	ev.waitClosed(t, 1)
 	// wait returns at the first: a second event (a duplicate close) would
 	// come right after it.
 	time.Sleep(200 * time.Millisecond)
-	closed := ev.all(t, "connection closed")
-	if len(closed) != 1 || closed[0]["mode"] != "sidecar" || !strings.HasPrefix(fmt.Sprint(closed[0]["reason"]), "dial failed: ") {
-		t.Errorf("closed %v", closed)
+	closed := ev.closed(t)
+	if len(closed) != 1 || closed[0].Mode != "sidecar" || !strings.HasPrefix(closed[0].Reason, "dial failed: ") {
+		t.Errorf("closed %+v", closed)
 	}
 }

@@ -134,12 +134,12 @@ func TestSpliceCountsBytes(t *testing.T) {
 				case <-time.After(30 * time.Second):
 					t.Fatal("the server did not finish")
 				}
-				closed := ev.wait(t, "connection closed", 1)[0]
-				if up, down := closed["bytes_client_to_server"], closed["bytes_server_to_client"]; up != float64(wire[0]) || down != float64(wire[1]) {
+				closed := ev.waitClosed(t, 1)[0]
+				if up, down := closed.BytesUp, closed.BytesDown; up != wire[0] || down != wire[1] {
 					t.Errorf("event counted %v up, %v down; the server's wire %d, %d", up, down, wire[0], wire[1])
 				}
-				if hs := ev.wait(t, "handshake", 1)[0]; hs["tls_version"] != "TLS "+tc.tls {
-					t.Errorf("handshake tls_version %v", hs["tls_version"])
+				if hs := ev.waitHandshakes(t, 1)[0]; hs.TLSVersion != "TLS "+tc.tls {
+					t.Errorf("handshake tls_version %v", hs.TLSVersion)
 				}
 				if got := scrape(t, s, "certlens_tunnels_spliced_total"); got != tc.spliced {
 					t.Errorf("spliced directions %v, want %v", got, tc.spliced)
@@ -243,11 +243,11 @@ func TestSpliceIdleAndResets(t *testing.T) {
 				t.Fatal(err)
 			}
 			raw.Close()
-			closed := ev.wait(t, "connection closed", 1)[0]
+			closed := ev.waitClosed(t, 1)[0]
 			if r := reason(closed); !strings.HasPrefix(r, tc.reason) {
 				t.Errorf("reason %q, want %q", r, tc.reason)
 			}
-			if d := time.Duration(closed["duration_ms"].(float64) * float64(time.Millisecond)); d < tc.minDur || d > tc.maxDur {
+			if d := time.Duration(closed.DurationMS * float64(time.Millisecond)); d < tc.minDur || d > tc.maxDur {
 				t.Errorf("closed after %v, want %v..%v", d, tc.minDur, tc.maxDur)
 			}
 			if got := scrape(t, s, "certlens_tunnels_spliced_total"); (got > 0) != tc.wantSplice {
@@ -280,11 +280,11 @@ func TestNoParse(t *testing.T) {
 		t.Fatalf("curl: %q %v %s", out, err, stderr)
 	}
 	wire := <-counts
-	closed := ev.wait(t, "connection closed", 1)[0]
-	if closed["bytes_client_to_server"] != float64(wire[0]) || closed["bytes_server_to_client"] != float64(wire[1]) {
-		t.Errorf("event counted %v up, %v down; the server's wire %v", closed["bytes_client_to_server"], closed["bytes_server_to_client"], wire)
+	closed := ev.waitClosed(t, 1)[0]
+	if closed.BytesUp != wire[0] || closed.BytesDown != wire[1] {
+		t.Errorf("event counted %v up, %v down; the server's wire %v", closed.BytesUp, closed.BytesDown, wire)
 	}
-	if hs := ev.all(t, "handshake"); len(hs) != 0 {
+	if hs := ev.handshakes(t); len(hs) != 0 {
 		t.Errorf("%d handshake events with parsing off", len(hs))
 	}
 	if got := scrape(t, s, "certlens_tunnels_spliced_total"); got != 2 {

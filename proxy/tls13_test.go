@@ -42,24 +42,24 @@ func TestE2ETLS13Inferred(t *testing.T) {
 	padded := serve(peertest.OpenSSLServerConfig{ClientCAs: []*pkitest.Cert{k.clientCA}, Verify: 1, Extra: []string{"-record_padding", "256"}})
 
 	t.Run("curl sends a certificate", func(t *testing.T) {
-		before := len(k.ev.forTarget(t, "handshake", three))
+		before := len(k.ev.handshakesFor(t, three))
 		if status, body := k.curl(t, "https://"+three+"/", k.client); status != 200 || !strings.Contains(body, "s_server") {
 			t.Fatalf("status %d body %q", status, body)
 		}
 		expectInferred(t, inferredAnswers(t, k.next(t, three, before))[0], "yes", "yes", "ok")
 	})
 	t.Run("curl sends none", func(t *testing.T) {
-		before := len(k.ev.forTarget(t, "handshake", three))
+		before := len(k.ev.handshakesFor(t, three))
 		k.curl(t, "https://"+three+"/", nil)
 		h := inferredAnswers(t, k.next(t, three, before))[0]
 		expectInferred(t, h, "yes", "no", "403.7", "client-cert-not-sent")
 		// The request's size bounds the issuer list: three DNs fit in it.
-		if n, _ := field(h, "inferred", "cert_request_bytes").(float64); int(n) < pkitest.IssuerListSize([]*pkitest.Cert{k.other1, k.clientCA, k.other2}) {
-			t.Errorf("inferred cert_request_bytes %v cannot hold the three DNs", n)
+		if h.Inferred == nil || h.Inferred.CertRequestBytes < pkitest.IssuerListSize([]*pkitest.Cert{k.other1, k.clientCA, k.other2}) {
+			t.Errorf("inferred %+v: cert_request_bytes cannot hold the three DNs", h.Inferred)
 		}
 	})
 	t.Run("Chromium sends its certificate when the list names its CA", func(t *testing.T) {
-		before := len(k.ev.forTarget(t, "handshake", three))
+		before := len(k.ev.handshakesFor(t, three))
 		if dom := k.chromium(t, "https://"+three+"/", k.client); strings.Contains(dom, "no client certificate available") {
 			t.Errorf("s_server's page says no certificate came:\n%s", dom)
 		}
@@ -92,9 +92,9 @@ func TestE2ETLS13Inferred(t *testing.T) {
 			t.Fatalf("s_client: %v\n%s", err, out)
 		}
 		h := k.next(t, padded, 0)[0]
-		if h["visibility"] != "encrypted" || h["inferred"] != nil || h["verdict"] != "unknown" || h["verdict_certain"] != false {
-			t.Errorf("visibility %v inferred %v verdict %v certain %v, want encrypted, nothing inferred, unknown",
-				h["visibility"], h["inferred"], h["verdict"], h["verdict_certain"])
+		if h.Visibility != "encrypted" || h.Inferred != nil || h.Verdict != "unknown" || h.VerdictCertain {
+			t.Errorf("visibility %v inferred %+v verdict %v certain %v, want encrypted, nothing inferred, unknown",
+				h.Visibility, h.Inferred, h.Verdict, h.VerdictCertain)
 		}
 		expect(t, h, nil, "unknown", "tls13-hidden-handshake")
 	})
@@ -121,24 +121,24 @@ func TestE2EApacheTLS13LateCert(t *testing.T) {
 			t.Errorf("Apache's page does not say it could not ask:\n%s", dom)
 		}
 		for _, h := range inferredAnswers(t, withList.next(t, addr, 0)) {
-			if field(h, "client_hello", "post_handshake_auth") != false {
-				t.Errorf("conn %v: Chromium offered post-handshake auth?", h["conn_id"])
+			if h.ClientHello == nil || h.ClientHello.PostHandshakeAuth {
+				t.Errorf("conn %v: Chromium offered post-handshake auth? client_hello %+v", h.ConnID, h.ClientHello)
 			}
 			expectInferred(t, h, "no", "no", "500.0", "tls13-late-client-cert")
 		}
 	})
 	t.Run("curl offers post-handshake auth: not late", func(t *testing.T) {
-		before := len(withList.ev.forTarget(t, "handshake", addr))
+		before := len(withList.ev.handshakesFor(t, addr))
 		status, body := withList.curl(t, url, k.client)
 		if status != 200 || !strings.Contains(body, "verify=SUCCESS") {
 			t.Errorf("got %d %q", status, body)
 		}
 		for _, h := range inferredAnswers(t, withList.next(t, addr, before)) {
-			if field(h, "client_hello", "post_handshake_auth") != true {
-				t.Errorf("conn %v: curl did not offer post-handshake auth", h["conn_id"])
+			if h.ClientHello == nil || !h.ClientHello.PostHandshakeAuth {
+				t.Errorf("conn %v: curl did not offer post-handshake auth", h.ConnID)
 			}
 			if ids := findingIDs(h); slices.Contains(ids, "tls13-late-client-cert") {
-				t.Errorf("conn %v: findings %v", h["conn_id"], ids)
+				t.Errorf("conn %v: findings %v", h.ConnID, ids)
 			}
 		}
 	})
@@ -147,7 +147,7 @@ func TestE2EApacheTLS13LateCert(t *testing.T) {
 		for _, h := range inferredAnswers(t, k.next(t, addr, 0)) {
 			expectInferred(t, h, "no", "no", "ok")
 			if ids := findingIDs(h); len(ids) != 0 {
-				t.Errorf("conn %v: findings %v without evidence", h["conn_id"], ids)
+				t.Errorf("conn %v: findings %v without evidence", h.ConnID, ids)
 			}
 		}
 	})
@@ -175,7 +175,7 @@ func TestE2EApachePostHandshakeDecrypted(t *testing.T) {
 		{"curl has none", nil, false, "handshake_failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(ev.forTarget(t, "handshake", addr))
+			before := len(ev.handshakesFor(t, addr))
 			args := []string{"--cacert", k.serverCAFile, "-w", "\n%{http_code}"}
 			if tc.cert != nil {
 				c, key := tc.cert.WriteFiles(t, t.TempDir(), "client")
@@ -184,20 +184,20 @@ func TestE2EApachePostHandshakeDecrypted(t *testing.T) {
 			out, stderr, _ := runCurlEnv(t, []string{"SSLKEYLOGFILE=" + keylogPath},
 				append([]string{"-sS", "--noproxy", "", "-x", "http://" + proxyAddr}, append(args, "https://"+addr+peertest.ApacheSecurePath)...)...)
 			t.Logf("curl: %q %s", out, stderr)
-			var pha map[string]any
+			var pha *event.Handshake
 			for _, h := range dec.next(t, addr, before) {
-				if h["phase"] == "post_handshake" {
+				if h.Phase == "post_handshake" {
 					pha = h
-				} else if h["visibility"] != "decrypted" || h["cert_request"] != nil {
-					t.Errorf("initial handshake: visibility %v, cert_request %v", h["visibility"], h["cert_request"])
+				} else if h.Visibility != "decrypted" || h.CertRequest != nil {
+					t.Errorf("initial handshake: visibility %v, cert_request %+v", h.Visibility, h.CertRequest)
 				}
 			}
 			if pha == nil {
 				t.Fatalf("no post_handshake event; log:\n%s", ev.text())
 			}
-			if pha["visibility"] != "decrypted" || field(pha, "cert_request", "phase") != "post_handshake" ||
-				field(pha, "cert_request", "issuer_count") != float64(1) || field(pha, "client_hello", "post_handshake_auth") != true {
-				t.Errorf("post-handshake event %v", pha)
+			if pha.Visibility != "decrypted" || pha.CertRequest == nil || pha.CertRequest.Phase != "post_handshake" ||
+				pha.CertRequest.IssuerCount != 1 || pha.ClientHello == nil || !pha.ClientHello.PostHandshakeAuth {
+				t.Errorf("post-handshake event %+v: cert_request %+v client_hello %+v", pha, pha.CertRequest, pha.ClientHello)
 			}
 			expect(t, pha, tc.sent, tc.verdict)
 		})
@@ -235,10 +235,10 @@ func TestSidecarDecryptsWithKeylog(t *testing.T) {
 	if err != nil || !strings.Contains(out, "s_server") {
 		t.Fatalf("curl: %v %s", err, stderr)
 	}
-	h := ev.wait(t, "handshake", 1)[0]
-	if h["mode"] != "sidecar" || h["visibility"] != "decrypted" || field(h, "cert_request", "issuer_count") != float64(3) ||
-		field(h, "cert_request", "issuer_bytes") != float64(pkitest.IssuerListSize([]*pkitest.Cert{k.other1, k.clientCA, k.other2})) {
-		t.Errorf("event %v", h)
+	h := ev.waitHandshakes(t, 1)[0]
+	if cr := h.CertRequest; h.Mode != "sidecar" || h.Visibility != "decrypted" || cr == nil || cr.IssuerCount != 3 ||
+		cr.IssuerBytes != pkitest.IssuerListSize([]*pkitest.Cert{k.other1, k.clientCA, k.other2}) {
+		t.Errorf("event %+v: cert_request %+v", h, cr)
 	}
 	expect(t, h, true, "ok")
 }
@@ -269,7 +269,7 @@ func TestObserveResetAfterRequest(t *testing.T) {
 	resetting, answering := serve(true), serve(false)
 	pool := x509.NewCertPool()
 	pool.AddCert(k.serverCA.Cert)
-	get := func(addr string) {
+	request := func(addr string) {
 		c, err := net.Dial("tcp", k.proxy)
 		if err != nil {
 			t.Fatal(err)
@@ -286,17 +286,17 @@ func TestObserveResetAfterRequest(t *testing.T) {
 		fmt.Fprintf(tc, "GET /secure/ HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
 		_, _ = io.ReadAll(tc)
 	}
-	get(resetting)
+	request(resetting)
 	h := k.next(t, resetting, 0)[0]
-	if h["visibility"] != "inferred" || field(h, "inferred", "cert_requested") != "no" {
-		t.Errorf("visibility %v inferred %v", h["visibility"], h["inferred"])
+	if h.Visibility != "inferred" || h.Inferred == nil || h.Inferred.CertRequested != "no" {
+		t.Errorf("visibility %v inferred %+v", h.Visibility, h.Inferred)
 	}
-	if !slices.Contains(findingIDs(h), "tls13-late-client-cert") || h["verdict"] != "500.0" || h["verdict_certain"] != false {
-		t.Errorf("verdict %v certain %v findings %v", h["verdict"], h["verdict_certain"], findingIDs(h))
+	if !slices.Contains(findingIDs(h), "tls13-late-client-cert") || h.Verdict != "500.0" || h.VerdictCertain {
+		t.Errorf("verdict %v certain %v findings %v", h.Verdict, h.VerdictCertain, findingIDs(h))
 	}
-	get(answering)
+	request(answering)
 	h = k.next(t, answering, 0)[0]
-	if ids := findingIDs(h); len(ids) != 0 || h["verdict"] != "ok" {
-		t.Errorf("a server that answers: verdict %v findings %v", h["verdict"], ids)
+	if ids := findingIDs(h); len(ids) != 0 || h.Verdict != "ok" {
+		t.Errorf("a server that answers: verdict %v findings %v", h.Verdict, ids)
 	}
 }

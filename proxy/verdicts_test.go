@@ -1,9 +1,10 @@
 package proxy
 
 // Issue 19's "cases that are wrong today", each against real peers and in
-// every mode that sees it: the verdict certlens writes, on the handshake
-// and on the connection, is what the client really got (its HTTP status,
-// its TLS alert, the server's own log). The invariants over every event
+// every mode of the proxy that sees it (the probe's side of them is in
+// proxy/probe): the verdict certlens writes, on the handshake and on the
+// connection, is what the client really got (its HTTP status, its TLS
+// alert, the server's own log). The invariants over every event
 // (internal/testkit/invariant) hold for these too; these tests say what the
 // answer is, case by case.
 
@@ -24,16 +25,14 @@ import (
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
-	"github.com/certlens/certlens/proxy/probe"
 	"github.com/certlens/certlens/rules"
 )
 
 // findingOf returns the finding id of an event, nil when absent.
-func findingOf(m map[string]any, id string) map[string]any {
-	list, _ := m["findings"].([]any)
-	for _, f := range list {
-		if f, ok := f.(map[string]any); ok && f["id"] == id {
-			return f
+func findingOf(h *event.Handshake, id string) *rules.Finding {
+	for i := range h.Findings {
+		if h.Findings[i].ID == id {
+			return &h.Findings[i]
 		}
 	}
 	return nil
@@ -41,58 +40,59 @@ func findingOf(m map[string]any, id string) map[string]any {
 
 // contradicted checks that finding id is present and predicts nothing,
 // saying why: a higher rank of evidence showed otherwise.
-func contradicted(t *testing.T, m map[string]any, id string) {
+func contradicted(t *testing.T, h *event.Handshake, id string) {
 	t.Helper()
-	f := findingOf(m, id)
+	f := findingOf(h, id)
 	switch {
 	case f == nil:
-		t.Errorf("conn %v: no finding %s among %v", m["conn_id"], id, findingIDs(m))
-	case f["predicts"] != nil || !strings.Contains(fmt.Sprint(f["detail"]), "Not this handshake's outcome"):
-		t.Errorf("conn %v: %s predicts %v: %s", m["conn_id"], id, f["predicts"], f["detail"])
+		t.Errorf("conn %v (%s %s): no finding %s among %v", h.ConnID, h.TLSVersion, h.Phase, id, findingIDs(h))
+	case f.Predicts != rules.VerdictNone || !strings.Contains(f.Detail, "Not this handshake's outcome"):
+		t.Errorf("conn %v (%s %s): %s predicts %q: %s", h.ConnID, h.TLSVersion, h.Phase, id, f.Predicts, f.Detail)
 	}
 }
 
-// contradictedEvent is contradicted for an event the probe returned.
-func contradictedEvent(t *testing.T, e *event.Handshake, id string) {
+// verdictIs checks a handshake event's verdict and certainty.
+func verdictIs(t *testing.T, h *event.Handshake, verdict string, certain bool) {
 	t.Helper()
-	for _, f := range e.Findings {
-		if f.ID != id {
-			continue
-		}
-		if f.Predicts != rules.VerdictNone || !strings.Contains(f.Detail, "Not this handshake's outcome") {
-			t.Errorf("%s %s: %s predicts %q: %s", e.TLSVersion, e.Phase, id, f.Predicts, f.Detail)
-		}
-		return
+	if h.Verdict != verdict || h.VerdictCertain != certain {
+		t.Errorf("handshake conn %v: verdict %v certain %v, want %s %v (findings %v)", h.ConnID, h.Verdict, h.VerdictCertain,
+			verdict, certain, findingIDs(h))
 	}
-	t.Errorf("%s %s: no finding %s among %v", e.TLSVersion, e.Phase, id, eventFindings(e))
 }
 
-// verdictIs checks an event's verdict and certainty.
-func verdictIs(t *testing.T, m map[string]any, verdict string, certain bool) {
+// closedVerdictIs checks a connection closed event's verdict and certainty.
+func closedVerdictIs(t *testing.T, c *event.Closed, verdict string, certain bool) {
 	t.Helper()
-	if m["verdict"] != verdict || m["verdict_certain"] != certain {
-		t.Errorf("%v conn %v: verdict %v certain %v, want %s %v (findings %v)", m["msg"], m["conn_id"], m["verdict"], m["verdict_certain"],
-			verdict, certain, findingIDs(m))
+	if c.Verdict != verdict || c.VerdictCertain == nil || *c.VerdictCertain != certain {
+		t.Errorf("connection closed conn %v: verdict %v certain %v, want %s %v", c.ConnID, c.Verdict, fmtCertain(c.VerdictCertain), verdict, certain)
 	}
+}
+
+// fmtCertain prints an optional verdict_certain.
+func fmtCertain(b *bool) string {
+	if b == nil {
+		return "absent"
+	}
+	return fmt.Sprint(*b)
 }
 
 // closedOf returns the "connection closed" event of h's connection.
-func (e *events) closedOf(t *testing.T, h map[string]any) map[string]any {
+func (e *events) closedOf(t *testing.T, h *event.Handshake) *event.Closed {
 	t.Helper()
-	for _, c := range e.all(t, "connection closed") {
-		if c["conn_id"] == h["conn_id"] {
+	for _, c := range e.closed(t) {
+		if c.ConnID == h.ConnID {
 			return c
 		}
 	}
-	t.Fatalf("no connection closed for conn %v; log:\n%s", h["conn_id"], e.text())
+	t.Fatalf("no connection closed for conn %v; log:\n%s", h.ConnID, e.text())
 	return nil
 }
 
 // byConn groups handshake events by connection, in the order logged.
-func byConn(hs []map[string]any) map[any][]map[string]any {
-	out := map[any][]map[string]any{}
+func byConn(hs []*event.Handshake) map[string][]*event.Handshake {
+	out := map[string][]*event.Handshake{}
 	for _, h := range hs {
-		out[h["conn_id"]] = append(out[h["conn_id"]], h)
+		out[h.ConnID] = append(out[h.ConnID], h)
 	}
 	return out
 }
@@ -118,19 +118,20 @@ func (k *icTest) gotPage(t *testing.T, addr, finding string) {
 		t.Fatalf("curl got %d %.100q", status, body)
 	}
 	h := k.ev.settle(t, addr, 1)[0]
-	if field(h, "client_cert", "sent") != true || h["http_status"] != float64(200) {
-		t.Errorf("client_cert %v http_status %v", h["client_cert"], h["http_status"])
+	if h.ClientCert == nil || !h.ClientCert.Sent || h.HTTPStatus != 200 {
+		t.Errorf("client_cert %+v http_status %v", h.ClientCert, h.HTTPStatus)
 	}
 	verdictIs(t, h, "ok", true)
 	contradicted(t, h, finding)
-	verdictIs(t, k.ev.closedOf(t, h), "ok", true)
+	closedVerdictIs(t, k.ev.closedOf(t, h), "ok", true)
 }
 
 // TestVerdictLargeIssuerListCertificateSent: a 60 KB issuer list (261
 // CAs) is a warning about SChannel's 16 KB limit, not a 403.7 for a client
-// that sent its certificate and got the page: observe (curl), probe and
-// intercept all say ok, and the finding stays without a prediction.
-// (analyze: internal/capture's live captures, and cmd/certlens.)
+// that sent its certificate and got the page: observe (curl) and intercept
+// say ok, and the finding stays without a prediction. (The probe: proxy/probe's
+// TestProbeVerdictLargeIssuerList; analyze: internal/capture's live captures,
+// and cmd/certlens.)
 func TestVerdictLargeIssuerListCertificateSent(t *testing.T) {
 	k := newE2E(t)
 	many := append(pkitest.ManyCAs(t, 260), k.clientCA)
@@ -142,30 +143,12 @@ func TestVerdictLargeIssuerListCertificateSent(t *testing.T) {
 			t.Fatalf("curl got %d %.100q", status, body)
 		}
 		h := k.next(t, addr, 0)[0]
-		if field(h, "cert_request", "issuer_bytes") != float64(pkitest.IssuerListSize(many)) || field(h, "client_cert", "sent") != true {
-			t.Errorf("cert_request %v client_cert %v", field(h, "cert_request", "issuer_count"), h["client_cert"])
+		if h.CertRequest == nil || h.CertRequest.IssuerBytes != pkitest.IssuerListSize(many) || h.ClientCert == nil || !h.ClientCert.Sent {
+			t.Errorf("cert_request %+v client_cert %+v", h.CertRequest, h.ClientCert)
 		}
 		verdictIs(t, h, "ok", true)
 		contradicted(t, h, "issuer-list-too-large")
-		verdictIs(t, k.ev.closedOf(t, h), "ok", true)
-	})
-
-	t.Run("probe", func(t *testing.T) {
-		alice := k.client.TLSCertificate()
-		pool := x509.NewCertPool()
-		pool.AddCert(k.serverCA.Cert)
-		a := runProbe(t, addr, probe.Config{Versions: []uint16{tls.VersionTLS12}, Certificate: &alice, RootCAs: pool})[0]
-		if a.Err != nil || a.HTTP == nil || a.HTTP.Status != 200 || len(a.Events) != 1 {
-			t.Fatalf("err %v http %+v events %d", a.Err, a.HTTP, len(a.Events))
-		}
-		e := a.Events[0]
-		if e.ClientCert == nil || !e.ClientCert.Sent || e.Verdict != "ok" || !e.VerdictCertain {
-			t.Errorf("client_cert %+v verdict %s certain %v findings %v", e.ClientCert, e.Verdict, e.VerdictCertain, eventFindings(e))
-		}
-		contradictedEvent(t, e, "issuer-list-too-large")
-		if a.Closed.Verdict != "ok" || a.Closed.VerdictCertain == nil || !*a.Closed.VerdictCertain {
-			t.Errorf("connection verdict %s %v", a.Closed.Verdict, a.Closed.VerdictCertain)
-		}
+		closedVerdictIs(t, k.ev.closedOf(t, h), "ok", true)
 	})
 
 	t.Run("intercept", func(t *testing.T) {
@@ -179,8 +162,9 @@ func TestVerdictLargeIssuerListCertificateSent(t *testing.T) {
 // TestVerdictHTTP200AfterCertificateIISWouldRefuse: openssl s_server
 // -verify 1 answers 200 whatever certificate comes. IIS would refuse one
 // without clientAuth in its EKU, or from a CA not in the list (403.16),
-// and the findings say so; but the probe and intercept mode saw the 200,
-// and that is the verdict.
+// and the findings say so; but intercept mode saw the 200 (curl through
+// it), and that is the verdict. (The probe: proxy/probe's
+// TestProbeVerdictHTTP200.)
 func TestVerdictHTTP200AfterCertificateIISWouldRefuse(t *testing.T) {
 	cases := []struct {
 		name, finding string
@@ -200,22 +184,7 @@ func TestVerdictHTTP200AfterCertificateIISWouldRefuse(t *testing.T) {
 			})
 			addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: k.server, ClientCAs: []*pkitest.Cert{k.clientCA}, Verify: 1, WWW: true})
 
-			t.Run("probe, TLS 1.3 and 1.2", func(t *testing.T) {
-				c := cert.TLSCertificate()
-				for _, a := range runProbe(t, addr, probe.Config{Certificate: &c}) {
-					if a.Err != nil || a.HTTP == nil || a.HTTP.Status != 200 || len(a.Events) != 1 {
-						t.Fatalf("%x: err %v http %+v events %d", a.Version, a.Err, a.HTTP, len(a.Events))
-					}
-					e := a.Events[0]
-					if e.Verdict != "ok" || !e.VerdictCertain || e.HTTPStatus != 200 {
-						t.Errorf("%s: verdict %s certain %v http %d findings %v", e.TLSVersion, e.Verdict, e.VerdictCertain, e.HTTPStatus, eventFindings(e))
-					}
-					contradictedEvent(t, e, tc.finding)
-				}
-			})
-			t.Run("intercept, curl", func(t *testing.T) {
-				k.gotPage(t, addr, tc.finding)
-			})
+			k.gotPage(t, addr, tc.finding)
 		})
 	}
 }
@@ -247,19 +216,19 @@ func TestVerdictTLS13ResumptionDecrypted(t *testing.T) {
 	}
 	hs := ev.settle(t, addr, 2)
 	resumed := hs[1]
-	if first["visibility"] != "decrypted" || first["cert_request"] == nil || field(first, "client_cert", "sent") != true {
-		t.Errorf("first connection: visibility %v cert_request %v client_cert %v", first["visibility"], first["cert_request"], first["client_cert"])
+	if first.Visibility != "decrypted" || first.CertRequest == nil || first.ClientCert == nil || !first.ClientCert.Sent {
+		t.Errorf("first connection: visibility %v cert_request %+v client_cert %+v", first.Visibility, first.CertRequest, first.ClientCert)
 	}
 	verdictIs(t, first, "ok", true)
-	if resumed["visibility"] != "decrypted" || resumed["cert_request"] != nil || resumed["client_cert"] != nil {
-		t.Errorf("resumption: visibility %v cert_request %v client_cert %v", resumed["visibility"], resumed["cert_request"], resumed["client_cert"])
+	if resumed.Visibility != "decrypted" || resumed.CertRequest != nil || resumed.ClientCert != nil {
+		t.Errorf("resumption: visibility %v cert_request %+v client_cert %+v", resumed.Visibility, resumed.CertRequest, resumed.ClientCert)
 	}
 	late := findingOf(resumed, "tls13-late-client-cert")
-	if late == nil || late["severity"] != "info" || late["predicts"] != nil || !strings.Contains(fmt.Sprint(late["summary"]), "earlier session") {
-		t.Errorf("tls13-late-client-cert on the resumption: %v", late)
+	if late == nil || late.Severity != "info" || late.Predicts != rules.VerdictNone || !strings.Contains(late.Summary, "earlier session") {
+		t.Errorf("tls13-late-client-cert on the resumption: %+v", late)
 	}
 	verdictIs(t, resumed, "ok", true)
-	verdictIs(t, ev.closedOf(t, resumed), "ok", true)
+	closedVerdictIs(t, ev.closedOf(t, resumed), "ok", true)
 }
 
 // TestVerdictApacheRenegotiationConnection: Apache asks for /secure/'s
@@ -277,9 +246,9 @@ func TestVerdictApacheRenegotiationConnection(t *testing.T) {
 		out, stderr string
 		err         error
 	}
-	get := func(t *testing.T, cert *pkitest.Cert) (run curlRun, init, reneg, closed map[string]any) {
+	fetch := func(t *testing.T, cert *pkitest.Cert) (run curlRun, init, reneg *event.Handshake, closed *event.Closed) {
 		t.Helper()
-		before := len(ev.forTarget(t, "handshake", addr))
+		before := len(ev.handshakesFor(t, addr))
 		args := []string{"-sS", "--noproxy", "", "-x", "http://" + proxyAddr, "--cacert", k.serverCAFile, "-w", "\n%{http_code}"}
 		if cert != nil {
 			c, key := cert.WriteFiles(t, t.TempDir(), "client")
@@ -296,37 +265,37 @@ func TestVerdictApacheRenegotiationConnection(t *testing.T) {
 			}
 			init, reneg = hs[0], hs[1]
 		}
-		if init["visibility"] != "clear" || init["cert_request"] != nil {
-			t.Errorf("initial handshake: visibility %v cert_request %v", init["visibility"], init["cert_request"])
+		if init.Visibility != "clear" || init.CertRequest != nil {
+			t.Errorf("initial handshake: visibility %v cert_request %+v", init.Visibility, init.CertRequest)
 		}
 		// The request is answered by the renegotiation to come: unknown,
 		// with 403.7 the connection's verdict only if none comes.
 		verdictIs(t, init, "unknown", false)
-		if f := findingOf(init, "cert-request-by-renegotiation"); f == nil || f["predicts"] != "403.7" {
-			t.Errorf("initial handshake: cert-request-by-renegotiation %v", f)
+		if f := findingOf(init, "cert-request-by-renegotiation"); f == nil || f.Predicts != "403.7" {
+			t.Errorf("initial handshake: cert-request-by-renegotiation %+v", f)
 		}
-		if reneg["phase"] != "renegotiation" || reneg["visibility"] != "decrypted" || field(reneg, "cert_request", "issuer_count") != float64(1) {
-			t.Errorf("renegotiation: phase %v visibility %v cert_request %v", reneg["phase"], reneg["visibility"], reneg["cert_request"])
+		if reneg.Phase != "renegotiation" || reneg.Visibility != "decrypted" || reneg.CertRequest == nil || reneg.CertRequest.IssuerCount != 1 {
+			t.Errorf("renegotiation: phase %v visibility %v cert_request %+v", reneg.Phase, reneg.Visibility, reneg.CertRequest)
 		}
 		return run, init, reneg, ev.closedOf(t, reneg)
 	}
 
 	t.Run("curl sends its certificate and gets the page", func(t *testing.T) {
-		run, _, reneg, closed := get(t, k.client)
+		run, _, reneg, closed := fetch(t, k.client)
 		if run.err != nil || !strings.HasSuffix(run.out, "\n200") || !strings.Contains(run.out, "verify=SUCCESS") {
 			t.Fatalf("curl: %v %q %s", run.err, run.out, run.stderr)
 		}
-		if field(reneg, "client_cert", "sent") != true {
-			t.Errorf("renegotiation client_cert %v", reneg["client_cert"])
+		if reneg.ClientCert == nil || !reneg.ClientCert.Sent {
+			t.Errorf("renegotiation client_cert %+v", reneg.ClientCert)
 		}
 		verdictIs(t, reneg, "ok", true)
-		verdictIs(t, closed, "ok", true)
+		closedVerdictIs(t, closed, "ok", true)
 	})
 
 	t.Run("curl has no certificate", func(t *testing.T) {
-		run, _, reneg, closed := get(t, nil)
-		if field(reneg, "client_cert", "sent") != false {
-			t.Errorf("renegotiation client_cert %v", reneg["client_cert"])
+		run, _, reneg, closed := fetch(t, nil)
+		if reneg.ClientCert == nil || reneg.ClientCert.Sent {
+			t.Errorf("renegotiation client_cert %+v", reneg.ClientCert)
 		}
 		// Apache ends the renegotiation with a fatal alert, which curl
 		// reports; a 403 would be 403.7.
@@ -339,9 +308,9 @@ func TestVerdictApacheRenegotiationConnection(t *testing.T) {
 		default:
 			t.Fatalf("curl got neither an alert nor a 403: %v %q %s", run.err, run.out, run.stderr)
 		}
-		t.Logf("curl: %v %s; renegotiation alerts %v", run.err, strings.TrimSpace(run.stderr), reneg["alerts"])
+		t.Logf("curl: %v %s; renegotiation alerts %v", run.err, strings.TrimSpace(run.stderr), reneg.Alerts)
 		verdictIs(t, reneg, want, true)
-		verdictIs(t, closed, want, true)
+		closedVerdictIs(t, closed, want, true)
 	})
 }
 
@@ -375,21 +344,21 @@ func TestVerdictEmptyCertificateAuthorities(t *testing.T) {
 			t.Fatalf("Go's client: %v, want it to refuse the request (decode_error)", err)
 		}
 		h := ev.settle(t, addr, 1)[0]
-		if h["visibility"] != "decrypted" || field(h, "cert_request", "issuer_count") != float64(0) {
-			t.Errorf("visibility %v cert_request %v", h["visibility"], h["cert_request"])
+		if h.Visibility != "decrypted" || h.CertRequest == nil || h.CertRequest.IssuerCount != 0 {
+			t.Errorf("visibility %v cert_request %+v", h.Visibility, h.CertRequest)
 		}
-		if fmt.Sprint(h["alerts"]) != "[map[description:decode_error from:client level:fatal]]" {
-			t.Errorf("alerts %v, want the client's decode_error", h["alerts"])
+		if want := []event.Alert{{From: "client", Level: "fatal", Description: "decode_error"}}; !slices.Equal(h.Alerts, want) {
+			t.Errorf("alerts %v, want the client's decode_error", h.Alerts)
 		}
 		if ids := findingIDs(h); !slices.Contains(ids, "cert-request-malformed") || slices.Contains(ids, "client-abandoned-after-request") {
 			t.Errorf("findings %v", ids)
 		}
 		verdictIs(t, h, "handshake_failed", true)
-		verdictIs(t, ev.closedOf(t, h), "handshake_failed", true)
+		closedVerdictIs(t, ev.closedOf(t, h), "handshake_failed", true)
 	})
 
 	t.Run("curl answers and gets the page", func(t *testing.T) {
-		before := len(ev.forTarget(t, "handshake", addr))
+		before := len(ev.handshakesFor(t, addr))
 		c, key := k.client.WriteFiles(t, t.TempDir(), "client")
 		out, stderr, err := runCurlEnv(t, []string{"SSLKEYLOGFILE=" + keylogPath}, "-sS", "--noproxy", "", "-x", "http://"+proxyAddr,
 			"--cacert", k.serverCAFile, "--cert", c, "--key", key, "https://"+addr+"/")
@@ -397,11 +366,11 @@ func TestVerdictEmptyCertificateAuthorities(t *testing.T) {
 			t.Fatalf("curl: %v %s", err, stderr)
 		}
 		h := ev.settle(t, addr, before+1)[before]
-		if h["visibility"] != "decrypted" || field(h, "client_cert", "sent") != true || !slices.Contains(findingIDs(h), "cert-request-malformed") {
-			t.Errorf("visibility %v client_cert %v findings %v", h["visibility"], h["client_cert"], findingIDs(h))
+		if h.Visibility != "decrypted" || h.ClientCert == nil || !h.ClientCert.Sent || !slices.Contains(findingIDs(h), "cert-request-malformed") {
+			t.Errorf("visibility %v client_cert %+v findings %v", h.Visibility, h.ClientCert, findingIDs(h))
 		}
 		verdictIs(t, h, "ok", true)
-		verdictIs(t, ev.closedOf(t, h), "ok", true)
+		closedVerdictIs(t, ev.closedOf(t, h), "ok", true)
 	})
 }
 
@@ -454,15 +423,15 @@ func TestVerdictClientStartedRenegotiation(t *testing.T) {
 			}
 			hs := tc.ev.settle(t, addr, 2)
 			reneg := hs[len(hs)-1]
-			if reneg["phase"] != "renegotiation" || reneg["visibility"] != tc.vis || reneg["cert_request"] != nil {
-				t.Fatalf("renegotiation: phase %v visibility %v cert_request %v", reneg["phase"], reneg["visibility"], reneg["cert_request"])
+			if reneg.Phase != "renegotiation" || reneg.Visibility != tc.vis || reneg.CertRequest != nil {
+				t.Fatalf("renegotiation: phase %v visibility %v cert_request %+v", reneg.Phase, reneg.Visibility, reneg.CertRequest)
 			}
 			f := findingOf(reneg, "cert-request-by-renegotiation")
-			if f == nil || f["summary"] != "The client started a renegotiation on its own" || f["predicts"] != nil {
-				t.Errorf("cert-request-by-renegotiation %v", f)
+			if f == nil || f.Summary != "The client started a renegotiation on its own" || f.Predicts != rules.VerdictNone {
+				t.Errorf("cert-request-by-renegotiation %+v", f)
 			}
 			verdictIs(t, reneg, tc.verdict, tc.certain)
-			verdictIs(t, tc.ev.closedOf(t, reneg), tc.verdict, tc.certain)
+			closedVerdictIs(t, tc.ev.closedOf(t, reneg), tc.verdict, tc.certain)
 		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/invariant"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -138,18 +139,27 @@ func TestAnalyzeJSONLines(t *testing.T) {
 	}
 	var msgs []string
 	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("not JSON: %s", line)
+		l, err := decodeLine([]byte(line))
+		if err != nil {
+			t.Fatalf("%v: %s", err, line)
 		}
-		if _, err := time.Parse(time.RFC3339Nano, m["ts"].(string)); err != nil || m["level"] != "info" {
-			t.Errorf("ts %v, level %v", m["ts"], m["level"])
+		if _, err := time.Parse(time.RFC3339Nano, l.TS); err != nil || l.Level != "info" {
+			t.Errorf("ts %v, level %v", l.TS, l.Level)
 		}
-		pcap, _ := m["pcap"].(map[string]any)
-		if pcap == nil || pcap["stream"] != 0.0 {
-			t.Errorf("pcap %v", m["pcap"])
+		var pcap *event.PCAPRef
+		var connID string
+		switch {
+		case l.Handshake != nil:
+			pcap, connID = l.Handshake.PCAP, l.Handshake.ConnID
+		case l.Closed != nil:
+			pcap, connID = l.Closed.PCAP, l.Closed.ConnID
+		default:
+			t.Fatalf("not an event: %s", line)
 		}
-		msgs = append(msgs, m["msg"].(string)+"/"+strconv.Quote(m["conn_id"].(string)))
+		if pcap == nil || pcap.Stream != 0 {
+			t.Errorf("pcap %+v", pcap)
+		}
+		msgs = append(msgs, l.Msg+"/"+strconv.Quote(connID))
 	}
 	want := []string{`handshake/"tls12-renegotiation-sclient.pcap#0"`, `handshake/"tls12-renegotiation-sclient.pcap#0"`,
 		`connection closed/"tls12-renegotiation-sclient.pcap#0"`, `handshake/"tls13-3ca-curl-cert.pcap#0"`, `connection closed/"tls13-3ca-curl-cert.pcap#0"`}
@@ -159,8 +169,8 @@ func TestAnalyzeJSONLines(t *testing.T) {
 }
 
 // serveEvents starts certlens serve, runs fn with its address, stops it
-// and returns the events it logged, by message.
-func serveEvents(t *testing.T, allowPorts string, fn func(proxy string), extra ...string) []map[string]any {
+// and returns the lines it logged.
+func serveEvents(t *testing.T, allowPorts string, fn func(proxy string), extra ...string) []eventLine {
 	t.Helper()
 	listen := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
 	cmd := exec.Command(binary, append([]string{"serve", "--listen", listen, "--admin-listen=", "--allow-ports", allowPorts}, extra...)...)
@@ -175,7 +185,7 @@ func serveEvents(t *testing.T, allowPorts string, fn func(proxy string), extra .
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	lines := make(chan map[string]any, 1000)
+	lines := make(chan eventLine, 1000)
 	src := invariant.NewSource(t)
 	go func() {
 		defer close(lines)
@@ -183,10 +193,12 @@ func serveEvents(t *testing.T, allowPorts string, fn func(proxy string), extra .
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			src.Line(sc.Bytes())
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				lines <- m
+			l, err := decodeLine(sc.Bytes())
+			if err != nil {
+				t.Errorf("%v: %s", err, sc.Bytes())
+				continue
 			}
+			lines <- l
 		}
 	}()
 	peertest.WaitTCP(t, listen, 10*time.Second)
@@ -194,9 +206,9 @@ func serveEvents(t *testing.T, allowPorts string, fn func(proxy string), extra .
 	// Let the tunnels' last events out, then stop gracefully.
 	time.Sleep(500 * time.Millisecond)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
-	var evs []map[string]any
-	for m := range lines {
-		evs = append(evs, m)
+	var evs []eventLine
+	for l := range lines {
+		evs = append(evs, l)
 	}
 	_ = cmd.Wait()
 	return evs
@@ -263,52 +275,58 @@ func TestAnalyzeMatchesServe(t *testing.T) {
 		capturePath = c.Stop()
 	})
 	stdout, stderr, _ := runIn(t, nil, nil, "analyze", "--json", capturePath)
-	analyzed := map[string][]map[string]any{}
+	analyzed := map[string][]eventLine{}
 	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("analyze line is not JSON: %s (stderr %s)", line, stderr)
+		l, err := decodeLine([]byte(line))
+		if err != nil {
+			t.Fatalf("analyze line: %v: %s (stderr %s)", err, line, stderr)
 		}
-		if m["msg"] == "handshake" {
-			if pcap, _ := m["pcap"].(map[string]any); pcap == nil {
+		if h := l.Handshake; h != nil {
+			if h.PCAP == nil {
 				t.Errorf("no pcap field: %s", line)
 			}
-			analyzed[m["target"].(string)] = append(analyzed[m["target"].(string)], m)
+			analyzed[h.Target] = append(analyzed[h.Target], l)
 		}
 	}
+	// comparable is the line without who logged it, when and where.
+	comparable := func(l eventLine) []byte {
+		h := *l.Handshake
+		h.ConnID, h.Mode, h.ClientAddr, h.PCAP = "", "", "", nil
+		b, _ := json.Marshal(struct {
+			Level string
+			*event.Handshake
+		}{l.Level, &h})
+		return b
+	}
 	compared := 0
-	for _, s := range served {
-		if s["msg"] != "handshake" {
+	for _, sl := range served {
+		s := sl.Handshake
+		if s == nil {
 			continue
 		}
-		as := analyzed[s["target"].(string)]
+		as := analyzed[s.Target]
 		if len(as) != 2 {
-			t.Errorf("analyze has %d handshakes to %s, want 2 (in the tunnel and upstream)", len(as), s["target"])
+			t.Errorf("analyze has %d handshakes to %s, want 2 (in the tunnel and upstream)", len(as), s.Target)
 			continue
 		}
 		inTunnel := 0
 		for _, a := range as {
-			if a["client_addr"] == s["client_addr"] {
+			if a.Handshake.ClientAddr == s.ClientAddr {
 				inTunnel++
 				// What serve's own CONNECT front door carried.
-				if a["app_protocol"] != "http-connect" {
-					t.Errorf("the tunnelled handshake to %s has app_protocol %v, want http-connect", s["target"], a["app_protocol"])
+				if a.Handshake.AppProtocol != "http-connect" {
+					t.Errorf("the tunnelled handshake to %s has app_protocol %v, want http-connect", s.Target, a.Handshake.AppProtocol)
 				}
-				delete(a, "app_protocol")
+				a.Handshake.AppProtocol = ""
 			}
 		}
 		if inTunnel != 1 {
-			t.Errorf("%d of the analyzed handshakes to %s come from serve's client %s, want 1", inTunnel, s["target"], s["client_addr"])
+			t.Errorf("%d of the analyzed handshakes to %s come from serve's client %s, want 1", inTunnel, s.Target, s.ClientAddr)
 		}
-		for _, m := range append([]map[string]any{s}, as...) {
-			for _, k := range []string{"ts", "conn_id", "mode", "client_addr", "pcap"} {
-				delete(m, k)
-			}
-		}
-		sb, _ := json.Marshal(s)
+		sb := comparable(sl)
 		for _, a := range as {
-			if ab, _ := json.Marshal(a); !bytes.Equal(sb, ab) {
-				t.Errorf("to %s:\nserve   %s\nanalyze %s", s["target"], sb, ab)
+			if ab := comparable(a); !bytes.Equal(sb, ab) {
+				t.Errorf("to %s:\nserve   %s\nanalyze %s", s.Target, sb, ab)
 			}
 		}
 		compared++

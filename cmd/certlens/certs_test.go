@@ -16,6 +16,7 @@ import (
 
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
+	"github.com/certlens/certlens/rules"
 )
 
 // certsFixture is an NSS database, built with NSS's own certutil and
@@ -215,26 +216,24 @@ func TestCertsMatchChromium(t *testing.T) {
 			})
 			requests, sent := 0, map[string]bool{}
 			for _, e := range events {
-				if e["msg"] != "handshake" || e["cert_request"] == nil {
+				h := e.Handshake
+				if h == nil || h.CertRequest == nil {
 					continue
 				}
 				requests++
-				cc, _ := e["client_cert"].(map[string]any)
-				chain, _ := cc["chain"].([]any)
-				if len(chain) > 0 {
-					leaf := chain[0].(map[string]any)
-					sent[leaf["sha256"].(string)] = true
-					t.Logf("Chromium sent %s", leaf["subject"])
+				if h.ClientCert != nil && len(h.ClientCert.Chain) > 0 {
+					leaf := h.ClientCert.Chain[0]
+					sent[leaf.SHA256] = true
+					t.Logf("Chromium sent %s", leaf.Subject)
 				}
 			}
 			if requests == 0 {
-				t.Fatalf("no handshake with a certificate request through certlens: %v", events)
+				t.Fatalf("no handshake with a certificate request through certlens: %d lines", len(events))
 			}
 			// certlens's own log of that request gives the same answer.
 			var log strings.Builder
 			for _, e := range events {
-				line, _ := json.Marshal(e)
-				log.Write(append(line, '\n'))
+				log.Write(append(e.Raw, '\n'))
 			}
 			logPath := filepath.Join(t.TempDir(), "handshakes.jsonl")
 			if err := os.WriteFile(logPath, []byte(log.String()), 0o600); err != nil {
@@ -281,22 +280,24 @@ func TestServeExpectCertStore(t *testing.T) {
 			events := serveEvents(t, port, func(proxy string) {
 				_, _ = peertest.OpenSSLClient(t, peertest.OpenSSLClientConfig{Connect: addr, Proxy: proxy, TLS12: true})
 			}, "--expect-cert", "store:nss:"+f.db)
-			var found []map[string]any
+			var found []rules.Finding
 			for _, e := range events {
-				fs, _ := e["findings"].([]any)
-				for _, x := range fs {
-					if m := x.(map[string]any); m["id"] == "expected-cert-not-selectable" {
-						found = append(found, m)
+				if e.Handshake == nil {
+					continue
+				}
+				for _, x := range e.Handshake.Findings {
+					if x.ID == "expected-cert-not-selectable" {
+						found = append(found, x)
 					}
 				}
 			}
 			if len(found) != 1 {
-				t.Fatalf("%d expected-cert-not-selectable findings, want one for the store: %v", len(found), found)
+				t.Fatalf("%d expected-cert-not-selectable findings, want one for the store: %+v", len(found), found)
 			}
-			summary, detail := found[0]["summary"].(string), found[0]["detail"].(string)
+			summary, detail := found[0].Summary, found[0].Detail
 			if !strings.Contains(summary, tc.summary) || !strings.Contains(summary, "nss:"+f.db) || !strings.Contains(detail, tc.detail) ||
-				found[0]["severity"] != tc.severities {
-				t.Errorf("finding %v\nwant summary %q naming the store, detail %q, severity %s", found[0], tc.summary, tc.detail, tc.severities)
+				string(found[0].Severity) != tc.severities {
+				t.Errorf("finding %+v\nwant summary %q naming the store, detail %q, severity %s", found[0], tc.summary, tc.detail, tc.severities)
 			}
 		})
 	}

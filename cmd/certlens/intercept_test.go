@@ -3,10 +3,10 @@ package main
 import (
 	"crypto/x509"
 	"encoding/pem"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -82,12 +82,12 @@ func TestServeIntercept(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "s_server") {
 		t.Fatalf("curl: %v\n%s", err, out)
 	}
-	hs := sp.next("handshake")
+	hs := sp.nextHandshake()
 	// s_server only asks (-verify): the 200 that answers the empty
 	// certificate shows the site accepts requests without one.
-	if hs["mode"] != "intercept" || hs["http_status"] != float64(200) || hs["verdict"] != "ok" || hs["tls_version"] != "TLS 1.2" ||
-		!strings.Contains(fmt.Sprint(hs["findings"]), "client-cert-not-sent") {
-		t.Errorf("handshake event %v", hs)
+	if hs.Mode != "intercept" || hs.HTTPStatus != 200 || hs.Verdict != "ok" || hs.TLSVersion != "TLS 1.2" ||
+		!slices.Contains(findingIDs(hs), "client-cert-not-sent") {
+		t.Errorf("handshake event %+v", hs)
 	}
 	data, _ := os.ReadFile(keylog)
 	if n := strings.Count(string(data), "CLIENT_HANDSHAKE_TRAFFIC_SECRET") + strings.Count(string(data), "CLIENT_RANDOM"); n < 2 {

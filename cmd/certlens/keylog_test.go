@@ -1,16 +1,16 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
 	"github.com/certlens/certlens/internal/testkit/transcript"
@@ -31,12 +31,12 @@ func TestAnalyzeDecryptKeylog(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
-		h := firstEvent(t, stdout, "handshake")
-		if h["visibility"] != tc.visibility || !strings.Contains(findingIDs(h), tc.finding) {
-			t.Errorf("%s: visibility %v, findings %s", tc.keylog, h["visibility"], findingIDs(h))
+		h := firstHandshake(t, stdout)
+		if h.Visibility != tc.visibility || tc.finding != "" && !slices.Contains(findingIDs(h), tc.finding) {
+			t.Errorf("%s: visibility %v, findings %v", tc.keylog, h.Visibility, findingIDs(h))
 		}
-		if cr, _ := h["cert_request"].(map[string]any); tc.visibility == "decrypted" && (cr == nil || cr["issuer_count"] != 3.0) {
-			t.Errorf("%s: cert_request %v", tc.keylog, cr)
+		if cr := h.CertRequest; tc.visibility == "decrypted" && (cr == nil || cr.IssuerCount != 3) {
+			t.Errorf("%s: cert_request %+v", tc.keylog, cr)
 		}
 	}
 	if _, stderr, code := runIn(t, nil, nil, "analyze", pcap, "--decrypt-keylog", filepath.Join(t.TempDir(), "absent")); code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
@@ -44,28 +44,20 @@ func TestAnalyzeDecryptKeylog(t *testing.T) {
 	}
 }
 
-func firstEvent(t *testing.T, out, msg string) map[string]any {
+// firstHandshake is the first handshake event of JSON lines output.
+func firstHandshake(t *testing.T, out string) *event.Handshake {
 	t.Helper()
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
-			return m
+		l, err := decodeLine([]byte(line))
+		if err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		if l.Handshake != nil {
+			return l.Handshake
 		}
 	}
-	t.Fatalf("no %q event in %s", msg, out)
+	t.Fatalf("no handshake event in %s", out)
 	return nil
-}
-
-// findingIDs are the ids of a serve event's findings, joined.
-func findingIDs(h map[string]any) string {
-	var out []string
-	list, _ := h["findings"].([]any)
-	for _, f := range list {
-		if m, ok := f.(map[string]any); ok {
-			out = append(out, fmt.Sprint(m["id"]))
-		}
-	}
-	return strings.Join(out, ",")
 }
 
 // TestServeDecryptsWithClientKeylog: real clients writing real key logs
@@ -133,28 +125,24 @@ func TestServeDecryptsWithClientKeylog(t *testing.T) {
 
 	type seen struct {
 		phase, visibility, verdict string
-		issuers, issuerBytes       float64
+		issuers, issuerBytes       int
 		sent                       bool
 	}
 	var got []seen
 	abandoned := 0
-	for _, e := range events {
-		if e["msg"] != "handshake" {
+	for _, l := range events {
+		e := l.Handshake
+		if e == nil || e.CertRequest == nil {
 			continue
 		}
-		cr, _ := e["cert_request"].(map[string]any)
-		if cr == nil {
-			continue
-		}
-		cc, _ := e["client_cert"].(map[string]any)
-		s := seen{phase: cr["phase"].(string), visibility: e["visibility"].(string), verdict: e["verdict"].(string),
-			issuers: cr["issuer_count"].(float64), issuerBytes: cr["issuer_bytes"].(float64)}
-		if cc != nil {
-			s.sent, _ = cc["sent"].(bool)
+		cr := e.CertRequest
+		s := seen{phase: cr.Phase, visibility: e.Visibility, verdict: e.Verdict, issuers: cr.IssuerCount, issuerBytes: cr.IssuerBytes}
+		if e.ClientCert != nil {
+			s.sent = e.ClientCert.Sent
 		}
 		got = append(got, s)
-		t.Logf("%s %s: %s %s, %v DNs (%v bytes), cert sent %v, verdict %s, findings %s", e["target"], e["tls_version"], s.phase, s.visibility, s.issuers, s.issuerBytes, s.sent, s.verdict, findingIDs(e))
-		if strings.Contains(findingIDs(e), "client-abandoned-after-request") {
+		t.Logf("%s %s: %s %s, %v DNs (%v bytes), cert sent %v, verdict %s, findings %v", e.Target, e.TLSVersion, s.phase, s.visibility, s.issuers, s.issuerBytes, s.sent, s.verdict, findingIDs(e))
+		if slices.Contains(findingIDs(e), "client-abandoned-after-request") {
 			// Chromium drops the connection that brought the request and
 			// comes back with the certificate the policy selected.
 			abandoned++
@@ -164,13 +152,13 @@ func TestServeDecryptsWithClientKeylog(t *testing.T) {
 			continue
 		}
 		if s.visibility != "decrypted" || s.issuers != 3 {
-			t.Errorf("%s: %+v; want decrypted with the 3-CA list", e["target"], s)
+			t.Errorf("%s: %+v; want decrypted with the 3-CA list", e.Target, s)
 		}
 		switch {
-		case e["target"] == apache && s.phase != "renegotiation":
+		case e.Target == apache && s.phase != "renegotiation":
 			t.Errorf("Apache's request came in phase %s", s.phase)
 		case s.sent && s.verdict != "ok", !s.sent && s.verdict != "403.7":
-			t.Errorf("%s: cert sent %v, verdict %s", e["target"], s.sent, s.verdict)
+			t.Errorf("%s: cert sent %v, verdict %s", e.Target, s.sent, s.verdict)
 		}
 	}
 	want := 3 // curl with and without a certificate, Apache's renegotiation
@@ -187,7 +175,7 @@ func TestServeDecryptsWithClientKeylog(t *testing.T) {
 		t.Errorf("tshark decrypted %d certificate requests, want %d", len(sums), 2*len(got))
 	}
 	for _, s := range sums {
-		if s.Count != 3 || float64(s.DNamesLen) != got[0].issuerBytes {
+		if s.Count != 3 || s.DNamesLen != got[0].issuerBytes {
 			t.Errorf("tshark: %d DNs, dnames_len %d; certlens: 3 DNs, %v bytes", s.Count, s.DNamesLen, got[0].issuerBytes)
 		}
 	}
@@ -242,27 +230,27 @@ func TestServeKeylogRace(t *testing.T) {
 		neverClose = time.Now()
 		_ = p.Interrupt(5 * time.Second)
 	}, "--config", cfgPath, "--decrypt-keylog", followed)
-	var hs []map[string]any
+	var hs []eventLine
 	for _, e := range events {
-		if e["msg"] == "handshake" {
+		if e.Handshake != nil {
 			hs = append(hs, e)
 		}
 	}
 	if len(hs) != 2 {
 		for _, e := range events {
-			t.Log(e)
+			t.Logf("%+v", e)
 		}
 		t.Fatalf("%d handshake events, want 2", len(hs))
 	}
-	if cr, _ := hs[0]["cert_request"].(map[string]any); hs[0]["visibility"] != "decrypted" || cr == nil || cr["issuer_count"] != 1.0 {
-		t.Errorf("late key lines: visibility %v, cert_request %v", hs[0]["visibility"], cr)
+	if h := hs[0].Handshake; h.Visibility != "decrypted" || h.CertRequest == nil || h.CertRequest.IssuerCount != 1 {
+		t.Errorf("late key lines: visibility %v, cert_request %+v", h.Visibility, h.CertRequest)
 	}
-	if !strings.Contains(findingIDs(hs[1]), "keylog-secret-missing") || hs[1]["visibility"] == "decrypted" {
-		t.Errorf("missing key lines: visibility %v, findings %s", hs[1]["visibility"], findingIDs(hs[1]))
+	if h := hs[1].Handshake; !slices.Contains(findingIDs(h), "keylog-secret-missing") || h.Visibility == "decrypted" {
+		t.Errorf("missing key lines: visibility %v, findings %v", h.Visibility, findingIDs(h))
 	}
 	// Reported after the wait, while the connection was still open: not
 	// held until it closed.
-	ts, err := time.Parse(time.RFC3339Nano, hs[1]["ts"].(string))
+	ts, err := time.Parse(time.RFC3339Nano, hs[1].TS)
 	if err != nil || ts.Sub(neverStart) < 3*time.Second || ts.After(neverClose) {
 		t.Errorf("missing key lines reported %v after the connection began (closed after %v), want 3s..", ts.Sub(neverStart), neverClose.Sub(neverStart))
 	}

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/invariant"
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
@@ -132,13 +133,13 @@ func TestServeEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("curl: %v\n%s", err, out)
 	}
-	hs := next("handshake")
-	if hs["verdict"] != "403.7" || hs["tls_version"] != "TLS 1.2" || hs["target"] != addr {
-		t.Errorf("handshake event %v", hs)
+	hs := sp.nextHandshake()
+	if hs.Verdict != "403.7" || hs.TLSVersion != "TLS 1.2" || hs.Target != addr {
+		t.Errorf("handshake event %+v", hs)
 	}
-	closed := next("connection closed")
-	if closed["conn_id"] != hs["conn_id"] {
-		t.Errorf("conn_id %v vs %v", closed["conn_id"], hs["conn_id"])
+	closed := sp.nextClosed()
+	if closed.ConnID != hs.ConnID {
+		t.Errorf("conn_id %v vs %v", closed.ConnID, hs.ConnID)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -157,7 +158,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Errorf("log file mode %o, want 600", perm)
 	}
 	data, _ := os.ReadFile(logFile)
-	if !strings.Contains(string(data), `"msg":"handshake"`) || !strings.Contains(string(data), hs["conn_id"].(string)) {
+	if !strings.Contains(string(data), `"msg":"handshake"`) || !strings.Contains(string(data), hs.ConnID) {
 		t.Errorf("log file lacks the handshake event:\n%s", data)
 	}
 }
@@ -187,7 +188,7 @@ func TestConsoleFormat(t *testing.T) {
 type serveProc struct {
 	cmd    *exec.Cmd
 	stderr *strings.Builder
-	lines  chan map[string]any
+	lines  chan []byte
 	t      *testing.T
 }
 
@@ -206,7 +207,7 @@ func startServeEnv(t *testing.T, env []string, args ...string) *serveProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp := &serveProc{cmd: cmd, stderr: &strings.Builder{}, lines: make(chan map[string]any, 100), t: t}
+	sp := &serveProc{cmd: cmd, stderr: &strings.Builder{}, lines: make(chan []byte, 100), t: t}
 	cmd.Stderr = sp.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -219,35 +220,60 @@ func startServeEnv(t *testing.T, env []string, args ...string) *serveProc {
 		sc.Buffer(nil, 4<<20)
 		for sc.Scan() {
 			src.Line(sc.Bytes())
-			var m map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			if !json.Valid(sc.Bytes()) {
 				t.Errorf("stdout line is not JSON: %s", sc.Bytes())
 				continue
 			}
-			sp.lines <- m
+			sp.lines <- append([]byte(nil), sc.Bytes()...)
 		}
 		close(sp.lines)
 	}()
 	return sp
 }
 
-// next returns the next event with msg, skipping others.
-func (sp *serveProc) next(msg string) map[string]any {
+// nextLine returns the next line with msg, decoded, skipping others.
+func (sp *serveProc) nextLine(msg string) eventLine {
 	sp.t.Helper()
 	timeout := time.After(15 * time.Second)
 	for {
 		select {
-		case m, ok := <-sp.lines:
+		case raw, ok := <-sp.lines:
 			if !ok {
 				sp.t.Fatalf("certlens exited before %q; stderr: %s", msg, sp.stderr.String())
 			}
-			if m["msg"] == msg {
-				return m
+			l, err := decodeLine(raw)
+			if err != nil {
+				sp.t.Fatalf("%v: %s", err, raw)
+			}
+			if l.Msg == msg {
+				return l
 			}
 		case <-timeout:
 			sp.t.Fatalf("no %q event; stderr: %s", msg, sp.stderr.String())
 		}
 	}
+}
+
+// next returns the next line with msg, for lines no event type describes
+// ("listening", "config reloaded", ...).
+func (sp *serveProc) next(msg string) map[string]any {
+	sp.t.Helper()
+	if msg == "handshake" || msg == "connection closed" {
+		sp.t.Fatalf("%s events have a type: read them with nextHandshake or nextClosed", msg)
+	}
+	return sp.nextLine(msg).fields(sp.t)
+}
+
+// nextHandshake returns the next handshake event.
+func (sp *serveProc) nextHandshake() *event.Handshake {
+	sp.t.Helper()
+	return sp.nextLine("handshake").Handshake
+}
+
+// nextClosed returns the next connection closed event.
+func (sp *serveProc) nextClosed() *event.Closed {
+	sp.t.Helper()
+	return sp.nextLine("connection closed").Closed
 }
 
 // TestPasswdThenServeWithAuth: the hash certlens passwd prints is what
@@ -318,7 +344,7 @@ func TestLogFileUnwritable(t *testing.T) {
 		if string(out) != "ping\n" {
 			t.Fatalf("tunnel %d echoed %q", i, out)
 		}
-		sp.next("connection closed")
+		sp.nextClosed()
 	}
 	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {

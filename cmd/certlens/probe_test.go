@@ -60,14 +60,6 @@ func (e *probeEnv) openssl(t *testing.T, cas []*pkitest.Cert, extra ...string) s
 	return addr
 }
 
-// eventLine is one line of --json output, decoded into the event type its
-// msg names.
-type eventLine struct {
-	Level, Msg string
-	Handshake  *event.Handshake // msg "handshake"
-	Closed     *event.Closed    // msg "connection closed"
-}
-
 // jsonLines parses --json output, failing on any line that is not an event
 // of the schema: a handshake or connection closed event (internal/event)
 // after level, ts and msg, with no field the schema lacks.
@@ -85,7 +77,7 @@ func jsonLines(t *testing.T, out string) []eventLine {
 			Msg   string    `json:"msg"`
 		}
 		var strict any
-		ev := eventLine{Msg: fmt.Sprint(m["msg"]), Level: fmt.Sprint(m["level"])}
+		ev := eventLine{Msg: fmt.Sprint(m["msg"]), Level: fmt.Sprint(m["level"]), TS: fmt.Sprint(m["ts"])}
 		switch m["msg"] {
 		case "handshake":
 			h := &struct {
@@ -113,26 +105,6 @@ func jsonLines(t *testing.T, out string) []eventLine {
 		evs = append(evs, ev)
 	}
 	return evs
-}
-
-func get(m map[string]any, path ...string) any {
-	var v any = m
-	for _, p := range path {
-		mm, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = mm[p]
-	}
-	return v
-}
-
-func ids(h *event.Handshake) []string {
-	var out []string
-	for _, f := range h.Findings {
-		out = append(out, f.ID)
-	}
-	return out
 }
 
 var (
@@ -278,8 +250,8 @@ func TestProbeCertificates(t *testing.T) {
 			if tc.key && (len(h.ClientCert.Chain) == 0 || h.ClientCert.Chain[0].Subject != c.Cert.Subject.String()) {
 				t.Errorf("chain %+v", h.ClientCert.Chain)
 			}
-			if tc.finding != "" && !slices.Contains(ids(h), tc.finding) {
-				t.Errorf("%s did not fire: %v", tc.finding, ids(h))
+			if tc.finding != "" && !slices.Contains(findingIDs(h), tc.finding) {
+				t.Errorf("%s did not fire: %v", tc.finding, findingIDs(h))
 			}
 			if closed.ConnID != "probe-1" || closed.Handshakes != 1 || closed.BytesDown < 500 {
 				t.Errorf("closed %+v", closed)
@@ -407,7 +379,8 @@ func TestProbeApache(t *testing.T) {
 // the same TLS 1.2 issuer list from its side of the tunnel.
 func TestProbeThroughServe(t *testing.T) {
 	e := newProbeEnv(t)
-	addr := e.openssl(t, []*pkitest.Cert{e.other1, e.clientCA, e.other2})
+	cas := []*pkitest.Cert{e.other1, e.clientCA, e.other2}
+	addr := e.openssl(t, cas)
 	listen := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
 	sp := startServe(t, "serve", "--listen", listen, "--admin-listen=", "--allow-ports", portOf(t, addr))
 	peertest.WaitTCP(t, listen, 10*time.Second)
@@ -415,15 +388,19 @@ func TestProbeThroughServe(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	ours := jsonLines(t, stdout)[0].Handshake
-	theirs := sp.next("handshake")
-	if ours == nil || ours.CertRequest == nil {
-		t.Fatalf("probe: %+v", ours)
+	evs := jsonLines(t, stdout)
+	if len(evs) != 2 || evs[0].Handshake == nil || evs[0].Handshake.CertRequest == nil || evs[1].Closed == nil {
+		t.Fatalf("probe: want a handshake with a request and the connection closed, got %+v", evs)
 	}
-	for k, v := range map[string]int{"issuer_count": ours.CertRequest.IssuerCount, "issuer_bytes": ours.CertRequest.IssuerBytes} {
-		if get(theirs, "cert_request", k) != float64(v) {
-			t.Errorf("%s: probe %v, serve %v", k, v, get(theirs, "cert_request", k))
-		}
+	ours, closed := evs[0].Handshake.CertRequest, evs[1].Closed
+	if ours.IssuerCount != len(cas) || ours.IssuerBytes != pkitest.IssuerListSize(cas) {
+		t.Errorf("the probe read %d DNs, %d bytes; want %d, %d", ours.IssuerCount, ours.IssuerBytes, len(cas), pkitest.IssuerListSize(cas))
+	}
+	if closed.BytesUp == 0 || closed.BytesDown == 0 {
+		t.Errorf("probe's connection closed %+v", closed)
+	}
+	if cr := sp.nextHandshake().CertRequest; cr == nil || cr.IssuerCount != ours.IssuerCount || cr.IssuerBytes != ours.IssuerBytes {
+		t.Errorf("cert_request: probe %+v, serve %+v", ours, cr)
 	}
 }
 

@@ -105,9 +105,9 @@ func TestSidecarModeBinary(t *testing.T) {
 		t.Errorf("echo through the sidecar: %q %v", buf, err)
 	}
 	c.Close()
-	closed := sp.next("connection closed")
-	if closed["mode"] != "sidecar" || closed["target"] != up.Addr().String() || !strings.Contains(fmt.Sprint(closed["not_tls"]), "ping") {
-		t.Errorf("closed %v", closed)
+	closed := sp.nextClosed()
+	if closed.Mode != "sidecar" || closed.Target != up.Addr().String() || !strings.Contains(closed.NotTLS, "ping") {
+		t.Errorf("closed %+v", closed)
 	}
 	resp, err := (&netHTTP{}).get("http://" + admin + "/readyz")
 	if err != nil || !strings.Contains(resp, "ready") {
@@ -176,7 +176,7 @@ func TestReloadAppliesOrNamesEveryChange(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("idle tunnel closed after %s; the reloaded tunnel.idle_timeout is 300ms", took)
 	}
-	if closed := sp.next("connection closed"); closed["reason"] != "idle timeout" {
+	if closed := sp.nextClosed(); closed.Reason != "idle timeout" {
 		t.Errorf("connection closed %v", closed)
 	}
 }

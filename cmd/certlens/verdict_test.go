@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,20 +55,21 @@ func TestServeConnectionVerdict(t *testing.T) {
 			case !tc.cert && (err == nil || !strings.Contains(string(out), "alert handshake failure")):
 				t.Fatalf("curl without a certificate: %v, want Apache's alert\n%s", err, out)
 			}
-			init, reneg, closed := sp.next("handshake"), sp.next("handshake"), sp.next("connection closed")
-			if init["conn_id"] != reneg["conn_id"] || reneg["conn_id"] != closed["conn_id"] {
-				t.Fatalf("conn_ids %v %v %v", init["conn_id"], reneg["conn_id"], closed["conn_id"])
+			init, reneg, closed := sp.nextHandshake(), sp.nextHandshake(), sp.nextClosed()
+			if init.ConnID != reneg.ConnID || reneg.ConnID != closed.ConnID {
+				t.Fatalf("conn_ids %v %v %v", init.ConnID, reneg.ConnID, closed.ConnID)
 			}
-			if init["verdict"] != "unknown" || !strings.Contains(findingIDs(init), "cert-request-by-renegotiation") {
-				t.Errorf("initial handshake: verdict %v findings %s", init["verdict"], findingIDs(init))
+			if init.Verdict != "unknown" || !slices.Contains(findingIDs(init), "cert-request-by-renegotiation") {
+				t.Errorf("initial handshake: verdict %v findings %v", init.Verdict, findingIDs(init))
 			}
-			if reneg["phase"] != "renegotiation" || reneg["visibility"] != "decrypted" || get(reneg, "client_cert", "sent") != tc.cert {
-				t.Errorf("renegotiation: phase %v visibility %v client_cert %v", reneg["phase"], reneg["visibility"], reneg["client_cert"])
+			if reneg.Phase != "renegotiation" || reneg.Visibility != "decrypted" || reneg.ClientCert == nil || reneg.ClientCert.Sent != tc.cert {
+				t.Errorf("renegotiation: phase %v visibility %v client_cert %+v", reneg.Phase, reneg.Visibility, reneg.ClientCert)
 			}
-			for _, e := range []map[string]any{reneg, closed} {
-				if e["verdict"] != tc.verdict || e["verdict_certain"] != true {
-					t.Errorf("%v: verdict %v certain %v, want %s for sure", e["msg"], e["verdict"], e["verdict_certain"], tc.verdict)
-				}
+			if reneg.Verdict != tc.verdict || !reneg.VerdictCertain {
+				t.Errorf("handshake: verdict %v certain %v, want %s for sure", reneg.Verdict, reneg.VerdictCertain, tc.verdict)
+			}
+			if closed.Verdict != tc.verdict || closed.VerdictCertain == nil || !*closed.VerdictCertain {
+				t.Errorf("connection closed: verdict %v certain %v, want %s for sure", closed.Verdict, closed.VerdictCertain, tc.verdict)
 			}
 		})
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
 	"github.com/certlens/certlens/internal/testkit/transcript"
+	"github.com/certlens/certlens/rules"
 )
 
 type probeFixture struct {
@@ -243,6 +244,85 @@ func TestProbeApacheRenegotiation(t *testing.T) {
 			t.Errorf("verdict %s certain %v findings %v", e.Verdict, e.VerdictCertain, eventFindings(e))
 		}
 	})
+}
+
+// contradicted checks that finding id is present and predicts nothing,
+// saying why: the HTTP answer the probe got outranks it.
+func contradicted(t *testing.T, e *event.Handshake, id string) {
+	t.Helper()
+	for _, f := range e.Findings {
+		if f.ID != id {
+			continue
+		}
+		if f.Predicts != rules.VerdictNone || !strings.Contains(f.Detail, "Not this handshake's outcome") {
+			t.Errorf("%s %s: %s predicts %q: %s", e.TLSVersion, e.Phase, id, f.Predicts, f.Detail)
+		}
+		return
+	}
+	t.Errorf("%s %s: no finding %s among %v", e.TLSVersion, e.Phase, id, eventFindings(e))
+}
+
+// TestProbeVerdictLargeIssuerList: the probe's side of issue 19's case in
+// proxy's TestVerdictLargeIssuerListCertificateSent. A 60 KB issuer list
+// (261 CAs) is a warning about SChannel's 16 KB limit, not a 403.7 for a
+// client that sent its certificate and got the page: ok, certain, and the
+// finding stays without a prediction.
+func TestProbeVerdictLargeIssuerList(t *testing.T) {
+	f := newProbeFixture(t)
+	many := append(pkitest.ManyCAs(t, 260), f.clientCA)
+	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: f.serverCA.NewServer(t, "127.0.0.1"), ClientCAs: many,
+		Verify: 1, TLS12: true, WWW: true})
+	alice := f.clientCA.NewClient(t, "alice@probe.test").TLSCertificate()
+	pool := x509.NewCertPool()
+	pool.AddCert(f.serverCA.Cert)
+	a := runProbe(t, addr, Config{Versions: []uint16{tls.VersionTLS12}, Certificate: &alice, RootCAs: pool})[0]
+	if a.Err != nil || a.HTTP == nil || a.HTTP.Status != 200 || len(a.Events) != 1 {
+		t.Fatalf("err %v http %+v events %d", a.Err, a.HTTP, len(a.Events))
+	}
+	e := a.Events[0]
+	if e.CertRequest == nil || e.CertRequest.IssuerBytes != pkitest.IssuerListSize(many) {
+		t.Errorf("cert_request %+v, want %d bytes", e.CertRequest, pkitest.IssuerListSize(many))
+	}
+	if e.ClientCert == nil || !e.ClientCert.Sent || e.Verdict != "ok" || !e.VerdictCertain {
+		t.Errorf("client_cert %+v verdict %s certain %v findings %v", e.ClientCert, e.Verdict, e.VerdictCertain, eventFindings(e))
+	}
+	contradicted(t, e, "issuer-list-too-large")
+	if a.Closed.Verdict != "ok" || a.Closed.VerdictCertain == nil || !*a.Closed.VerdictCertain {
+		t.Errorf("connection verdict %s %v", a.Closed.Verdict, a.Closed.VerdictCertain)
+	}
+}
+
+// TestProbeVerdictHTTP200: the probe's side of proxy's
+// TestVerdictHTTP200AfterCertificateIISWouldRefuse. openssl s_server
+// -verify 1 answers 200 whatever certificate comes. IIS would refuse one
+// without clientAuth in its EKU, or from a CA not in the list (403.16),
+// and the findings say so; but the probe saw the 200, over TLS 1.3 and
+// 1.2, and that is the verdict.
+func TestProbeVerdictHTTP200(t *testing.T) {
+	f := newProbeFixture(t)
+	addr, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{Cert: f.serverCA.NewServer(t, "127.0.0.1"),
+		ClientCAs: []*pkitest.Cert{f.clientCA}, Verify: 1, WWW: true})
+	for _, tc := range []struct {
+		name, finding string
+		cert          *pkitest.Cert
+	}{
+		{"EKU without clientAuth", "client-cert-ext-key-usage", f.clientCA.NewClient(t, "eku@probe.test", pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))},
+		{"issuer not listed", "client-cert-issuer-not-listed", f.other1.NewClient(t, "eve@probe.test")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cert.TLSCertificate()
+			for _, a := range runProbe(t, addr, Config{Certificate: &c}) {
+				if a.Err != nil || a.HTTP == nil || a.HTTP.Status != 200 || len(a.Events) != 1 {
+					t.Fatalf("%x: err %v http %+v events %d", a.Version, a.Err, a.HTTP, len(a.Events))
+				}
+				e := a.Events[0]
+				if e.Verdict != "ok" || !e.VerdictCertain || e.HTTPStatus != 200 {
+					t.Errorf("%s: verdict %s certain %v http %d findings %v", e.TLSVersion, e.Verdict, e.VerdictCertain, e.HTTPStatus, eventFindings(e))
+				}
+				contradicted(t, e, tc.finding)
+			}
+		})
+	}
 }
 
 // TestProbeNginx: nginx asks in the initial handshake; what it answers

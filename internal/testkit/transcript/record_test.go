@@ -108,7 +108,7 @@ var scenarios = []scenario{
 // under version control; without, it records into a temp dir, so that a
 // new peer version that changes what the goldens rest on is seen in CI:
 //
-//	go test ./internal/transcript -run TestRecordGolden -record
+//	go test ./internal/testkit/transcript -run TestRecordGolden -record
 func TestRecordGolden(t *testing.T) {
 	for _, bin := range []string{"openssl", "curl", "tshark"} {
 		peertest.Require(t, bin)
