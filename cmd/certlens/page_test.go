@@ -120,7 +120,7 @@ func TestPageLive(t *testing.T) {
 	p.curl(t, proxyAddr, plainTarget, nil)
 	b.waitFor(`document.querySelectorAll('#rows tr').length === 3`, 15*time.Second)
 	for range 3 {
-		sp.next("handshake")
+		sp.nextHandshake()
 	}
 
 	// Newest first: the plain server's row on top.
@@ -218,7 +218,7 @@ func TestPageLive(t *testing.T) {
 	// Paused, a new request does not move the list; resumed, it appears.
 	b.run(chromedp.Click(chromedp.CSS(`#pause`)))
 	p.curl(t, proxyAddr, plainTarget, nil)
-	sp.next("handshake")
+	sp.nextHandshake()
 	b.waitFor(`document.getElementById('counts').textContent.includes('paused, 1 new')`, 10*time.Second)
 	if n := b.rowCount(); n != 3 {
 		t.Errorf("paused list has %d rows, want 3", n)
@@ -230,7 +230,7 @@ func TestPageLive(t *testing.T) {
 
 	// TLS 1.3: what observe mode infers from record sizes, with the sizes.
 	p.curlTLS(t, "1.3", proxyAddr, bigTarget, p.alice)
-	sp.next("handshake")
+	sp.nextHandshake()
 	b.waitFor(`document.querySelectorAll('#rows tr').length === 5`, 10*time.Second)
 	b.run(chromedp.Click(chromedp.CSS(`#rows tr:nth-child(1)`)))
 	b.waitFor(`document.getElementById('detail').innerText.includes('Certificate request (inferred)')`, 5*time.Second)
@@ -331,8 +331,11 @@ func TestPageXSS(t *testing.T) {
 	b.run(chromedp.Navigate(pageURL))
 	b.waitFor(`document.getElementById('status').textContent === 'live'`, 20*time.Second)
 	p.curl(t, proxyAddr, "localhost:"+strconv.Itoa(peertest.Port(t, srv)), mallory)
-	hs := sp.next("handshake")
-	issuers := stringsOf(get(hs, "cert_request", "issuers"))
+	hs := sp.nextHandshake()
+	if hs.CertRequest == nil {
+		t.Fatal("the handshake event has no cert_request")
+	}
+	issuers := hs.CertRequest.Issuers
 	if len(issuers) != 2 || !strings.Contains(issuers[0], "script") {
 		t.Fatalf("event's issuers %q, want the evil CA's DN first", issuers)
 	}
@@ -344,16 +347,6 @@ func TestPageXSS(t *testing.T) {
 		t.Errorf("%d issuers highlighted, want the evil CA's", hits)
 	}
 	b.noErrors()
-}
-
-func stringsOf(v any) []string {
-	var out []string
-	l, _ := v.([]any)
-	for _, x := range l {
-		s, _ := x.(string)
-		out = append(out, s)
-	}
-	return out
 }
 
 // TestPageOffAndGuarded: --ui=false leaves / a 404 and the listening
