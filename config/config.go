@@ -25,6 +25,7 @@ type Config struct {
 	AllowHTTPPorts PortSet `key:"allow_http_ports"`
 	AdminListen    string  `key:"admin_listen"` // "" turns the admin server off
 	AdminPprof     bool    `key:"admin_pprof"`  // /debug/pprof/ on the admin server
+	AdminUI        bool    `key:"admin_ui"`     // the live page at the admin server's /
 	// PACHosts are host patterns /proxy.pac sends through certlens, with
 	// rules.client_cert_hosts; every other host goes DIRECT.
 	PACHosts  []string  `key:"pac_hosts"`
@@ -168,6 +169,7 @@ var keys = []key{
 	{name: "allow_http_ports", def: "80,8080", flag: "allow-http-ports", reload: Live},
 	{name: "admin_listen", def: "127.0.0.1:9090", flag: "admin-listen", reload: Restart},
 	{name: "admin_pprof", def: false, flag: "pprof", reload: Restart},
+	{name: "admin_ui", def: true, flag: "ui", reload: Restart},
 	{name: "pac_hosts", def: []string{}, flag: "pac-host", reload: Live},
 	{name: "keylog", def: "", flag: "keylog", reload: Restart},
 	{name: "decrypt.keylog_file", def: "", flag: "decrypt-keylog", reload: Restart},

@@ -44,6 +44,8 @@ func AddServeFlags(fs *pflag.FlagSet) {
 	strs("deny-host", "CONNECT target host pattern the proxy refuses, before --allow-host; repeat for several")
 	pp := flagKey("pprof")
 	fs.Bool("pprof", pp.def.(bool), "serve Go's profiler (net/http/pprof) under /debug/pprof/ on the admin server; it shows goroutine stacks and memory, keep the admin server on loopback "+keyRef(pp.name))
+	ui := flagKey("ui")
+	fs.Bool("ui", ui.def.(bool), "serve the live page (handshakes as they happen, issuer lists, chains) at the admin server's / ; --ui=false turns it off "+keyRef(ui.name))
 	mc := flagKey("max-conns")
 	fs.Int("max-conns", mc.def.(int), "client connections held at once; more are answered 503 "+keyRef(mc.name))
 

@@ -295,6 +295,7 @@ func (l *loader) decode() *Config {
 		AllowHTTPPorts: l.ports("allow_http_ports"),
 		AdminListen:    l.str("admin_listen"),
 		AdminPprof:     l.bool("admin_pprof"),
+		AdminUI:        l.bool("admin_ui"),
 		PACHosts:       l.patterns("pac_hosts"),
 		Keylog:         l.str("keylog"),
 		Decrypt: Decrypt{

@@ -83,6 +83,7 @@ func wantDefaults(t *testing.T) *Config {
 		AllowPorts:     mustPorts(t, "443,4443,8443"),
 		AllowHTTPPorts: mustPorts(t, "80,8080"),
 		AdminListen:    "127.0.0.1:9090",
+		AdminUI:        true,
 		Decrypt:        Decrypt{MaxSecrets: 100000, Wait: time.Second},
 		Rules:          Rules{IssuerListWarnBytes: 12288, IssuerListErrorBytes: 16384},
 		Tunnel: Tunnel{
@@ -214,6 +215,14 @@ func TestPrecedence(t *testing.T) {
 			file:    layer{yaml: "admin_pprof: true", want: "true"},
 			env:     layer{env: "false", want: "false"},
 			flagged: layer{flag: "--pprof", want: "true"},
+		},
+		{
+			key:     "admin_ui",
+			get:     func(c *Config) string { return strconv.FormatBool(c.AdminUI) },
+			def:     "true",
+			file:    layer{yaml: "admin_ui: false", want: "false"},
+			env:     layer{env: "false", want: "false"},
+			flagged: layer{flag: "--ui=false", want: "false"},
 		},
 		{
 			key:     "tunnel.parse",

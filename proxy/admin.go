@@ -6,7 +6,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/certlens/certlens/internal/event"
 )
@@ -47,7 +51,70 @@ func (s *Server) AdminHandler() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
+	if s.opts.Page != nil {
+		mux.Handle("/", s.pageGuard(s.opts.Page))
+	}
 	return mux
+}
+
+// pageGuard applies the proxy's access rules to the live page when the
+// admin server listens beyond loopback: it shows every client's targets
+// and certificates, so with no rule at all (a sidecar may run without)
+// it is not served there. On loopback it refuses a Host that is not
+// loopback, so that a web site cannot rebind its own name to 127.0.0.1
+// and read the page from the user's browser.
+func (s *Server) pageGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		if local != nil && isLoopback(local.String()) {
+			if !loopbackHost(r.Host) {
+				http.Error(w, "certlens: the page answers to a loopback address or localhost only (Host "+r.Host+")", http.StatusMisdirectedRequest)
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		if acc := s.dyn.Load().Access; len(acc.Users) == 0 && len(acc.AllowClients) == 0 {
+			http.Error(w, "certlens: the page is served beyond loopback only with access.users or access.allow_clients set; "+
+				"set one, or open it on the machine itself through an admin_listen on 127.0.0.1", http.StatusForbidden)
+			return
+		}
+		if !s.clientAllowed(r.RemoteAddr) {
+			http.Error(w, "certlens: client "+r.RemoteAddr+" is not in access.allow_clients", http.StatusForbidden)
+			return
+		}
+		if why := s.checkBasic(r, "Authorization"); why != "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="certlens", charset="UTF-8"`)
+			http.Error(w, "certlens: "+why+"; sign in as one of access.users", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// pageField is the page's URL for the listening event, or nothing.
+func (s *Server) pageField() zap.Field {
+	if s.opts.PageURL == "" {
+		return zap.Skip()
+	}
+	return zap.String("page", s.opts.PageURL)
+}
+
+func isLoopback(hostport string) bool {
+	ap, err := netip.ParseAddrPort(hostport)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // ServeAdmin runs the admin server on ln until ctx ends.

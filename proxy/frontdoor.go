@@ -68,16 +68,9 @@ func (l *guardListener) Accept() (net.Conn, error) {
 // admit returns why c may not come in (and the HTTP status that says so),
 // or "". A connection admitted counts against MaxConns until it closes.
 func (l *guardListener) admit(c net.Conn) (reason string, status int) {
-	if allow := l.s.dyn.Load().Access.AllowClients; len(allow) > 0 {
-		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
-		ok := false
-		for _, p := range allow {
-			ok = ok || err == nil && p.Contains(ap.Addr().Unmap())
-		}
-		if !ok {
-			l.s.metrics.refused.WithLabelValues("client_not_allowed").Inc()
-			return fmt.Sprintf("client %s is not in access.allow_clients", c.RemoteAddr()), http.StatusForbidden
-		}
+	if !l.s.clientAllowed(c.RemoteAddr().String()) {
+		l.s.metrics.refused.WithLabelValues("client_not_allowed").Inc()
+		return fmt.Sprintf("client %s is not in access.allow_clients", c.RemoteAddr()), http.StatusForbidden
 	}
 	n := l.active.Add(1)
 	if max := l.s.opts.Limits.MaxConns; max > 0 && n > int64(max) {
@@ -86,6 +79,21 @@ func (l *guardListener) admit(c net.Conn) (reason string, status int) {
 		return fmt.Sprintf("%d client connections open, limits.max_conns is %d", n-1, max), http.StatusServiceUnavailable
 	}
 	return "", 0
+}
+
+// clientAllowed says whether access.allow_clients lets addr (IP:port) in.
+func (s *Server) clientAllowed(addr string) bool {
+	allow := s.dyn.Load().Access.AllowClients
+	if len(allow) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	for _, p := range allow {
+		if err == nil && p.Contains(ap.Addr().Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *guardListener) refuse(c net.Conn, status int, reason string) {
@@ -203,17 +211,22 @@ func (s *Server) connState(c net.Conn, state http.ConnState) {
 // authorize checks Proxy-Authorization against access.users: it says why
 // the request may not pass, or "".
 func (s *Server) authorize(r *http.Request) string {
+	return s.checkBasic(r, "Proxy-Authorization")
+}
+
+// checkBasic checks the Basic credentials in header against access.users.
+func (s *Server) checkBasic(r *http.Request, header string) string {
 	users := s.dyn.Load().Access.Users
 	if len(users) == 0 {
 		return ""
 	}
-	scheme, creds, _ := strings.Cut(r.Header.Get("Proxy-Authorization"), " ")
+	scheme, creds, _ := strings.Cut(r.Header.Get(header), " ")
 	if !strings.EqualFold(scheme, "Basic") {
-		return "no Proxy-Authorization: Basic header"
+		return "no " + header + ": Basic header"
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(creds))
 	if err != nil {
-		return "Proxy-Authorization is not base64"
+		return header + " is not base64"
 	}
 	name, pass, ok := strings.Cut(string(raw), ":")
 	hash, known := users[name]

@@ -48,7 +48,11 @@ type Options struct {
 	// parsing costs.
 	NoParse bool
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin server.
-	Pprof   bool
+	Pprof bool
+	// Page, when set, is the live page, served at the admin server's root
+	// behind pageGuard; PageURL is where to open it, for the listening event.
+	Page    http.Handler
+	PageURL string
 	Rules   rules.Options
 	Sidecar SidecarOptions
 	Access  Access
@@ -165,6 +169,12 @@ func New(opts Options, log *zap.Logger) *Server {
 	return s
 }
 
+// ExpectedCerts are the certificates the rules expect clients to send,
+// as of the last reload.
+func (s *Server) ExpectedCerts() []rules.ExpectedCert {
+	return s.dyn.Load().Rules.ExpectCerts
+}
+
 // Reload swaps in what a config reload may change; tunnels already open
 // keep relaying, their next events use the new rules.
 func (s *Server) Reload(r Reloadable) {
@@ -189,7 +199,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("mode", string(s.opts.Mode)),
 		zap.String("allow_ports", s.opts.AllowPortsText), zap.Bool("auth", len(s.opts.Access.Users) > 0),
 		zap.Int("allow_clients", len(s.opts.Access.AllowClients)), zap.Int("max_conns", s.opts.Limits.MaxConns),
-		zap.Int("gomaxprocs", runtime.GOMAXPROCS(0)))
+		zap.Int("gomaxprocs", runtime.GOMAXPROCS(0)), s.pageField())
 	err := s.http.Serve(s.guard(ln, true))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

@@ -38,7 +38,7 @@ func (s *Server) serveSidecar(ln net.Listener) error {
 	s.sidecar = ln
 	s.mu.Unlock()
 	s.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("mode", string(s.opts.Mode)),
-		zap.String("upstream", s.opts.Sidecar.Upstream), zap.Int("routes", len(s.opts.Sidecar.Routes)))
+		zap.String("upstream", s.opts.Sidecar.Upstream), zap.Int("routes", len(s.opts.Sidecar.Routes)), s.pageField())
 	for {
 		c, err := ln.Accept()
 		if err != nil {

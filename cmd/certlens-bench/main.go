@@ -6,6 +6,7 @@
 //
 //	go build -o /tmp/certlens ./cmd/certlens
 //	go run ./cmd/certlens-bench -certlens /tmp/certlens -size 1GiB -handshakes 2000 -idle 2000
+//	go run ./cmd/certlens-bench -certlens /tmp/certlens -page 20000   # the live page's cost
 package main
 
 import (
@@ -74,10 +75,18 @@ func main() {
 	seq := flag.Int("seq", 300, "curl: sequential tunnels per path and TLS version (README: 1000)")
 	clients := flag.String("clients", "go,curl,chromium", "comma-separated clients that drive the paths: go (the bench's own Go client, against a Go TLS server), curl (curl against nginx), chromium (headless Chromium against nginx: sequential tunnels only)")
 	relayAddr := flag.String("relay", "", "internal: run the go-relay peer on this address")
+	pageHS := flag.Int("page", 0, "measure only the live page's cost instead: this many TLS 1.2 261-CA handshakes through certlens with the page off, closed, open and stalled (README: 20000)")
 	flag.Parse()
 	if *relayAddr != "" {
 		fmt.Fprintln(os.Stderr, "certlens-bench -relay:", serveRelay(*relayAddr))
 		os.Exit(2)
+	}
+	if *pageHS > 0 {
+		if err := runPage(*certlens, *pageHS); err != nil {
+			fmt.Fprintln(os.Stderr, "certlens-bench:", err)
+			os.Exit(2)
+		}
+		return
 	}
 	if err := run(*certlens, *size, *hs, *idle, *issuerHS, *rate, *only, *rounds, *seq, *clients, *baseline); err != nil {
 		fmt.Fprintln(os.Stderr, "certlens-bench:", err)
@@ -345,8 +354,13 @@ func startProc(name, addr string, cmd *exec.Cmd) (*peer, error) {
 }
 
 func (b *bench) certlens(bin, name string, env []string) (*peer, error) {
+	return b.certlensArgs(bin, name, env, adminArgs())
+}
+
+// certlensArgs is certlens with these admin server flags.
+func (b *bench) certlensArgs(bin, name string, env, admin []string) (*peer, error) {
 	addr := freeAddr()
-	cmd := exec.Command(bin, append([]string{"serve", "--config", "", "--listen", addr, "--allow-ports", "1-65535", "--max-conns", "100000"}, adminArgs()...)...)
+	cmd := exec.Command(bin, append([]string{"serve", "--config", "", "--listen", addr, "--allow-ports", "1-65535", "--max-conns", "100000"}, admin...)...)
 	cmd.Env = append(os.Environ(), env...)
 	// Events are built and written, to a pipe the bench drains (startProc),
 	// as to journald or a terminal: that is the cost users pay.

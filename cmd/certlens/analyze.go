@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"github.com/certlens/certlens/internal/capture"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/report"
+	"github.com/certlens/certlens/internal/report/page"
+	"github.com/certlens/certlens/rules"
 )
 
 func newAnalyzeCmd() *cobra.Command {
@@ -58,6 +61,7 @@ configuration is wrong.`,
 	}
 	fs := cmd.Flags()
 	fs.Bool("json", false, "write the events as JSON lines, those of certlens serve's log (README.md, \"Reading an event\"), instead of a report")
+	fs.String("html", "", "also write the handshakes as one self-contained HTML `FILE` (the live page's views, no network needed) to attach to a ticket")
 	fs.String("filter", "", `analyze only matching connections: host ADDR, port N, net CIDR, sni NAME (or a bare 10.0.0.5, 443, 10.0.0.5:443, *.corp.example), joined with and, or, not, ( )`)
 	fs.String("config", "", `config file (YAML) for the rules.* keys; without it certlens reads ./certlens.yaml or $XDG_CONFIG_HOME/certlens/certlens.yaml if one exists [CERTLENS_CONFIG]`)
 	fs.StringArray("expect-cert", nil, "client certificate file (PEM, DER or PKCS#12 without a password) you expect the client to send, or store:nss[:DIR], store:windows, store:macos for every certificate of a store; findings then say why it was not offered; repeat for several [expect_certs, CERTLENS_EXPECT_CERTS, comma separated]")
@@ -116,6 +120,12 @@ func runAnalyze(cmd *cobra.Command, files []string) error {
 		}
 		sink = &reportSink{opts: report.Options{Color: color, IssuerLimit: cfg.Rules.IssuerListErrorBytes}, out: out}
 	}
+	htmlFile, _ := cmd.Flags().GetString("html")
+	var lines *lineSink
+	if htmlFile != "" {
+		lines = &lineSink{}
+		sink = teeSink{sink, lines}
+	}
 	var inputErrs []error
 	problems := 0
 	for _, name := range files {
@@ -152,6 +162,15 @@ func runAnalyze(cmd *cobra.Command, files []string) error {
 	}
 	if err := out.Flush(); err != nil {
 		return err
+	}
+	if lines != nil {
+		if err := writeHTMLReport(htmlFile, "certlens analyze "+strings.Join(files, " "), lines.events(), expect); err != nil {
+			return exitError{2, err}
+		}
+		fmt.Fprintf(stderr, "certlens: report written to %s\n", htmlFile)
+		if lines.left > 0 {
+			fmt.Fprintf(stderr, "certlens: the report holds the first %d connections; %d more are in the --json output only\n", maxReportConns, lines.left)
+		}
 	}
 	switch {
 	case len(inputErrs) == 1:
@@ -238,6 +257,86 @@ func writeEventLine(w *bufio.Writer, level string, ts time.Time, msg string, v a
 	w.WriteString(`{"level":"` + level + `","ts":"` + ts.UTC().Format("2006-01-02T15:04:05.999999999Z07:00") + `","msg":` + strconv.Quote(msg) + ",")
 	w.Write(b[1:])
 	return w.WriteByte('\n')
+}
+
+// lineSink keeps the JSON lines for an HTML report, the handshakes of
+// the first maxReportConns connections: a report is for a person, and a
+// capture of a busy server would not open in a browser.
+type lineSink struct {
+	buf   bytes.Buffer
+	js    *jsonSink
+	conns map[string]bool // conn_ids kept
+	left  int             // connections left out
+}
+
+const maxReportConns = 20000
+
+func (s *lineSink) event(ev capture.Event) {
+	if s.js == nil {
+		s.js = &jsonSink{w: bufio.NewWriter(&s.buf)}
+		s.conns = map[string]bool{}
+	}
+	var id string
+	if ev.Handshake != nil {
+		id = ev.Handshake.ConnID
+	} else {
+		id = ev.Closed.ConnID
+	}
+	if !s.conns[id] {
+		if len(s.conns) >= maxReportConns {
+			if ev.Handshake == nil {
+				s.left++
+			}
+			return
+		}
+		s.conns[id] = true
+	}
+	s.js.event(ev)
+}
+
+func (s *lineSink) fileStart(string)               {}
+func (s *lineSink) fileDone(string, capture.Stats) {}
+
+// events are the lines written so far.
+func (s *lineSink) events() [][]byte {
+	if s.js != nil {
+		_ = s.js.w.Flush()
+	}
+	all := bytes.TrimSpace(s.buf.Bytes())
+	if len(all) == 0 {
+		return nil
+	}
+	return bytes.Split(all, []byte("\n"))
+}
+
+// teeSink hands every call to both sinks.
+type teeSink [2]analyzeSink
+
+func (t teeSink) fileStart(name string) {
+	t[0].fileStart(name)
+	t[1].fileStart(name)
+}
+
+func (t teeSink) event(ev capture.Event) {
+	t[0].event(ev)
+	t[1].event(ev)
+}
+
+func (t teeSink) fileDone(name string, st capture.Stats) {
+	t[0].fileDone(name, st)
+	t[1].fileDone(name, st)
+}
+
+// writeHTMLReport writes events (JSON lines) as one HTML file.
+func writeHTMLReport(file, title string, events [][]byte, expect []rules.ExpectedCert) error {
+	var b bytes.Buffer
+	if err := page.WriteReport(&b, page.Report{Title: title, Events: events, Written: time.Now(), Expected: page.NewExpected(expect)}); err != nil {
+		return err
+	}
+	if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--html: %w; give a file certlens may write", err)
+	}
+	return nil
 }
 
 func (s *jsonSink) fileStart(string)               {}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
@@ -66,6 +67,7 @@ stderr says what and where).`,
 	}
 	fs := cmd.Flags()
 	fs.Bool("json", false, "write the events as JSON lines (the schema of certlens serve's log) instead of a report")
+	fs.String("html", "", "also write the attempts as one self-contained HTML `FILE` (the live page's views, no network needed) to attach to a ticket")
 	fs.Bool("tls12", false, "probe with TLS 1.2 only")
 	fs.Bool("tls13", false, "probe with TLS 1.3 only")
 	fs.String("proxy", "", "HTTP proxy to CONNECT through, a `URL` such as http://127.0.0.1:8080 (default: HTTPS_PROXY, unless NO_PROXY matches)")
@@ -159,6 +161,18 @@ func runProbe(cmd *cobra.Command, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if file, _ := fs.GetString("html"); file != "" {
+		var b bytes.Buffer
+		w := bufio.NewWriter(&b)
+		if err := writeProbeJSON(w, attempts); err != nil {
+			return err
+		}
+		_ = w.Flush()
+		if err := writeHTMLReport(file, "certlens probe "+target.String(), bytes.Split(bytes.TrimSpace(b.Bytes()), []byte("\n")), expect); err != nil {
+			return exitError{2, err}
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "certlens: report written to %s\n", file)
 	}
 	if file, _ := fs.GetString("issuers-out"); file != "" {
 		if err := writeIssuers(file, target.String(), attempts); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -14,10 +15,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/certlens/certlens/config"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/logging"
+	"github.com/certlens/certlens/internal/report/page"
 	"github.com/certlens/certlens/proxy"
 	"github.com/certlens/certlens/rules"
 )
@@ -50,7 +53,9 @@ certlens relays each connection to --upstream (or a sidecar.routes upstream
 chosen by SNI), with the same events. Nothing to configure in any browser.
 
 The admin server (--admin-listen, default 127.0.0.1:9090) serves /healthz,
-/readyz and Prometheus /metrics.
+/readyz, Prometheus /metrics and, at /, the live page (--ui=false turns it
+off): the latest handshakes as they happen, each with the issuer list the
+server asked with beside the client's chain, findings and verdict.
 
 Settings come, in rising precedence, from defaults, a config file
 (--config, ./certlens.yaml or $XDG_CONFIG_HOME/certlens/certlens.yaml; see
@@ -98,7 +103,15 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 		return err
 	}
 	level := zap.NewAtomicLevel()
-	log, closeLog, err := logging.New(logging.Options{Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File, Atomic: &level})
+	// The page's events come from the log itself: what the page shows is
+	// what the log has, at the log's level.
+	var hub *logging.Hub
+	var cores []zapcore.Core
+	if cfg.AdminUI && cfg.AdminListen != "" {
+		hub = logging.NewHub(logging.DefaultHubSize, logging.DefaultHubBytes)
+		cores = append(cores, hub.Core(level))
+	}
+	log, closeLog, err := logging.New(logging.Options{Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File, Atomic: &level, Cores: cores})
 	if err != nil {
 		// config checked the format, the level and log.file's directory:
 		// what is left is a file certlens may not open.
@@ -128,6 +141,13 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 	}
 	opts := proxyOptions(cfg, expect)
 	opts.Pprof = cfg.AdminPprof
+	// The page asks the server for the expected certificates, which a
+	// reload may change; the server is made below.
+	var srv *proxy.Server
+	if hub != nil {
+		opts.Page = page.Handler(hub, func() []page.Expected { return page.NewExpected(srv.ExpectedCerts()) })
+		opts.PageURL = pageURL(adminLn.Addr())
+	}
 	opts.Decrypt = followKeylog(ctx, cfg, log)
 	if cfg.Mode == config.ModeIntercept {
 		iopts, closeKeylog, ierr := interceptOptions(cfg, log)
@@ -141,10 +161,10 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 		defer closeKeylog.Close()
 		opts.Intercept = iopts
 	}
-	srv := proxy.New(opts, log)
+	srv = proxy.New(opts, log)
 
 	if adminLn != nil {
-		log.Info("admin server listening", zap.String("addr", adminLn.Addr().String()))
+		log.Info("admin server listening", zap.String("addr", adminLn.Addr().String()), zapPage(opts.PageURL))
 		go func() {
 			if err := srv.ServeAdmin(ctx, adminLn); err != nil {
 				log.Error("admin server stopped", zap.Error(err))
@@ -207,6 +227,30 @@ func proxyOptions(cfg *config.Config, expect []rules.ExpectedCert) proxy.Options
 		DenyHosts:  dyn.DenyHosts,
 		PACHosts:   dyn.PACHosts,
 	}
+}
+
+// pageURL is where a browser on this machine opens the page: an address
+// that listens on every interface is reached on loopback.
+func pageURL(a net.Addr) string {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return "http://" + a.String() + "/"
+	}
+	ip := ap.Addr().Unmap()
+	if ip.IsUnspecified() {
+		ip = netip.MustParseAddr("127.0.0.1")
+		if ap.Addr().Is6() && !ap.Addr().Is4In6() {
+			ip = netip.IPv6Loopback()
+		}
+	}
+	return "http://" + netip.AddrPortFrom(ip, ap.Port()).String() + "/"
+}
+
+func zapPage(url string) zap.Field {
+	if url == "" {
+		return zap.Skip()
+	}
+	return zap.String("page", url)
 }
 
 // wrapList joins items with commas into lines of at most width

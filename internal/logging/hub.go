@@ -1,0 +1,180 @@
+package logging
+
+import (
+	"bytes"
+	"sync"
+	"sync/atomic"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// DefaultHubSize is how many events the live page keeps for a browser that
+// opens it late, and DefaultHubBytes how much memory they may take: 2,000
+// events whose issuer lists are 60 KB each would be 120 MB, so with lists
+// that long the ring keeps fewer.
+const (
+	DefaultHubSize  = 2000
+	DefaultHubBytes = 32 << 20
+)
+
+// HubMessages are the events the hub keeps: those the page shows. Other
+// log lines (config warnings, listening) are not published.
+var HubMessages = []string{"handshake", "connection closed"}
+
+// Line is one published event: its JSON line as the log has it, and its
+// place in the stream (1 for the first), which a reconnecting browser
+// hands back as Last-Event-ID.
+type Line struct {
+	ID   uint64
+	JSON []byte
+}
+
+// Hub keeps the most recent events in a bounded ring and hands each new
+// one to its subscribers without ever waiting for them: a subscriber whose
+// buffer is full misses the event, and the miss is counted. The proxy's
+// goroutines publish; a browser on a slow link cannot hold a tunnel.
+type Hub struct {
+	mu       sync.Mutex
+	ring     []Line // ring[(id-1) % len(ring)]
+	first    uint64 // ID of the oldest line kept
+	last     uint64 // ID of the newest line; 0 before the first
+	bytes    int    // of the lines kept
+	maxBytes int
+	subs     map[*Subscription]struct{}
+	evicted  atomic.Uint64
+}
+
+// NewHub returns a hub that keeps the last size events (DefaultHubSize
+// when size <= 0), fewer if they take more than maxBytes
+// (DefaultHubBytes when maxBytes <= 0); the newest is always kept.
+func NewHub(size, maxBytes int) *Hub {
+	if size <= 0 {
+		size = DefaultHubSize
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultHubBytes
+	}
+	return &Hub{ring: make([]Line, size), first: 1, maxBytes: maxBytes, subs: map[*Subscription]struct{}{}}
+}
+
+// Publish keeps a copy of line (without its newline) and offers it to
+// every subscriber.
+func (h *Hub) Publish(line []byte) {
+	l := Line{JSON: append([]byte(nil), bytes.TrimSuffix(line, []byte("\n"))...)}
+	h.mu.Lock()
+	h.last++
+	l.ID = h.last
+	if h.last-h.first == uint64(len(h.ring)) {
+		h.evict() // the slot's own line, the oldest
+	}
+	h.ring[(l.ID-1)%uint64(len(h.ring))] = l
+	h.bytes += len(l.JSON)
+	for h.bytes > h.maxBytes && h.first < h.last {
+		h.evict()
+	}
+	for s := range h.subs {
+		select {
+		case s.ch <- l:
+		default:
+			s.dropped.Add(1)
+		}
+	}
+	h.mu.Unlock()
+}
+
+// evict lets the oldest line go; h.mu is held.
+func (h *Hub) evict() {
+	slot := &h.ring[(h.first-1)%uint64(len(h.ring))]
+	h.bytes -= len(slot.JSON)
+	*slot = Line{}
+	h.first++
+	h.evicted.Add(1)
+}
+
+// Evicted is how many events the ring has let go of to keep its bound.
+func (h *Hub) Evicted() uint64 { return h.evicted.Load() }
+
+// Subscription receives the events published after it began.
+type Subscription struct {
+	hub     *Hub
+	ch      chan Line
+	dropped atomic.Uint64
+}
+
+// subscriberBuffer is how many events a subscriber may fall behind by
+// before it misses some: a burst of handshakes, not a stalled browser.
+const subscriberBuffer = 512
+
+// Subscribe returns the kept events newer than after (oldest first) and a
+// subscription to those that follow, with nothing lost or repeated
+// between the two.
+func (h *Hub) Subscribe(after uint64) ([]Line, *Subscription) {
+	s := &Subscription{hub: h, ch: make(chan Line, subscriberBuffer)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := uint64(len(h.ring))
+	first := max(h.first, after+1)
+	var backlog []Line
+	for id := first; id <= h.last; id++ {
+		backlog = append(backlog, h.ring[(id-1)%n])
+	}
+	h.subs[s] = struct{}{}
+	return backlog, s
+}
+
+// C delivers the events.
+func (s *Subscription) C() <-chan Line { return s.ch }
+
+// Dropped is how many events this subscriber missed because it was behind.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+
+// Close ends the subscription.
+func (s *Subscription) Close() {
+	s.hub.mu.Lock()
+	delete(s.hub.subs, s)
+	s.hub.mu.Unlock()
+}
+
+// Core is a zap core that publishes the page's events (HubMessages) to the
+// hub as the JSON lines the log writes, for logging.Options.Cores.
+func (h *Hub) Core(level zapcore.LevelEnabler) zapcore.Core {
+	return &hubCore{LevelEnabler: level, enc: zapcore.NewJSONEncoder(jsonConfig()), hub: h}
+}
+
+type hubCore struct {
+	zapcore.LevelEnabler
+	enc zapcore.Encoder
+	hub *Hub
+}
+
+func (c *hubCore) With(fields []zapcore.Field) zapcore.Core {
+	enc := c.enc.Clone()
+	for _, f := range fields {
+		f.AddTo(enc)
+	}
+	return &hubCore{LevelEnabler: c.LevelEnabler, enc: enc, hub: c.hub}
+}
+
+func (c *hubCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if !c.Enabled(e.Level) {
+		return ce
+	}
+	for _, m := range HubMessages {
+		if e.Message == m {
+			return ce.AddCore(e, c)
+		}
+	}
+	return ce
+}
+
+func (c *hubCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	buf, err := c.enc.EncodeEntry(e, fields)
+	if err != nil {
+		return err
+	}
+	c.hub.Publish(buf.Bytes())
+	buf.Free()
+	return nil
+}
+
+func (c *hubCore) Sync() error { return nil }
