@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/internal/communityid"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/keylog"
 	"github.com/certlens/certlens/rules"
@@ -363,6 +364,9 @@ func (s *Server) openTunnel(ctx context.Context, meta event.Meta, network, addr 
 		s.log.Warn("connection closed", zap.Inline(c))
 		return nil, err
 	}
+	// Observe and intercept: the browser's leg is a CONNECT on the
+	// proxy's port, usually loopback; the TLS a sensor sees is this one.
+	meta.CommunityID = communityid.FromAddrs(0, c.LocalAddr(), c.RemoteAddr())
 	t := s.newTunnel(meta, secrets)
 	t.attach(c)
 	s.track(t)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/certlens/certlens/internal/communityid"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
@@ -90,8 +91,19 @@ func sidecarEqualsObserve(t *testing.T, p *pki, addr string) {
 	if fmt.Sprint(field(s, "client_cert", "sent")) != "true" || fmt.Sprint(field(s, "client_cert", "chain")) != fmt.Sprint(field(o, "client_cert", "chain")) {
 		t.Errorf("client_cert: sidecar %v, observe %v", s["client_cert"], o["client_cert"])
 	}
-	if c := sev.wait(t, "connection closed", 1)[0]; c["conn_id"] != s["conn_id"] || c["bytes_server_to_client"].(float64) == 0 {
+	c := sev.wait(t, "connection closed", 1)[0]
+	if c["conn_id"] != s["conn_id"] || c["bytes_server_to_client"].(float64) == 0 {
 		t.Errorf("closed %v", c)
+	}
+	// The sidecar's flow is curl's connection to it, which a sensor in
+	// front of the server would hash the same way.
+	want := communityid.FromStrings(0, fmt.Sprint(s["client_addr"]), sidecar)
+	if want == "" || s["community_id"] != want || c["community_id"] != want {
+		t.Errorf("sidecar community_id: handshake %v, closed %v; want %q", s["community_id"], c["community_id"], want)
+	}
+	oc := oev.wait(t, "connection closed", 1)[0]
+	if id, _ := o["community_id"].(string); !strings.HasPrefix(id, "1:") || oc["community_id"] != id || id == want {
+		t.Errorf("observe community_id: handshake %v, closed %v (the upstream leg, not the sidecar's)", o["community_id"], oc["community_id"])
 	}
 }
 

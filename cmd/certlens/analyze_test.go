@@ -299,8 +299,20 @@ func TestAnalyzeMatchesServe(t *testing.T) {
 		if inTunnel != 1 {
 			t.Errorf("%d of the analyzed handshakes to %s come from serve's client %s, want 1", inTunnel, s["target"], s["client_addr"])
 		}
+		// serve's community_id is its own connection to the server's: the
+		// capture holds that flow too, and a sensor's hash of it (analyze's
+		// of the upstream handshake) must be the same, to join the two.
+		joined := 0
+		for _, a := range as {
+			if a["client_addr"] != s["client_addr"] && a["community_id"] == s["community_id"] && s["community_id"] != nil {
+				joined++
+			}
+		}
+		if joined != 1 {
+			t.Errorf("serve's community_id %v is not that of the upstream flow analyze saw", s["community_id"])
+		}
 		for _, m := range append([]map[string]any{s}, as...) {
-			for _, k := range []string{"ts", "conn_id", "mode", "client_addr", "pcap"} {
+			for _, k := range []string{"ts", "conn_id", "mode", "client_addr", "pcap", "community_id"} {
 				delete(m, k)
 			}
 		}
