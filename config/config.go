@@ -45,7 +45,7 @@ type Config struct {
 
 // Log says where and how events are written.
 type Log struct {
-	Format string `key:"log.format"` // json or console
+	Format string `key:"log.format"` // json, console or ecs
 	Level  string `key:"log.level"`  // debug, info, warn or error
 	File   string `key:"log.file"`   // "" means stdout
 }

@@ -27,7 +27,7 @@ func AddServeFlags(fs *pflag.FlagSet) {
 	str("listen", "address the proxy listens on, HOST:PORT; a host other than loopback lets other machines use it")
 	str("mode", "observe (watch TLS handshakes in passing), intercept (terminate TLS with certlens's own CA, to see TLS 1.3, renegotiation and the HTTP status) or sidecar (plain TCP listener in front of --upstream)")
 	str("upstream", "the server's HOST:PORT that sidecar mode forwards every connection to; required in sidecar mode")
-	str("log-format", "log format: json (one JSON line per event, for jq) or console (for humans)")
+	str("log-format", "log format: json (one JSON line per event, for jq), console (for humans) or ecs (Elastic Common Schema JSON lines, for Filebeat/Elastic Agent)")
 	str("log-level", "least severe events written: debug, info, warn or error; handshakes predicting a 403 are warn or error")
 	str("log-file", "also append every event as a JSON line to this file (created 0600), for tail -f | jq; stdout keeps the --log-format output")
 	strs("expect-cert", "client certificate file (PEM, DER or PKCS#12 without a password) you expect the client to send; findings then say why it was not offered; repeat for several")

@@ -504,7 +504,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown log format",
 			env:  map[string]string{"CERTLENS_LOG_FORMAT": "xml"},
-			want: `config: log.format: "xml" is not a log format; use json or console (from CERTLENS_LOG_FORMAT)`,
+			want: `config: log.format: "xml" is not a log format; use json, console or ecs (from CERTLENS_LOG_FORMAT)`,
 		},
 		{
 			name: "unknown log level",

@@ -53,9 +53,9 @@ func (c *Config) validate(userSet func(key string) bool) *Error {
 		return bad("sidecar.routes", "only used in sidecar mode (mode is %s)", c.Mode)
 	}
 	switch c.Log.Format {
-	case "json", "console":
+	case "json", "console", "ecs":
 	default:
-		return bad("log.format", "%q is not a log format; use json or console", c.Log.Format)
+		return bad("log.format", "%q is not a log format; use json, console or ecs", c.Log.Format)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
