@@ -29,6 +29,7 @@ func AddServeFlags(fs *pflag.FlagSet) {
 	str("upstream", "the server's HOST:PORT that sidecar mode forwards every connection to; required in sidecar mode")
 	str("log-format", "log format: json (one JSON line per event, for jq), console (for humans) or ecs (Elastic Common Schema JSON lines, for Filebeat/Elastic Agent)")
 	str("log-level", "least severe events written: debug, info, warn or error; handshakes predicting a 403 are warn or error")
+	str("otlp-endpoint", "send every handshake and connection event (as OpenTelemetry log records) and the metrics to this OpenTelemetry Collector, a URL: http://collector:4317 (gRPC; otlp.protocol http/protobuf for :4318); empty sends nothing")
 	str("log-file", "also append every event as a JSON line to this file (created 0600), for tail -f | jq; stdout keeps the --log-format output")
 	strs("expect-cert", "client certificate file (PEM, DER or PKCS#12 without a password) you expect the client to send; findings then say why it was not offered; repeat for several")
 	str("allow-ports", "ports the proxy will open CONNECT tunnels to: ports and ranges, e.g. 443,8443,10000-20000")
