@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -49,11 +50,14 @@ type Options struct {
 	// parsing costs.
 	NoParse bool
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin server.
-	Pprof   bool
-	Rules   rules.Options
-	Sidecar SidecarOptions
-	Access  Access
-	Limits  Limits
+	Pprof bool
+	// Collectors are further series for /metrics (the OTLP exporter's drop
+	// counter).
+	Collectors []prometheus.Collector
+	Rules      rules.Options
+	Sidecar    SidecarOptions
+	Access     Access
+	Limits     Limits
 	// AllowHosts and DenyHosts: see Reloadable.
 	AllowHosts, DenyHosts []string
 	Decrypt               DecryptOptions
@@ -129,6 +133,7 @@ func New(opts Options, log *zap.Logger) *Server {
 		AllowHTTPPort: opts.AllowHTTPPort, AllowHTTPPortsText: opts.AllowHTTPPortsText, Rules: opts.Rules,
 		AllowHosts: opts.AllowHosts, DenyHosts: opts.DenyHosts, Access: opts.Access,
 		IdleTimeout: opts.IdleTimeout, DialTimeout: opts.DialTimeout})
+	s.metrics.reg.MustRegister(opts.Collectors...)
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	s.idPfx = hex.EncodeToString(b[:])

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/certlens/certlens/config"
 	"github.com/certlens/certlens/internal/event"
@@ -98,13 +99,32 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 		return err
 	}
 	level := zap.NewAtomicLevel()
-	log, closeLog, err := logging.New(logging.Options{Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File, Atomic: &level})
+	exp, err := newExporter(cfg)
+	if err != nil {
+		return err
+	}
+	var cores []zapcore.Core
+	if exp != nil {
+		cores = append(cores, exp.Core())
+	}
+	log, closeLog, err := logging.New(logging.Options{Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File, Atomic: &level, Cores: cores})
 	if err != nil {
 		// config checked the format, the level and log.file's directory:
 		// what is left is a file certlens may not open.
 		return &config.Error{Key: "log.file", Problem: strings.TrimPrefix(err.Error(), "log.file: ") + "; give a file certlens may write, or none"}
 	}
 	defer closeLog()
+	if exp != nil {
+		exp.SetLogger(log)
+		defer func() {
+			// What the collector has not taken by now is dropped (and
+			// reported); shutdown does not wait longer for it.
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.OTLP.Timeout)
+			defer cancel()
+			_ = exp.Shutdown(sctx)
+		}()
+		log.Info("otlp export", zap.String("endpoint", cfg.OTLP.Endpoint), zap.String("protocol", cfg.OTLP.Protocol))
+	}
 	for _, w := range cfg.Warnings {
 		log.Warn("config warning", zap.String("warning", w))
 	}
@@ -141,7 +161,15 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 		defer closeKeylog.Close()
 		opts.Intercept = iopts
 	}
+	if exp != nil {
+		opts.Collectors = append(opts.Collectors, exp.DroppedCounter())
+	}
 	srv := proxy.New(opts, log)
+	if exp != nil {
+		if err := exp.ExportMetrics(srv.Gatherer()); err != nil {
+			return &config.Error{Key: "otlp.endpoint", Problem: err.Error()}
+		}
+	}
 
 	if adminLn != nil {
 		log.Info("admin server listening", zap.String("addr", adminLn.Addr().String()))

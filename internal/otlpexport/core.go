@@ -1,0 +1,106 @@
+package otlpexport
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	otellog "go.opentelemetry.io/otel/log"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/certlens/certlens/internal/event"
+)
+
+// Core is the zap core (logging.Options.Cores) that turns each handshake
+// and connection closed event into an OTLP log record. Other entries
+// (listening, config reloaded, its own warnings) are not exported.
+func (e *Exporter) Core() zapcore.Core { return core{e} }
+
+type core struct{ e *Exporter }
+
+var _ zapcore.Core = core{}
+
+func (c core) Enabled(zapcore.Level) bool        { return true }
+func (c core) With([]zapcore.Field) zapcore.Core { return c }
+func (c core) Sync() error                       { return nil }
+
+func (c core) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if ent.Message == "handshake" || ent.Message == "connection closed" {
+		return ce.AddCore(ent, c)
+	}
+	return ce
+}
+
+// Write never blocks: the record goes to the batch processor's queue, or
+// is dropped and counted when otlp.queue_size events already wait.
+func (c core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
+	var (
+		attrs attrs
+		name  string
+	)
+	for _, f := range fields {
+		if f.Type != zapcore.InlineMarshalerType {
+			continue
+		}
+		switch v := f.Interface.(type) {
+		case *event.Handshake:
+			name = "certlens.handshake"
+			v.Attributes(event.OTel, &attrs)
+		case *event.Closed:
+			name = "certlens.connection_closed"
+			v.Attributes(event.OTel, &attrs)
+		}
+	}
+	if name == "" {
+		return nil
+	}
+	e := c.e
+	if e.queued.Add(1) > int64(e.opts.QueueSize) {
+		e.queued.Add(-1)
+		e.drop(1, errQueueFull)
+		return nil
+	}
+	var r otellog.Record
+	r.SetEventName(name)
+	r.SetTimestamp(ent.Time)
+	r.SetObservedTimestamp(time.Now())
+	r.SetSeverity(severity(ent.Level))
+	r.SetSeverityText(ent.Level.String())
+	r.SetBody(attribute.StringValue(ent.Message))
+	r.AddAttributes(attrs...)
+	e.logger.Emit(context.Background(), r)
+	return nil
+}
+
+func severity(l zapcore.Level) otellog.Severity {
+	switch l {
+	case zapcore.DebugLevel:
+		return otellog.SeverityDebug
+	case zapcore.InfoLevel:
+		return otellog.SeverityInfo
+	case zapcore.WarnLevel:
+		return otellog.SeverityWarn
+	}
+	return otellog.SeverityError
+}
+
+// attrs collects an event's attributes (event.Attrs) as OTel values.
+type attrs []attribute.KeyValue
+
+func (a *attrs) Str(k, v string)           { *a = append(*a, attribute.String(k, v)) }
+func (a *attrs) Int(k string, v int64)     { *a = append(*a, attribute.Int64(k, v)) }
+func (a *attrs) Float(k string, v float64) { *a = append(*a, attribute.Float64(k, v)) }
+func (a *attrs) Bool(k string, v bool)     { *a = append(*a, attribute.Bool(k, v)) }
+
+// Strs copies: the SDK keeps the slice past the event.
+func (a *attrs) Strs(k string, v []string) { *a = append(*a, attribute.StringSlice(k, v)) }
+
+func (a *attrs) Objects(k string, each []func(event.Attrs)) {
+	vals := make([]attribute.Value, len(each))
+	for i, f := range each {
+		var o attrs
+		f(&o)
+		vals[i] = attribute.MapValue(o...)
+	}
+	*a = append(*a, attribute.Slice(k, vals...))
+}
