@@ -343,3 +343,14 @@ func TestOTLPExportToCollector(t *testing.T) {
 		t.Errorf("the SDK wrote to stderr: %s", sp.stderr.String())
 	}
 }
+
+// TestFleetCollectorConfigValid: the fleet example's collector
+// configuration is one a collector of the release line certlens is tested
+// against accepts.
+func TestFleetCollectorConfigValid(t *testing.T) {
+	bin := peertest.OTelCollectorBinary(t)
+	cfg, _ := filepath.Abs(filepath.Join("..", "..", "examples", "fleet", "otel-collector.yaml"))
+	if out, err := exec.Command(bin, "validate", "--config", cfg).CombinedOutput(); err != nil {
+		t.Errorf("otelcol validate %s: %v\n%s", cfg, err, out)
+	}
+}
