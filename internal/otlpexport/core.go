@@ -2,6 +2,7 @@ package otlpexport
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -34,10 +35,13 @@ func (c core) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Checke
 // Write never blocks: the record goes to the batch processor's queue, or
 // is dropped and counted when otlp.queue_size events already wait.
 func (c core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
-	var (
-		attrs attrs
-		name  string
-	)
+	attrs := attrPool.Get().(*attrs)
+	defer func() {
+		clear(*attrs) // the strings it holds belong to the event
+		*attrs = (*attrs)[:0]
+		attrPool.Put(attrs)
+	}()
+	var name string
 	for _, f := range fields {
 		if f.Type != zapcore.InlineMarshalerType {
 			continue
@@ -45,10 +49,10 @@ func (c core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 		switch v := f.Interface.(type) {
 		case *event.Handshake:
 			name = "certlens.handshake"
-			v.Attributes(event.OTel, &attrs)
+			v.Attributes(event.OTel, attrs)
 		case *event.Closed:
 			name = "certlens.connection_closed"
-			v.Attributes(event.OTel, &attrs)
+			v.Attributes(event.OTel, attrs)
 		}
 	}
 	if name == "" {
@@ -67,7 +71,7 @@ func (c core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 	r.SetSeverity(severity(ent.Level))
 	r.SetSeverityText(ent.Level.String())
 	r.SetBody(attribute.StringValue(ent.Message))
-	r.AddAttributes(attrs...)
+	r.AddAttributes(*attrs...)
 	e.logger.Emit(context.Background(), r)
 	return nil
 }
@@ -86,6 +90,11 @@ func severity(l zapcore.Level) otellog.Severity {
 
 // attrs collects an event's attributes (event.Attrs) as OTel values.
 type attrs []attribute.KeyValue
+
+// attrPool keeps the attribute buffers: the SDK copies a record's
+// attributes when it is emitted, so one buffer serves event after event
+// instead of growing a new one for each (a third of export's allocations).
+var attrPool = sync.Pool{New: func() any { a := make(attrs, 0, 64); return &a }}
 
 func (a *attrs) Str(k, v string)           { *a = append(*a, attribute.String(k, v)) }
 func (a *attrs) Int(k string, v int64)     { *a = append(*a, attribute.Int64(k, v)) }

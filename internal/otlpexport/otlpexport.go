@@ -132,7 +132,9 @@ func New(o Options) (*Exporter, error) {
 		sdklog.WithExportMaxBatchSize(batch),
 		sdklog.WithExportInterval(time.Second),
 		sdklog.WithExportTimeout(o.Timeout))
-	e.provider = sdklog.NewLoggerProvider(sdklog.WithResource(e.res), sdklog.WithProcessor(proc))
+	// Every name is written once per event (event.FieldNames, tested):
+	// the SDK's duplicate check, a map per record, is not needed.
+	e.provider = sdklog.NewLoggerProvider(sdklog.WithResource(e.res), sdklog.WithProcessor(proc), sdklog.WithAllowKeyDuplication())
 	e.logger = e.provider.Logger("github.com/certlens/certlens", otellog.WithInstrumentationVersion(o.Version))
 	return e, nil
 }
