@@ -35,35 +35,39 @@ func (c core) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Checke
 // Write never blocks: the record goes to the batch processor's queue, or
 // is dropped and counted when otlp.queue_size events already wait.
 func (c core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
-	attrs := attrPool.Get().(*attrs)
-	defer func() {
-		clear(*attrs) // the strings it holds belong to the event
-		*attrs = (*attrs)[:0]
-		attrPool.Put(attrs)
-	}()
-	var name string
+	var (
+		name string
+		emit func(event.Dialect, event.Attrs)
+	)
 	for _, f := range fields {
 		if f.Type != zapcore.InlineMarshalerType {
 			continue
 		}
 		switch v := f.Interface.(type) {
 		case *event.Handshake:
-			name = "certlens.handshake"
-			v.Attributes(event.OTel, attrs)
+			name, emit = "certlens.handshake", v.Attributes
 		case *event.Closed:
-			name = "certlens.connection_closed"
-			v.Attributes(event.OTel, attrs)
+			name, emit = "certlens.connection_closed", v.Attributes
 		}
 	}
 	if name == "" {
 		return nil
 	}
 	e := c.e
+	// Admitted before anything is built: while the collector is away, a
+	// dropped event costs a counter, not its attributes.
 	if e.queued.Add(1) > int64(e.opts.QueueSize) {
 		e.queued.Add(-1)
 		e.drop(1, errQueueFull)
 		return nil
 	}
+	attrs := attrPool.Get().(*attrs)
+	defer func() {
+		clear(*attrs) // the strings it holds belong to the event
+		*attrs = (*attrs)[:0]
+		attrPool.Put(attrs)
+	}()
+	emit(event.OTel, attrs)
 	var r otellog.Record
 	r.SetEventName(name)
 	r.SetTimestamp(ent.Time)
