@@ -24,6 +24,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/certlens/certlens/internal/communityid"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
@@ -565,6 +566,10 @@ func TestInterceptBrowserDistrustsCA(t *testing.T) {
 	closed := k.ev.wait(t, "connection closed", 1)
 	if c := closed[0]; c["target"] != addr || !strings.Contains(fmt.Sprint(c["reason"]), "certlens ca export") {
 		t.Errorf("connection closed event %v", c)
+	}
+	// The browser's own connection to certlens is the flow it names.
+	if c := closed[0]; c["community_id"] != communityid.FromStrings(0, fmt.Sprint(c["client_addr"]), k.proxy) {
+		t.Errorf("community_id %v, want the browser's connection %s -> %s", c["community_id"], c["client_addr"], k.proxy)
 	}
 	if hs := k.ev.all(t, "handshake"); len(hs) != 0 {
 		t.Errorf("%d handshake events for a connection that never went upstream", len(hs))

@@ -56,9 +56,7 @@ func (c core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 	e := c.e
 	// Admitted before anything is built: while the collector is away, a
 	// dropped event costs a counter, not its attributes.
-	if e.queued.Add(1) > int64(e.opts.QueueSize) {
-		e.queued.Add(-1)
-		e.drop(1, errQueueFull)
+	if !e.admit(ent.Time) {
 		return nil
 	}
 	attrs := attrPool.Get().(*attrs)
@@ -78,6 +76,29 @@ func (c core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 	r.AddAttributes(*attrs...)
 	e.logger.Emit(context.Background(), r)
 	return nil
+}
+
+// probeEvery is how often, while exports fail, one event is let through
+// to find out whether the collector is back; the others are dropped
+// without being built. A collector that refuses connections fails an
+// export at once (the HTTP exporter does not retry that), so without this
+// every event would be built, encoded and sent for nothing.
+const probeEvery = time.Second
+
+func (e *Exporter) admit(now time.Time) bool {
+	if e.failing.Load() {
+		at := e.probeAt.Load()
+		if now.UnixNano() < at || !e.probeAt.CompareAndSwap(at, now.Add(probeEvery).UnixNano()) {
+			e.drop(1, nil)
+			return false
+		}
+	}
+	if e.queued.Add(1) > int64(e.opts.QueueSize) {
+		e.queued.Add(-1)
+		e.drop(1, errQueueFull)
+		return false
+	}
+	return true
 }
 
 func severity(l zapcore.Level) otellog.Severity {

@@ -100,7 +100,11 @@ type Exporter struct {
 	queued   atomic.Int64
 	exported atomic.Uint64
 	dropped  atomic.Uint64
-	warn     warner
+	// failing is set by a failed export and cleared by a good one; while
+	// set, one event a probeEvery (probeAt, Unix ns) is admitted.
+	failing atomic.Bool
+	probeAt atomic.Int64
+	warn    warner
 }
 
 // New builds the log pipeline: records are batched and sent in the
@@ -319,9 +323,11 @@ func (c *counting) Export(ctx context.Context, records []sdklog.Record) error {
 	c.e.queued.Add(-int64(len(records)))
 	err := c.Exporter.Export(ctx, records)
 	if err != nil {
+		c.e.failing.Store(true)
 		c.e.drop(len(records), err)
 		return err
 	}
+	c.e.failing.Store(false)
 	c.e.exported.Add(uint64(len(records)))
 	c.e.warn.ok()
 	return nil
