@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -415,4 +416,85 @@ func TestFleetCollectorConfigValid(t *testing.T) {
 	if out, err := exec.Command(bin, "validate", "--config", cfg).CombinedOutput(); err != nil {
 		t.Errorf("otelcol validate %s: %v\n%s", cfg, err, out)
 	}
+}
+
+// TestECSFormatEndToEnd: `certlens serve --log-format ecs` as a sidecar in
+// front of openssl s_server, curl through it: stdout is ECS JSON lines,
+// the handshake under its ECS names, and the --log-file copy stays
+// DESIGN.md's JSON.
+func TestECSFormatEndToEnd(t *testing.T) {
+	curlBin := peertest.Require(t, "curl")
+	ca := pkitest.NewCA(t, "certlens ecs CA")
+	dir := t.TempDir()
+	caPath := filepath.Join(dir, "ca.pem")
+	pkitest.WritePEM(t, caPath, ca)
+	upstream, _ := peertest.OpenSSLServer(t, peertest.OpenSSLServerConfig{
+		Cert: ca.NewServer(t, "127.0.0.1"), ClientCAs: []*pkitest.Cert{ca}, Verify: 1, TLS12: true, WWW: true,
+	})
+	listen := "127.0.0.1:" + strconv.Itoa(peertest.FreePort(t))
+	logFile := filepath.Join(dir, "events.jsonl")
+	cmd := exec.Command(binary, "serve", "--mode", "sidecar", "--listen", listen, "--upstream", upstream, "--admin-listen=",
+		"--log-format", "ecs", "--log-file", logFile)
+	cmd.Env = []string{"HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir()}
+	cmd.Dir = t.TempDir()
+	var out lockedBuf
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	peertest.WaitTCP(t, listen, 10*time.Second)
+	if b, err := exec.Command(curlBin, "-sS", "--noproxy", "*", "--cacert", caPath, "--tlsv1.2", "--tls-max", "1.2", "https://"+listen+"/").CombinedOutput(); err == nil {
+		t.Fatalf("curl without a client certificate got through: %s", b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), `"connection-closed"`) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Wait()
+	var hs map[string]any
+	for line := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("stdout line is not JSON: %s", line)
+		}
+		if m["@timestamp"] == nil || m["ecs"] == nil && m["ecs.version"] == nil {
+			t.Errorf("not an ECS line: %s", line)
+		}
+		if m["message"] == "handshake" {
+			hs = m
+		}
+	}
+	if hs == nil {
+		t.Fatalf("no handshake line:\n%s", out.String())
+	}
+	tlsObj, _ := hs["tls"].(map[string]any)
+	ev, _ := hs["event"].(map[string]any)
+	cl, _ := hs["certlens"].(map[string]any)
+	if tlsObj["version"] != "1.2" || ev["action"] != "tls-handshake" || cl["verdict"] == nil || hs["network"].(map[string]any)["community_id"] == nil {
+		t.Errorf("ECS handshake line: %v", hs)
+	}
+	data, _ := os.ReadFile(logFile)
+	if !strings.Contains(string(data), `"msg":"handshake"`) || !strings.Contains(string(data), `"tls_version":"TLS 1.2"`) {
+		t.Errorf("the log file is not DESIGN.md's JSON:\n%s", data)
+	}
+}
+
+// lockedBuf is a process's stdout that the test reads while it runs.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
