@@ -14,8 +14,13 @@ import (
 	"testing"
 	"time"
 
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
@@ -140,5 +145,91 @@ func TestHTTPWithTLSHeadersAndClientCert(t *testing.T) {
 	}
 	if e.Exported() != 1 || e.Dropped() != 0 {
 		t.Errorf("exported %d, dropped %d", e.Exported(), e.Dropped())
+	}
+}
+
+// logsServer is an OTLP/gRPC logs receiver that reports each export's
+// metadata, peer certificate and records.
+type logsServer struct {
+	collogs.UnimplementedLogsServiceServer
+	got chan grpcReq
+}
+
+type grpcReq struct {
+	tenant, peer string
+	records      int
+	attrs        map[string]string
+}
+
+func (s *logsServer) Export(ctx context.Context, req *collogs.ExportLogsServiceRequest) (*collogs.ExportLogsServiceResponse, error) {
+	r := grpcReq{attrs: map[string]string{}}
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get("x-tenant")) > 0 {
+		r.tenant = md.Get("x-tenant")[0]
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.PeerCertificates) > 0 {
+			r.peer = ti.State.PeerCertificates[0].Subject.CommonName
+		}
+	}
+	for _, rl := range req.ResourceLogs {
+		for _, sl := range rl.ScopeLogs {
+			for _, lr := range sl.LogRecords {
+				r.records++
+				for _, kv := range lr.Attributes {
+					r.attrs[kv.Key] = kv.Value.GetStringValue()
+				}
+			}
+		}
+	}
+	s.got <- r
+	return &collogs.ExportLogsServiceResponse{}, nil
+}
+
+// TestGRPCWithTLSHeadersAndClientCert: the gRPC exporter over TLS to a
+// receiver that requires a client certificate: otlp.tls.ca verifies the
+// receiver, the client certificate is presented, the headers arrive as
+// metadata, and the record carries the event's attributes.
+func TestGRPCWithTLSHeadersAndClientCert(t *testing.T) {
+	ca := pkitest.NewCA(t, "otlp collector CA")
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	pkitest.WritePEM(t, caFile, ca)
+	certFile, keyFile := ca.NewClient(t, "certlens sidecar").WriteFiles(t, dir, "client")
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM())
+	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{ca.NewServer(t, "127.0.0.1").TLSCertificate()},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(grpc.Creds(creds))
+	ls := &logsServer{got: make(chan grpcReq, 10)}
+	collogs.RegisterLogsServiceServer(gs, ls)
+	go func() { _ = gs.Serve(ln) }()
+	defer gs.Stop()
+
+	e, err := New(Options{Endpoint: "https://" + ln.Addr().String(), Protocol: GRPC, Headers: map[string]string{"X-Tenant": "fleet-a"},
+		CAFile: caFile, CertFile: certFile, KeyFile: keyFile, Timeout: 5 * time.Second, QueueSize: 100, MetricsInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf syncBuf
+	log := logger(e, &buf)
+	log.Info("handshake", zap.Inline(&event.Handshake{ConnID: "c-7", Mode: event.ModeSidecar, TLSVersion: "TLS 1.3",
+		CommunityID: "1:x", Verdict: "ok", VerdictCertain: true}))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v (log %s)", err, buf.String())
+	}
+	select {
+	case r := <-ls.got:
+		if r.tenant != "fleet-a" || r.peer != "certlens sidecar" || r.records != 1 || r.attrs["certlens.conn_id"] != "c-7" ||
+			r.attrs["tls.protocol.version"] != "1.3" || r.attrs["network.community_id"] != "1:x" {
+			t.Errorf("export %+v", r)
+		}
+	default:
+		t.Fatal("the receiver got no export")
 	}
 }
