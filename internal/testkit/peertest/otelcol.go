@@ -33,6 +33,10 @@ func otelcolModule(tb testing.TB) string {
 // fails it under CERTLENS_REQUIRE_PEERS=1.
 func OTelCollectorBinary(tb testing.TB) string {
 	tb.Helper()
+	if testing.Short() {
+		// A cold build takes minutes: the bare suite (-short) leaves it out.
+		tb.Skip("the test OpenTelemetry Collector is built from source: not with -short")
+	}
 	mod := otelcolModule(tb)
 	h := sha256.New()
 	for _, name := range []string{"go.mod", "go.sum", "main.go"} {
@@ -83,6 +87,8 @@ func OTelCollectorBinary(tb testing.TB) string {
 
 func cannotBuildCollector(tb testing.TB, why string) {
 	tb.Helper()
+	// Not a package to install: what it needs is the Go module proxy (or a
+	// module cache that holds the collector's modules).
 	msg := "cannot build the test OpenTelemetry Collector (cd internal/testkit/otelcol && go build; it needs the Go module proxy): " + why
 	if os.Getenv(RequireEnv) == "1" {
 		tb.Fatalf("%s (%s=1 requires every peer)", msg, RequireEnv)
