@@ -37,6 +37,7 @@ type Config struct {
 	Access    Access    // access.*
 	Limits    Limits    // limits.*
 	Intercept Intercept // intercept.*
+	OTLP      OTLP      // otlp.*
 
 	ShutdownTimeout time.Duration `key:"shutdown_timeout"`
 
@@ -49,7 +50,7 @@ type Config struct {
 
 // Log says where and how events are written.
 type Log struct {
-	Format string `key:"log.format"` // json or console
+	Format string `key:"log.format"` // json, console or ecs
 	Level  string `key:"log.level"`  // debug, info, warn or error
 	File   string `key:"log.file"`   // "" means stdout
 }
@@ -119,6 +120,47 @@ type Intercept struct {
 	UpstreamRoots    []string          `key:"intercept.upstream_roots"` // PEM, DER or PKCS#12 without a password
 	InsecureUpstream bool              `key:"intercept.insecure_upstream"`
 }
+
+// OTLP sends the events (as log records) and the metrics to an
+// OpenTelemetry Collector.
+type OTLP struct {
+	// Endpoint is the collector's base URL ("http://collector:4317"); ""
+	// exports nothing. http:// is plaintext, https:// TLS. With
+	// http/protobuf, /v1/logs and /v1/metrics are appended to its path.
+	Endpoint string `key:"otlp.endpoint"`
+	Protocol string `key:"otlp.protocol"` // grpc or http/protobuf
+	// Headers are "NAME=VALUE" items sent with every export (an API key):
+	// never logged.
+	Headers []Header `key:"otlp.headers"`
+	TLS     OTLPTLS  // otlp.tls.*
+	// Timeout bounds one export, its retries included: a collector that is
+	// down costs the events of that batch, never a tunnel.
+	Timeout time.Duration `key:"otlp.timeout"`
+	// QueueSize is how many events wait for the collector at most; more are
+	// dropped and counted (certlens_export_dropped_total).
+	QueueSize       int           `key:"otlp.queue_size"`
+	MetricsInterval time.Duration `key:"otlp.metrics_interval"`
+}
+
+// OTLPTLS is the TLS of the connection to the collector: the CA that signs
+// its certificate (else the system roots) and the client certificate
+// certlens presents to it.
+type OTLPTLS struct {
+	CA   string `key:"otlp.tls.ca"`
+	Cert string `key:"otlp.tls.cert"`
+	Key  string `key:"otlp.tls.key"`
+}
+
+// Header is one otlp.headers item.
+type Header struct {
+	Name, Value string
+}
+
+// OTLP protocols.
+const (
+	OTLPGRPC = "grpc"
+	OTLPHTTP = "http/protobuf"
+)
 
 // ClientCertEntry presents the certificate and key in File (PEM with both,
 // or PKCS#12) to servers whose host matches Pattern (path.Match syntax).
@@ -197,6 +239,15 @@ var keys = []key{
 	{name: "intercept.client_certs", def: []string{}, reload: Restart},
 	{name: "intercept.upstream_roots", def: []string{}, reload: Restart},
 	{name: "intercept.insecure_upstream", def: false, reload: Restart},
+	{name: "otlp.endpoint", def: "", flag: "otlp-endpoint", reload: Restart},
+	{name: "otlp.protocol", def: OTLPGRPC, reload: Restart},
+	{name: "otlp.headers", def: []string{}, reload: Restart},
+	{name: "otlp.tls.ca", def: "", reload: Restart},
+	{name: "otlp.tls.cert", def: "", reload: Restart},
+	{name: "otlp.tls.key", def: "", reload: Restart},
+	{name: "otlp.timeout", def: "10s", reload: Restart},
+	{name: "otlp.queue_size", def: 4096, reload: Restart},
+	{name: "otlp.metrics_interval", def: "30s", reload: Restart},
 }
 
 // envVar is the environment variable that sets a key, spelled the way viper

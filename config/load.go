@@ -337,7 +337,39 @@ func (l *loader) decode() *Config {
 			UpstreamRoots:    l.list("intercept.upstream_roots"),
 			InsecureUpstream: l.bool("intercept.insecure_upstream"),
 		},
+		OTLP: OTLP{
+			Endpoint:        l.str("otlp.endpoint"),
+			Protocol:        l.str("otlp.protocol"),
+			Headers:         l.headers("otlp.headers"),
+			TLS:             OTLPTLS{CA: l.str("otlp.tls.ca"), Cert: l.str("otlp.tls.cert"), Key: l.str("otlp.tls.key")},
+			Timeout:         l.duration("otlp.timeout"),
+			QueueSize:       l.int("otlp.queue_size"),
+			MetricsInterval: l.duration("otlp.metrics_interval"),
+		},
 	}
+}
+
+// headers reads "NAME=VALUE" items. A value is often a secret: a problem
+// names the header, never its value.
+func (l *loader) headers(key string) []Header {
+	var out []Header
+	for _, item := range l.list(key) {
+		name, value, ok := strings.Cut(item, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || strings.ContainsAny(name, " \t:") {
+			l.fail(key, fmt.Sprintf("an item is not NAME=VALUE (header %q)", redactHeader(name, ok)))
+			return nil
+		}
+		out = append(out, Header{Name: name, Value: strings.TrimSpace(value)})
+	}
+	return out
+}
+
+func redactHeader(name string, hasValue bool) string {
+	if !hasValue {
+		return "<no = in the item>"
+	}
+	return name
 }
 
 // users reads "NAME:BCRYPT_HASH" items. The hash is checked here so that a

@@ -94,6 +94,7 @@ func wantDefaults(t *testing.T) *Config {
 		},
 		Sidecar:         Sidecar{ProxyProtocolVersion: 2},
 		Limits:          Limits{MaxConns: 1000, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10},
+		OTLP:            OTLP{Protocol: "grpc", Timeout: 10 * time.Second, QueueSize: 4096, MetricsInterval: 30 * time.Second},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -509,11 +510,42 @@ func TestLoadErrors(t *testing.T) {
 			file: "upstream: intranet.example\n",
 			want: `config: upstream: "intranet.example" is not HOST:PORT: missing port in address (in certlens.yaml)`,
 		},
+		// otlp.
+		{
+			name: "otlp endpoint without a scheme",
+			args: []string{"--otlp-endpoint", "collector:4317"},
+			want: `config: otlp.endpoint: "collector:4317": the scheme must be http (plaintext) or https (TLS), e.g. http://collector:4317 (from --otlp-endpoint)`,
+		},
+		{
+			name: "otlp endpoint with credentials in it",
+			env:  map[string]string{"CERTLENS_OTLP_ENDPOINT": "https://user:secret@collector:4317"},
+			want: `config: otlp.endpoint: "https://user:xxxxx@collector:4317" carries credentials; send them in otlp.headers instead (from CERTLENS_OTLP_ENDPOINT)`,
+		},
+		{
+			name: "unknown otlp protocol",
+			file: "otlp:\n  protocol: http/json\n",
+			want: `config: otlp.protocol: "http/json" is not an OTLP protocol; use grpc or http/protobuf (in certlens.yaml)`,
+		},
+		{
+			name: "otlp client certificate without its key",
+			file: "otlp:\n  tls:\n    cert: /etc/certlens/otlp.pem\n",
+			want: `config: otlp.tls.cert: otlp.tls.cert and otlp.tls.key go together: set both (the client certificate for the collector and its key) or neither (in certlens.yaml)`,
+		},
+		{
+			name: "otlp header that is not NAME=VALUE does not echo the item",
+			env:  map[string]string{"CERTLENS_OTLP_HEADERS": "Bearer s3cr3t"},
+			want: `config: otlp.headers: an item is not NAME=VALUE (header "<no = in the item>") (from CERTLENS_OTLP_HEADERS)`,
+		},
+		{
+			name: "otlp queue of nothing",
+			file: "otlp:\n  queue_size: 0\n",
+			want: `config: otlp.queue_size: must be positive, got 0 (in certlens.yaml)`,
+		},
 		// log.
 		{
 			name: "unknown log format",
 			env:  map[string]string{"CERTLENS_LOG_FORMAT": "xml"},
-			want: `config: log.format: "xml" is not a log format; use json or console (from CERTLENS_LOG_FORMAT)`,
+			want: `config: log.format: "xml" is not a log format; use json, console or ecs (from CERTLENS_LOG_FORMAT)`,
 		},
 		{
 			name: "unknown log level",

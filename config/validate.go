@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,9 +55,9 @@ func (c *Config) validate(userSet func(key string) bool) *Error {
 		return bad("sidecar.routes", "only used in sidecar mode (mode is %s)", c.Mode)
 	}
 	switch c.Log.Format {
-	case "json", "console":
+	case "json", "console", "ecs":
 	default:
-		return bad("log.format", "%q is not a log format; use json or console", c.Log.Format)
+		return bad("log.format", "%q is not a log format; use json, console or ecs", c.Log.Format)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -145,7 +146,52 @@ func (c *Config) validate(userSet func(key string) bool) *Error {
 			return bad("intercept.upstream_roots", "cannot read %q: %s", name, p)
 		}
 	}
+	if e := c.OTLP.validate(); e != nil {
+		return e
+	}
 	return positive("shutdown_timeout", c.ShutdownTimeout)
+}
+
+// validate checks the otlp.* keys. Nothing here is needed while
+// otlp.endpoint is empty, but a wrong value is still a mistake to report.
+func (o *OTLP) validate() *Error {
+	bad := func(key, format string, args ...any) *Error {
+		return &Error{Key: key, Problem: fmt.Sprintf(format, args...)}
+	}
+	if o.Endpoint != "" {
+		u, err := url.Parse(o.Endpoint)
+		switch {
+		case err != nil:
+			return bad("otlp.endpoint", "%q is not a URL: %v; give the collector's URL, e.g. http://collector:4317", o.Endpoint, err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			return bad("otlp.endpoint", "%q: the scheme must be http (plaintext) or https (TLS), e.g. http://collector:4317", o.Endpoint)
+		case u.Host == "" || u.Port() == "" && strings.HasSuffix(u.Host, ":"):
+			return bad("otlp.endpoint", "%q names no host, e.g. http://collector:4317", o.Endpoint)
+		case u.User != nil:
+			return bad("otlp.endpoint", "%q carries credentials; send them in otlp.headers instead", u.Redacted())
+		}
+	}
+	if o.Protocol != OTLPGRPC && o.Protocol != OTLPHTTP {
+		return bad("otlp.protocol", "%q is not an OTLP protocol; use grpc or http/protobuf", o.Protocol)
+	}
+	if (o.TLS.Cert == "") != (o.TLS.Key == "") {
+		return bad("otlp.tls.cert", "otlp.tls.cert and otlp.tls.key go together: set both (the client certificate for the collector and its key) or neither")
+	}
+	for _, f := range []struct{ key, name string }{{"otlp.tls.ca", o.TLS.CA}, {"otlp.tls.cert", o.TLS.Cert}, {"otlp.tls.key", o.TLS.Key}} {
+		if f.name == "" {
+			continue
+		}
+		if p := readableProblem(f.name); p != "" {
+			return bad(f.key, "cannot read %q: %s", f.name, p)
+		}
+	}
+	if e := positive("otlp.timeout", o.Timeout); e != nil {
+		return e
+	}
+	if o.QueueSize <= 0 {
+		return bad("otlp.queue_size", "must be positive, got %d", o.QueueSize)
+	}
+	return positive("otlp.metrics_interval", o.MetricsInterval)
 }
 
 func positive(key string, d time.Duration) *Error {

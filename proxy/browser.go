@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/internal/communityid"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/rules"
 )
@@ -44,7 +45,7 @@ func (s *Server) interceptConnect(w http.ResponseWriter, r *http.Request) (http.
 	host, _, _ := net.SplitHostPort(r.Host)
 	ic := &icConn{
 		srv:   s,
-		meta:  event.Meta{ConnID: s.nextID(), Mode: event.ModeIntercept, ClientAddr: r.RemoteAddr, Target: r.Host},
+		meta:  event.Meta{ConnID: s.nextID(), Mode: event.ModeIntercept, ClientAddr: r.RemoteAddr, Target: r.Host, CommunityID: browserFlow(r)},
 		host:  host,
 		start: time.Now(),
 		idle:  s.dyn.Load().IdleTimeout,
@@ -227,4 +228,15 @@ func (ic *icConn) browserSide(i *event.Intercept) {
 			i.BrowserCert = event.NewClientCert(ic.browserChain)
 		}
 	}
+}
+
+// browserFlow is the Community ID of the browser's own connection to
+// certlens, for the event of a browser connection that never reached the
+// server (its tunnels' events name certlens's connections to the server).
+func browserFlow(r *http.Request) string {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if local == nil {
+		return ""
+	}
+	return communityid.FromStrings(0, r.RemoteAddr, local.String())
 }

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/certlens/certlens/internal/communityid"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
@@ -582,6 +583,10 @@ func TestInterceptBrowserDistrustsCA(t *testing.T) {
 	closed := k.ev.waitClosed(t, 1)
 	if c := closed[0]; c.Target != addr || !strings.Contains(c.Reason, "certlens ca export") {
 		t.Errorf("connection closed event %+v", c)
+	}
+	// The browser's own connection to certlens is the flow it names.
+	if c := closed[0]; c.CommunityID != communityid.FromStrings(0, c.ClientAddr, k.proxy) {
+		t.Errorf("community_id %q, want the browser's connection %s -> %s", c.CommunityID, c.ClientAddr, k.proxy)
 	}
 	if hs := k.ev.handshakes(t); len(hs) != 0 {
 		t.Errorf("%d handshake events for a connection that never went upstream", len(hs))

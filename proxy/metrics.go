@@ -76,6 +76,9 @@ func newMetrics() *metrics {
 	return m
 }
 
+// Gatherer is what /metrics shows, for the OTLP exporter to send the same.
+func (s *Server) Gatherer() prometheus.Gatherer { return s.metrics.reg }
+
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }

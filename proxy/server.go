@@ -20,10 +20,12 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/internal/communityid"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/keylog"
 	"github.com/certlens/certlens/rules"
@@ -53,10 +55,13 @@ type Options struct {
 	// behind pageGuard; PageURL is where to open it, for the listening event.
 	Page    http.Handler
 	PageURL string
-	Rules   rules.Options
-	Sidecar SidecarOptions
-	Access  Access
-	Limits  Limits
+	// Collectors are further series for /metrics (the OTLP exporter's drop
+	// counter).
+	Collectors []prometheus.Collector
+	Rules      rules.Options
+	Sidecar    SidecarOptions
+	Access     Access
+	Limits     Limits
 	// AllowHosts and DenyHosts: see Reloadable.
 	AllowHosts, DenyHosts []string
 	// PACHosts: see Reloadable.
@@ -138,6 +143,7 @@ func New(opts Options, log *zap.Logger) *Server {
 		AllowHTTPPort: opts.AllowHTTPPort, AllowHTTPPortsText: opts.AllowHTTPPortsText, Rules: opts.Rules,
 		AllowHosts: opts.AllowHosts, DenyHosts: opts.DenyHosts, Access: opts.Access,
 		IdleTimeout: opts.IdleTimeout, DialTimeout: opts.DialTimeout, PACHosts: opts.PACHosts})
+	s.metrics.reg.MustRegister(opts.Collectors...)
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	s.idPfx = hex.EncodeToString(b[:])
@@ -382,6 +388,9 @@ func (s *Server) openTunnel(ctx context.Context, meta event.Meta, network, addr 
 		s.log.Warn("connection closed", zap.Inline(c))
 		return nil, err
 	}
+	// Observe and intercept: the browser's leg is a CONNECT on the
+	// proxy's port, usually loopback; the TLS a sensor sees is this one.
+	meta.CommunityID = communityid.FromAddrs(0, c.LocalAddr(), c.RemoteAddr())
 	t := s.newTunnel(meta, secrets)
 	t.attach(c)
 	s.track(t)

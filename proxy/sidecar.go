@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/internal/communityid"
 	"github.com/certlens/certlens/internal/event"
 )
 
@@ -59,7 +60,10 @@ func (s *Server) serveSidecar(ln net.Listener) error {
 }
 
 func (s *Server) handleSidecar(client net.Conn) {
-	meta := event.Meta{ConnID: s.nextID(), Mode: s.opts.Mode, ClientAddr: client.RemoteAddr().String(), Target: s.opts.Sidecar.Upstream}
+	// The client's flow is the one a sensor in front of the server sees;
+	// the upstream leg is usually the same host's loopback or pod network.
+	meta := event.Meta{ConnID: s.nextID(), Mode: s.opts.Mode, ClientAddr: client.RemoteAddr().String(), Target: s.opts.Sidecar.Upstream,
+		CommunityID: communityid.FromAddrs(0, client.RemoteAddr(), client.LocalAddr())}
 	t := s.newTunnel(meta, s.opts.Decrypt.Secrets)
 	var pending []byte
 	if len(s.opts.Sidecar.Routes) > 0 {

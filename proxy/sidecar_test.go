@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/certlens/certlens/internal/communityid"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/peertest"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
@@ -94,8 +95,19 @@ func sidecarEqualsObserve(t *testing.T, p *pki, addr string) {
 	if s.ClientCert == nil || o.ClientCert == nil || !s.ClientCert.Sent || !reflect.DeepEqual(s.ClientCert.Chain, o.ClientCert.Chain) {
 		t.Errorf("client_cert: sidecar %+v, observe %+v", s.ClientCert, o.ClientCert)
 	}
-	if c := sev.waitClosed(t, 1)[0]; c.ConnID != s.ConnID || c.BytesDown == 0 {
+	c := sev.waitClosed(t, 1)[0]
+	if c.ConnID != s.ConnID || c.BytesDown == 0 {
 		t.Errorf("closed %+v", c)
+	}
+	// The sidecar's flow is curl's connection to it, which a sensor in
+	// front of the server would hash the same way.
+	want := communityid.FromStrings(0, s.ClientAddr, sidecar)
+	if want == "" || s.CommunityID != want || c.CommunityID != want {
+		t.Errorf("sidecar community_id: handshake %q, closed %q; want %q", s.CommunityID, c.CommunityID, want)
+	}
+	oc := oev.waitClosed(t, 1)[0]
+	if id := o.CommunityID; !strings.HasPrefix(id, "1:") || oc.CommunityID != id || id == want {
+		t.Errorf("observe community_id: handshake %q, closed %q (the upstream leg, not the sidecar's)", o.CommunityID, oc.CommunityID)
 	}
 }
 

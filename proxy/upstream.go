@@ -50,7 +50,7 @@ func (ic *icConn) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 	if err != nil {
 		return nil, err
 	}
-	up := &upstream{ic: ic, t: t, meta: meta}
+	up := &upstream{ic: ic, t: t, meta: t.meta}
 	// No handshake can have been drained yet, and no byte fed: the sink is
 	// in place in time.
 	t.mu.Lock()

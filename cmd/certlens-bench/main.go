@@ -70,7 +70,7 @@ func main() {
 	idle := flag.Int("idle", 300, "idle tunnels for the RSS column (README: 2000)")
 	issuerHS := flag.Int("issuer-handshakes", 300, "TLS 1.2 handshakes per issuer-list case (2 or 261 CAs, per client answer) through each path; 0 skips them (README: 2000)")
 	rate := flag.Duration("rate-for", 2*time.Second, "how long the new-tunnels/s load runs")
-	only := flag.String("only", "", "comma-separated peers to run (direct,certlens,certlens-baseline,certlens-noparse,certlens-nowatch,certlens-sidecar,go-relay,squid,tinyproxy,certlens-intercept,mitmproxy); empty runs all found")
+	only := flag.String("only", "", "comma-separated peers to run (direct,certlens,certlens-baseline,certlens-noparse,certlens-nowatch,certlens-sidecar,certlens-otlp,certlens-otlp-down,go-relay,squid,tinyproxy,certlens-intercept,mitmproxy); empty runs all found")
 	baseline := flag.String("baseline", "", "another certlens binary (an older build) to run beside -certlens as the path certlens-baseline, interleaved with it: a before/after comparison in one run")
 	seq := flag.Int("seq", 300, "curl: sequential tunnels per path and TLS version (README: 1000)")
 	clients := flag.String("clients", "go,curl,chromium", "comma-separated clients that drive the paths: go (the bench's own Go client, against a Go TLS server), curl (curl against nginx), chromium (headless Chromium against nginx: sequential tunnels only)")
@@ -151,6 +151,29 @@ func run(certlens, sizeText string, hs, idle, issuerHS int, rate time.Duration, 
 				p.sidecar = true
 			}
 			return p, err
+		}},
+		{"certlens-otlp", func() (*peer, error) {
+			sink, err := startOTLPSink()
+			if err != nil {
+				return nil, err
+			}
+			p, err := b.certlens(certlens, "certlens-otlp", otlpEnv(sink.url))
+			if err != nil {
+				sink.stop()
+				return nil, err
+			}
+			stop := p.stop
+			p.stop = func() {
+				stop()
+				fmt.Fprintf(os.Stderr, "certlens-otlp: the OTLP sink took %d export requests\n", sink.requests.Load())
+				sink.stop()
+			}
+			return p, nil
+		}},
+		{"certlens-otlp-down", func() (*peer, error) {
+			// Exporting to a collector that is not there: every event is
+			// dropped and counted.
+			return b.certlens(certlens, "certlens-otlp-down", otlpEnv("http://"+freeAddr()))
 		}},
 		{"go-relay", b.goRelay},
 		{"squid", b.squid},

@@ -291,7 +291,7 @@ func TestAnalyzeMatchesServe(t *testing.T) {
 	// comparable is the line without who logged it, when and where.
 	comparable := func(l eventLine) []byte {
 		h := *l.Handshake
-		h.ConnID, h.Mode, h.ClientAddr, h.PCAP = "", "", "", nil
+		h.ConnID, h.Mode, h.ClientAddr, h.PCAP, h.CommunityID = "", "", "", nil, ""
 		b, _ := json.Marshal(struct {
 			Level string
 			*event.Handshake
@@ -322,6 +322,18 @@ func TestAnalyzeMatchesServe(t *testing.T) {
 		}
 		if inTunnel != 1 {
 			t.Errorf("%d of the analyzed handshakes to %s come from serve's client %s, want 1", inTunnel, s.Target, s.ClientAddr)
+		}
+		// serve's community_id is its own connection to the server's: the
+		// capture holds that flow too, and a sensor's hash of it (analyze's
+		// of the upstream handshake) must be the same, to join the two.
+		joined := 0
+		for _, a := range as {
+			if a.Handshake.ClientAddr != s.ClientAddr && s.CommunityID != "" && a.Handshake.CommunityID == s.CommunityID {
+				joined++
+			}
+		}
+		if joined != 1 {
+			t.Errorf("serve's community_id %q is not that of the upstream flow analyze saw", s.CommunityID)
 		}
 		sb := comparable(sl)
 		for _, a := range as {

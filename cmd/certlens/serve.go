@@ -103,6 +103,10 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 		return err
 	}
 	level := zap.NewAtomicLevel()
+	exp, err := newExporter(cfg)
+	if err != nil {
+		return err
+	}
 	// The page's events come from the log itself: what the page shows is
 	// what the log has, at the log's level.
 	var hub *logging.Hub
@@ -111,6 +115,9 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 		hub = logging.NewHub(logging.DefaultHubSize, logging.DefaultHubBytes)
 		cores = append(cores, hub.Core(level))
 	}
+	if exp != nil {
+		cores = append(cores, exp.Core())
+	}
 	log, closeLog, err := logging.New(logging.Options{Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File, Atomic: &level, Cores: cores})
 	if err != nil {
 		// config checked the format, the level and log.file's directory:
@@ -118,6 +125,17 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 		return &config.Error{Key: "log.file", Problem: strings.TrimPrefix(err.Error(), "log.file: ") + "; give a file certlens may write, or none"}
 	}
 	defer closeLog()
+	if exp != nil {
+		exp.SetLogger(log)
+		defer func() {
+			// What the collector has not taken by now is dropped (and
+			// reported); shutdown does not wait longer for it.
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.OTLP.Timeout)
+			defer cancel()
+			_ = exp.Shutdown(sctx)
+		}()
+		log.Info("otlp export", zap.String("endpoint", cfg.OTLP.Endpoint), zap.String("protocol", cfg.OTLP.Protocol))
+	}
 	for _, w := range cfg.Warnings {
 		log.Warn("config warning", zap.String("warning", w))
 	}
@@ -161,7 +179,15 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 		defer closeKeylog.Close()
 		opts.Intercept = iopts
 	}
+	if exp != nil {
+		opts.Collectors = append(opts.Collectors, exp.DroppedCounter())
+	}
 	srv = proxy.New(opts, log)
+	if exp != nil {
+		if err := exp.ExportMetrics(srv.Gatherer()); err != nil {
+			return &config.Error{Key: "otlp.endpoint", Problem: err.Error()}
+		}
+	}
 
 	if adminLn != nil {
 		log.Info("admin server listening", zap.String("addr", adminLn.Addr().String()), zapPage(opts.PageURL))

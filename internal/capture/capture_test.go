@@ -18,6 +18,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/internal/communityid"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/transcript"
 	"github.com/certlens/certlens/rules"
@@ -80,7 +81,8 @@ func TestSameEventsAsProxy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := event.Meta{ConnID: name + "#0", Mode: event.ModeAnalyze, ClientAddr: "127.0.0.1:40000", Target: "127.0.0.1:443"}
+			m := event.Meta{ConnID: name + "#0", Mode: event.ModeAnalyze, ClientAddr: "127.0.0.1:40000", Target: "127.0.0.1:443",
+				CommunityID: communityid.FromStrings(0, "127.0.0.1:40000", "127.0.0.1:443")}
 			want := proxyEvents(tr, m, opts)
 			if len(got) != len(want) {
 				t.Fatalf("%d handshake events, the proxy's way %d", len(got), len(want))

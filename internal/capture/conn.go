@@ -13,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket/reassembly"
 
 	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/internal/communityid"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/rules"
 )
@@ -286,6 +287,7 @@ func (c *conn) meta() event.Meta {
 	m := event.Meta{
 		ConnID: c.a.idPfx + strconv.Itoa(c.stream), Mode: event.ModeAnalyze,
 		ClientAddr: c.ends[cl].String(), Target: c.ends[1-cl].String(),
+		CommunityID: communityid.TCP(0, c.ends[0], c.ends[1]),
 	}
 	if c.connect != "" {
 		m.Target = c.connect

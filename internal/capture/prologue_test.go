@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/certlens/certlens/internal/communityid"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/transcript"
 )
@@ -213,9 +214,14 @@ func TestPrologues(t *testing.T) {
 			if h.Target != target || closed.Target != target {
 				t.Errorf("target %q, %q; want %q", h.Target, closed.Target, target)
 			}
+			if tc.target == "" {
+				if id := communityid.FromStrings(0, h.ClientAddr, target); id == "" || h.CommunityID != id || closed.CommunityID != id {
+					t.Errorf("community_id %q, %q; want the capture flow's %q", h.CommunityID, closed.CommunityID, id)
+				}
+			}
 			g, w := *h, *want
-			g.ConnID, g.ClientAddr, g.Target, g.AppProtocol, g.PCAP = "", "", "", "", nil
-			w.ConnID, w.ClientAddr, w.Target, w.PCAP = "", "", "", nil
+			g.ConnID, g.ClientAddr, g.Target, g.AppProtocol, g.PCAP, g.CommunityID = "", "", "", "", nil, ""
+			w.ConnID, w.ClientAddr, w.Target, w.PCAP, w.CommunityID = "", "", "", nil, ""
 			if a, b := jsonOf(t, &g), jsonOf(t, &w); a != b {
 				t.Errorf("handshake after the prologue:\n%s\nwant the direct one's\n%s", a, b)
 			}

@@ -30,7 +30,7 @@ func Diagnose(m Meta, h *handshake.Handshake, ev rules.Evidence, opts rules.Opti
 // way, duration, why it ended).
 func NewClosed(m Meta, obs handshake.Observation) *Closed {
 	return &Closed{
-		ConnID: m.ConnID, Mode: m.Mode, ClientAddr: m.ClientAddr, Target: m.Target, AppProtocol: m.AppProtocol,
+		ConnID: m.ConnID, Mode: m.Mode, ClientAddr: m.ClientAddr, Target: m.Target, CommunityID: m.CommunityID, AppProtocol: m.AppProtocol,
 		Handshakes: obs.Handshakes, TLSVersion: obs.Version.String(), NotTLS: obs.NotTLS,
 		Errors: obs.Errors,
 	}

@@ -40,6 +40,12 @@ type Meta struct {
 	// plain TLS from the first byte: "smtp-starttls", "postgresql",
 	// "socks5", "proxy-v2" (analyze, which sees the whole connection).
 	AppProtocol string
+	// CommunityID is the Community ID v1 of the TCP flow a network sensor
+	// sees carry this TLS (internal/communityid): the client's connection
+	// to a sidecar; certlens's connection to the server in observe and
+	// intercept mode; the probe's own; the capture's in analyze. "" when
+	// there was no such flow (a dial that failed).
+	CommunityID string
 }
 
 // Handshake is the "msg":"handshake" event.
@@ -48,6 +54,7 @@ type Handshake struct {
 	Mode           Mode            `json:"mode"`
 	ClientAddr     string          `json:"client_addr,omitempty"`
 	Target         string          `json:"target,omitempty"`
+	CommunityID    string          `json:"community_id,omitempty"`
 	SNI            string          `json:"sni,omitempty"`
 	AppProtocol    string          `json:"app_protocol,omitempty"`
 	Index          int             `json:"handshake"`
@@ -201,7 +208,7 @@ func (e *Handshake) Level() string {
 // NewHandshake builds the event for one handshake and its diagnosis.
 func NewHandshake(m Meta, h *handshake.Handshake, r rules.Report) *Handshake {
 	e := &Handshake{
-		ConnID: m.ConnID, Mode: m.Mode, ClientAddr: m.ClientAddr, Target: m.Target, AppProtocol: m.AppProtocol,
+		ConnID: m.ConnID, Mode: m.Mode, ClientAddr: m.ClientAddr, Target: m.Target, CommunityID: m.CommunityID, AppProtocol: m.AppProtocol,
 		Index: h.Index, Phase: string(h.Phase), Visibility: string(h.Visibility), End: string(h.End),
 		TLSVersion: h.Version.String(), Findings: r.Findings, Verdict: string(r.Verdict), VerdictCertain: r.Certain,
 		Errors: h.Errors.Strings(),
@@ -280,10 +287,11 @@ func publicKey(c *x509.Certificate) string {
 
 // Closed is the "msg":"connection closed" event.
 type Closed struct {
-	ConnID     string `json:"conn_id"`
-	Mode       Mode   `json:"mode"`
-	ClientAddr string `json:"client_addr,omitempty"`
-	Target     string `json:"target,omitempty"`
+	ConnID      string `json:"conn_id"`
+	Mode        Mode   `json:"mode"`
+	ClientAddr  string `json:"client_addr,omitempty"`
+	Target      string `json:"target,omitempty"`
+	CommunityID string `json:"community_id,omitempty"`
 	// AppProtocol is the handshakes' app_protocol, or for a connection that
 	// never came to TLS what it was ("smtp": no STARTTLS).
 	AppProtocol string   `json:"app_protocol,omitempty"`

@@ -68,7 +68,7 @@ func TestZapMatchesJSON(t *testing.T) {
 		name string
 		v    zapcore.ObjectMarshaler
 	}{
-		{"full handshake", NewHandshake(Meta{ConnID: "a-1", Mode: "observe", ClientAddr: "127.0.0.1:1", Target: "iis.example.test:443"}, h, r)},
+		{"full handshake", NewHandshake(Meta{ConnID: "a-1", Mode: "observe", ClientAddr: "127.0.0.1:1", Target: "iis.example.test:443", CommunityID: "1:wCb3OG7yAFWelaUydu0D+125CLM="}, h, r)},
 		{"bare handshake", NewHandshake(Meta{ConnID: "a-2", Mode: "observe"}, &handshake.Handshake{Visibility: handshake.VisibilityPartial, End: handshake.EndEOF, Phase: handshake.PhaseInitial}, rules.Report{Findings: []rules.Finding{}, Verdict: "unknown"})},
 		{"inferred TLS 1.3 handshake", NewHandshake(Meta{ConnID: "a-4", Mode: "observe"}, &handshake.Handshake{Visibility: handshake.VisibilityInferred, End: handshake.EndFinished, Phase: handshake.PhaseInitial,
 			Version: handshake.VersionTLS13, Inferred: &handshake.Inference{CertRequested: handshake.Yes, CertSent: handshake.No, CertRequestLen: 237, ServerAlert: true, Resumed: true, Evidence: "records"}}, rules.Report{Findings: []rules.Finding{}, Verdict: "403.7"})},

@@ -202,7 +202,7 @@ func TestJSONUnchanged(t *testing.T) {
 	if !strings.HasPrefix(line, `{"level":"info","ts":"`) || !strings.HasSuffix(line, `","msg":"shutting down","grace":10000,"x":"y"}`+"\n") {
 		t.Errorf("JSON line %q", line)
 	}
-	if _, _, err := New(Options{Format: "text", Level: "info"}); err == nil || !errors.Is(err, err) || !strings.Contains(err.Error(), `log.format: "text" is not json or console`) {
+	if _, _, err := New(Options{Format: "text", Level: "info"}); err == nil || !errors.Is(err, err) || !strings.Contains(err.Error(), `log.format: "text" is not json, console or ecs`) {
 		t.Errorf("unknown format: %v", err)
 	}
 }

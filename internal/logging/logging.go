@@ -19,7 +19,7 @@ import (
 
 // Options say where and how to log.
 type Options struct {
-	Format string // "json" or "console"
+	Format string // "json", "console" or "ecs" (Elastic Common Schema)
 	Level  string // debug, info, warn, error
 	File   string // appended to as JSON lines, created 0600; "" for none
 	Stdout io.Writer
@@ -57,8 +57,10 @@ func New(o Options) (*zap.Logger, func(), error) {
 			color = report.UseColor(f)
 		}
 		enc = newConsoleEncoder(ConsoleOptions(color))
+	case "ecs":
+		enc = newECSEncoder()
 	default:
-		return nil, nil, fmt.Errorf("log.format: %q is not json or console", o.Format)
+		return nil, nil, fmt.Errorf("log.format: %q is not json, console or ecs", o.Format)
 	}
 	cores := []zapcore.Core{zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(out)), level)}
 	var file *os.File

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/certlens/certlens/handshake"
+	"github.com/certlens/certlens/internal/communityid"
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/keylog"
 	"github.com/certlens/certlens/proxy/internal/ownclient"
@@ -228,6 +229,7 @@ func probeOnce(ctx context.Context, cfg Config, version uint16, meta event.Meta)
 		return a
 	}
 	a.Meta.ClientAddr = raw.LocalAddr().String()
+	a.Meta.CommunityID = communityid.FromAddrs(0, raw.LocalAddr(), raw.RemoteAddr())
 	tee := &probeConn{Conn: raw, parser: parser}
 	views := &clientViews{parser: parser, views: map[int]*clientView{}}
 	present := cfg.Certificate

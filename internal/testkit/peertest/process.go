@@ -206,13 +206,7 @@ func (p *Process) stop() {
 	<-p.done
 }
 
-func (p *Process) tail(n int) string {
-	s := p.out.String()
-	if len(s) > n {
-		s = "..." + s[len(s)-n:]
-	}
-	return s
-}
+func (p *Process) tail(n int) string { return tailOf(p.out.String(), n) }
 
 // syncBuffer lets the exec copier goroutines write while tests read.
 type syncBuffer struct {

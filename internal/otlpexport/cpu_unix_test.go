@@ -1,0 +1,14 @@
+//go:build unix
+
+package otlpexport
+
+import (
+	"syscall"
+	"time"
+)
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
