@@ -135,10 +135,20 @@ func (s *Subscription) Close() {
 	s.hub.mu.Unlock()
 }
 
-// Core is a zap core that publishes the page's events (HubMessages) to the
-// hub as the JSON lines the log writes, for logging.Options.Cores.
-func (h *Hub) Core(level zapcore.LevelEnabler) zapcore.Core {
+// core is a zap core that encodes the page's events (HubMessages) as the
+// JSON log lines would be and publishes them: for a log that writes no
+// JSON (console or ecs to stdout, no log.file), which has no line to share.
+func (h *Hub) core(level zapcore.LevelEnabler) zapcore.Core {
 	return &hubCore{LevelEnabler: level, enc: zapcore.NewJSONEncoder(jsonConfig()), hub: h}
+}
+
+func isHubMessage(msg string) bool {
+	for _, m := range HubMessages {
+		if msg == m {
+			return true
+		}
+	}
+	return false
 }
 
 type hubCore struct {
@@ -147,22 +157,22 @@ type hubCore struct {
 	hub *Hub
 }
 
-func (c *hubCore) With(fields []zapcore.Field) zapcore.Core {
-	enc := c.enc.Clone()
+// withFields is a clone of enc with fields added, for a core's With.
+func withFields(enc zapcore.Encoder, fields []zapcore.Field) zapcore.Encoder {
+	enc = enc.Clone()
 	for _, f := range fields {
 		f.AddTo(enc)
 	}
-	return &hubCore{LevelEnabler: c.LevelEnabler, enc: enc, hub: c.hub}
+	return enc
+}
+
+func (c *hubCore) With(fields []zapcore.Field) zapcore.Core {
+	return &hubCore{LevelEnabler: c.LevelEnabler, enc: withFields(c.enc, fields), hub: c.hub}
 }
 
 func (c *hubCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if !c.Enabled(e.Level) {
-		return ce
-	}
-	for _, m := range HubMessages {
-		if e.Message == m {
-			return ce.AddCore(e, c)
-		}
+	if c.Enabled(e.Level) && isHubMessage(e.Message) {
+		return ce.AddCore(e, c)
 	}
 	return ce
 }
@@ -178,3 +188,53 @@ func (c *hubCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 }
 
 func (c *hubCore) Sync() error { return nil }
+
+// sharingCore is zapcore.NewCore's core for a JSON log destination that
+// also hands the page's events to the hub: the line is encoded once, for
+// both, not once more for the hub on every handshake (60 KB more to write
+// with a long issuer list) whether a page is open or not.
+type sharingCore struct {
+	zapcore.LevelEnabler
+	enc zapcore.Encoder
+	out zapcore.WriteSyncer
+	hub *Hub
+}
+
+func newSharingCore(enc zapcore.Encoder, out zapcore.WriteSyncer, level zapcore.LevelEnabler, hub *Hub) zapcore.Core {
+	return &sharingCore{LevelEnabler: level, enc: enc, out: out, hub: hub}
+}
+
+func (c *sharingCore) With(fields []zapcore.Field) zapcore.Core {
+	return &sharingCore{LevelEnabler: c.LevelEnabler, enc: withFields(c.enc, fields), out: c.out, hub: c.hub}
+}
+
+func (c *sharingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+// Write publishes even when the log's write failed: the page is a
+// destination of its own, and the failure is still returned to zap.
+func (c *sharingCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	buf, err := c.enc.EncodeEntry(e, fields)
+	if err != nil {
+		return err
+	}
+	_, err = c.out.Write(buf.Bytes())
+	if isHubMessage(e.Message) {
+		c.hub.Publish(buf.Bytes())
+	}
+	buf.Free()
+	if err != nil {
+		return err
+	}
+	if e.Level > zapcore.ErrorLevel {
+		// As zap's own core: the process may be about to exit.
+		return c.Sync()
+	}
+	return nil
+}
+
+func (c *sharingCore) Sync() error { return c.out.Sync() }
