@@ -223,3 +223,60 @@ func BenchmarkHubCore(b *testing.B) {
 		})
 	}
 }
+
+// TestHubReusesOnlyWhatNobodyHas: with no page open the ring copies each
+// line into the bytes of one it let go of, taking no new memory; the lines
+// a subscriber was given (backlog or live) are never written over, even
+// after the subscriber has gone and the ring has let them go.
+func TestHubReusesOnlyWhatNobodyHas(t *testing.T) {
+	hub := NewHub(4, 0)
+	// Lines of one length: any line let go of could take any new one.
+	mark := func(i int) []byte { return fmt.Appendf(nil, `{"n":%04d,"pad":"%s"}`, i, strings.Repeat("y", 60<<10)) }
+	for range 8 {
+		hub.Publish(mark(0))
+	}
+	big := mark(0)
+	if n := testing.AllocsPerRun(100, func() { hub.Publish(big) }); n != 0 {
+		t.Errorf("publishing to a full ring with no subscriber: %v allocations, want 0", n)
+	}
+	backlog, sub := hub.Subscribe(0)
+	hub.Publish(mark(1))
+	live := <-sub.C()
+	sub.Close()
+	kept := append(backlog, live)
+	want := make([]string, len(kept))
+	for i, l := range kept {
+		want[i] = string(l.JSON)
+	}
+	for i := range 20 {
+		hub.Publish(mark(100 + i))
+	}
+	for i, l := range kept {
+		if string(l.JSON) != want[i] {
+			t.Fatalf("line %d, given to a subscriber, was written over after the ring let it go: now %.40q", l.ID, l.JSON)
+		}
+	}
+	backlog, sub = hub.Subscribe(0)
+	sub.Close()
+	for i, l := range backlog {
+		if w := string(mark(116 + i)); string(l.JSON) != w {
+			t.Errorf("ring line %d: %.40q, want %.40q", l.ID, l.JSON, w)
+		}
+	}
+}
+
+// TestHubFreeListBoundsWaste: a short line is not copied into the bytes
+// of a long one, which would keep memory the byte bound does not count.
+func TestHubFreeListBoundsWaste(t *testing.T) {
+	var f freeList
+	f.put(make([]byte, 0, 60<<10))
+	if b := f.get(500); cap(b) > 1000 {
+		t.Errorf("a 500-byte line got %d bytes", cap(b))
+	}
+	if b := f.get(40 << 10); cap(b) != 60<<10 || len(b) != 0 {
+		t.Errorf("a 40 KB line got len %d cap %d, want the kept 60 KB", len(b), cap(b))
+	}
+	if b := f.get(40 << 10); cap(b) != 40<<10 {
+		t.Errorf("the free list gave its 60 KB twice (cap %d)", cap(b))
+	}
+}
