@@ -81,7 +81,10 @@ func (f *freeList) get(n int) []byte {
 		}
 	}
 	f.mu.Unlock()
-	return make([]byte, 0, n)
+	// Room to spare: the next events' lines are as long give or take a
+	// few bytes (a timestamp, a port, a duration), and one longer by a
+	// byte would not fit in bytes cut to this one.
+	return make([]byte, 0, n+n/8)
 }
 
 func (f *freeList) put(b []byte) {

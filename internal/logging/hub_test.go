@@ -276,7 +276,12 @@ func TestHubFreeListBoundsWaste(t *testing.T) {
 	if b := f.get(40 << 10); cap(b) != 60<<10 || len(b) != 0 {
 		t.Errorf("a 40 KB line got len %d cap %d, want the kept 60 KB", len(b), cap(b))
 	}
-	if b := f.get(40 << 10); cap(b) != 40<<10 {
-		t.Errorf("the free list gave its 60 KB twice (cap %d)", cap(b))
+	b := f.get(40 << 10)
+	if cap(b) == 60<<10 {
+		t.Errorf("the free list gave its 60 KB twice")
+	}
+	f.put(b)
+	if b2 := f.get(40<<10 + 30); cap(b2) != cap(b) {
+		t.Errorf("a line 30 bytes longer than the last got a new slice (cap %d), want the last one's (cap %d)", cap(b2), cap(b))
 	}
 }
