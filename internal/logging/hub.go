@@ -38,7 +38,7 @@ type Hub struct {
 	ring     []slot // ring[(id-1) % len(ring)]
 	first    uint64 // ID of the oldest line kept
 	last     uint64 // ID of the newest line; 0 before the first
-	bytes    int    // of the lines kept
+	bytes    int    // held by the lines kept (their capacity: what they take)
 	maxBytes int
 	subs     map[*Subscription]struct{}
 	evicted  atomic.Uint64
@@ -67,8 +67,8 @@ type freeList struct {
 const freeKept = 8
 
 // get returns an empty slice with room for n bytes, reused if one of the
-// kept ones fits without wasting more than n: the ring's byte bound counts
-// lengths, not capacities.
+// kept ones fits without wasting more than n: what a short line held of
+// a long one's bytes would count against the ring's byte bound.
 func (f *freeList) get(n int) []byte {
 	f.mu.Lock()
 	for i, b := range f.bufs {
@@ -127,7 +127,7 @@ func (h *Hub) Publish(line []byte) {
 		h.evict() // the slot's own line, the oldest
 	}
 	h.ring[(l.ID-1)%uint64(len(h.ring))] = slot{Line: l, handed: len(h.subs) > 0}
-	h.bytes += len(l.JSON)
+	h.bytes += cap(l.JSON)
 	for h.bytes > h.maxBytes && h.first < h.last {
 		h.evict()
 	}
@@ -144,7 +144,7 @@ func (h *Hub) Publish(line []byte) {
 // evict lets the oldest line go; h.mu is held.
 func (h *Hub) evict() {
 	sl := &h.ring[(h.first-1)%uint64(len(h.ring))]
-	h.bytes -= len(sl.JSON)
+	h.bytes -= cap(sl.JSON)
 	if !sl.handed {
 		h.free.put(sl.JSON)
 	}
