@@ -30,7 +30,8 @@ type Options struct {
 	Stderr io.Writer
 	// Hub, when set, receives the page's events (HubMessages) at the log's
 	// level as the JSON lines the log writes: the very bytes of the JSON
-	// stdout or log.file line, encoded once for both.
+	// stdout or log.file line, encoded once for both (with console or ecs
+	// and no log.file, encoded for the hub alone).
 	Hub *Hub
 	// Cores are further destinations every entry is teed to (an exporter).
 	// Each must not block: a slow destination drops, it never holds a
@@ -95,7 +96,7 @@ func New(o Options) (*zap.Logger, func(), error) {
 		}
 		cores = append(cores, jsonCore(zapcore.NewJSONEncoder(jsonConfig()), zapcore.Lock(fw)))
 	}
-	if hub != nil {
+	if hub != nil { // no JSON destination to share
 		cores = append(cores, hub.core(level))
 	}
 	cores = append(cores, o.Cores...)
