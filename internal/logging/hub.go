@@ -45,16 +45,17 @@ type Hub struct {
 	free     freeList
 }
 
-// slot is a line of the ring, and whether a subscriber was ever given it:
-// the bytes of one nobody was given are reused once it is let go.
+// slot is a line of the ring, and how many subscribers were given it and
+// have not released it: the bytes of one nobody holds are reused once it
+// is let go.
 type slot struct {
 	Line
-	handed bool
+	held int
 }
 
 // freeList keeps the bytes of a few lines the ring let go of and nobody
-// was given, for the next lines to be copied into: with no page open the
-// ring then takes no new memory per event (with 60 KB issuer lists,
+// holds, for the next lines to be copied into: with no page open, or pages
+// that keep up, the ring then takes no new memory per event (with 60 KB issuer lists,
 // allocating, clearing and collecting it was half of what the ring cost
 // per event: BenchmarkHubCore).
 type freeList struct {
@@ -126,7 +127,8 @@ func (h *Hub) Publish(line []byte) {
 	if h.last-h.first == uint64(len(h.ring)) {
 		h.evict() // the slot's own line, the oldest
 	}
-	h.ring[(l.ID-1)%uint64(len(h.ring))] = slot{Line: l, handed: len(h.subs) > 0}
+	sl := &h.ring[(l.ID-1)%uint64(len(h.ring))]
+	*sl = slot{Line: l}
 	h.bytes += cap(l.JSON)
 	for h.bytes > h.maxBytes && h.first < h.last {
 		h.evict()
@@ -134,6 +136,7 @@ func (h *Hub) Publish(line []byte) {
 	for s := range h.subs {
 		select {
 		case s.ch <- l:
+			sl.held++
 		default:
 			s.dropped.Add(1)
 		}
@@ -145,7 +148,7 @@ func (h *Hub) Publish(line []byte) {
 func (h *Hub) evict() {
 	sl := &h.ring[(h.first-1)%uint64(len(h.ring))]
 	h.bytes -= cap(sl.JSON)
-	if !sl.handed {
+	if sl.held == 0 {
 		h.free.put(sl.JSON)
 	}
 	*sl = slot{}
@@ -179,7 +182,7 @@ func (h *Hub) Subscribe(after uint64) ([]Line, *Subscription) {
 	var backlog []Line
 	for id := first; id <= h.last; id++ {
 		sl := &h.ring[(id-1)%n]
-		sl.handed = true
+		sl.held++
 		backlog = append(backlog, sl.Line)
 	}
 	h.subs[s] = struct{}{}
@@ -188,6 +191,18 @@ func (h *Hub) Subscribe(after uint64) ([]Line, *Subscription) {
 
 // C delivers the events.
 func (s *Subscription) C() <-chan Line { return s.ch }
+
+// Release says that l (from C or the backlog) is no longer read, once for
+// each line: the ring may reuse its bytes once it lets it go. A line never
+// released is left to the garbage collector.
+func (s *Subscription) Release(l Line) {
+	h := s.hub
+	h.mu.Lock()
+	if l.ID >= h.first && l.ID <= h.last { // else let go of, and not reused
+		h.ring[(l.ID-1)%uint64(len(h.ring))].held--
+	}
+	h.mu.Unlock()
+}
 
 // Dropped is how many events this subscriber missed because it was behind.
 func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }

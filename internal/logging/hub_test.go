@@ -225,10 +225,11 @@ func BenchmarkHubCore(b *testing.B) {
 	}
 }
 
-// TestHubReusesOnlyWhatNobodyHas: with no page open the ring copies each
-// line into the bytes of one it let go of, taking no new memory; the lines
-// a subscriber was given (backlog or live) are never written over, even
-// after the subscriber has gone and the ring has let them go.
+// TestHubReusesOnlyWhatNobodyHas: with no page open, or one that releases
+// what it has read, the ring copies each line into the bytes of one it let
+// go of, taking no new memory; the lines a subscriber was given (backlog
+// or live) and did not release are never written over, even after the
+// subscriber has gone and the ring has let them go.
 func TestHubReusesOnlyWhatNobodyHas(t *testing.T) {
 	hub := NewHub(4, 0)
 	// Lines of one length: any line let go of could take any new one.
@@ -241,6 +242,14 @@ func TestHubReusesOnlyWhatNobodyHas(t *testing.T) {
 		t.Errorf("publishing to a full ring with no subscriber: %v allocations, want 0", n)
 	}
 	backlog, sub := hub.Subscribe(0)
+	for _, l := range backlog {
+		sub.Release(l)
+	}
+	if n := testing.AllocsPerRun(100, func() { hub.Publish(big); sub.Release(<-sub.C()) }); n != 0 {
+		t.Errorf("publishing to a full ring whose subscriber releases what it read: %v allocations, want 0", n)
+	}
+	sub.Close()
+	backlog, sub = hub.Subscribe(0)
 	hub.Publish(mark(1))
 	live := <-sub.C()
 	sub.Close()
