@@ -197,7 +197,8 @@ func (p preEncodedList) MarshalJSON() ([]byte, error) { return p, nil }
 // event with a 60 KB issuer list while no page is open: nothing (no page),
 // keeping a copy of the log's line in the ring (shared, how New feeds
 // Options.Hub), and encoding the line once more for the ring (again, how
-// the hub was fed before, and still is for a console or ecs log).
+// the hub was fed before, and still is for a console or ecs log without
+// log.file).
 func BenchmarkHubCore(b *testing.B) {
 	list := preEncodedList(`["` + strings.Repeat("CN=certlens test CA 001,OU=Client Certificate Issuer List Size Test", 900) + `"]`)
 	for _, bc := range []struct {
