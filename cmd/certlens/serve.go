@@ -113,12 +113,11 @@ func serve(ctx context.Context, flags *pflag.FlagSet, cfg *config.Config) error 
 	var cores []zapcore.Core
 	if cfg.AdminUI && cfg.AdminListen != "" {
 		hub = logging.NewHub(logging.DefaultHubSize, logging.DefaultHubBytes)
-		cores = append(cores, hub.Core(level))
 	}
 	if exp != nil {
 		cores = append(cores, exp.Core())
 	}
-	log, closeLog, err := logging.New(logging.Options{Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File, Atomic: &level, Cores: cores})
+	log, closeLog, err := logging.New(logging.Options{Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File, Atomic: &level, Hub: hub, Cores: cores})
 	if err != nil {
 		// config checked the format, the level and log.file's directory:
 		// what is left is a file certlens may not open.

@@ -35,13 +35,70 @@ type Line struct {
 // goroutines publish; a browser on a slow link cannot hold a tunnel.
 type Hub struct {
 	mu       sync.Mutex
-	ring     []Line // ring[(id-1) % len(ring)]
+	ring     []slot // ring[(id-1) % len(ring)]
 	first    uint64 // ID of the oldest line kept
 	last     uint64 // ID of the newest line; 0 before the first
-	bytes    int    // of the lines kept
+	bytes    int    // held by the lines kept (their capacity: what they take)
 	maxBytes int
 	subs     map[*Subscription]struct{}
 	evicted  atomic.Uint64
+	free     freeList
+}
+
+// slot is a line of the ring, and how many subscribers were given it and
+// have not released it: the bytes of one nobody holds are reused once it
+// is let go.
+type slot struct {
+	Line
+	held int
+}
+
+// freeList keeps the bytes of a few lines the ring let go of and nobody
+// holds, for the next lines to be copied into: with no page open, or pages
+// that keep up, the ring then takes no new memory per event (with 60 KB issuer lists,
+// allocating, clearing and collecting it was half of what the ring cost
+// per event: BenchmarkHubCore).
+type freeList struct {
+	mu   sync.Mutex
+	bufs [][]byte
+}
+
+// freeKept bounds the free list: lines are let go of one or two at a time,
+// as they come in.
+const freeKept = 8
+
+// get returns an empty slice with room for n bytes, reused if one of the
+// kept ones fits without wasting more than n: what a short line held of
+// a long one's bytes would count against the ring's byte bound.
+func (f *freeList) get(n int) []byte {
+	f.mu.Lock()
+	for i, b := range f.bufs {
+		if cap(b) >= n && cap(b) <= 2*n {
+			last := len(f.bufs) - 1
+			f.bufs[i], f.bufs[last] = f.bufs[last], nil
+			f.bufs = f.bufs[:last]
+			f.mu.Unlock()
+			return b[:0]
+		}
+	}
+	f.mu.Unlock()
+	// Room to spare: the next events' lines are as long give or take a
+	// few bytes (a timestamp, a port, a duration), and one longer by a
+	// byte would not fit in bytes cut to this one.
+	return make([]byte, 0, n+n/8)
+}
+
+func (f *freeList) put(b []byte) {
+	f.mu.Lock()
+	if len(f.bufs) < freeKept {
+		f.bufs = append(f.bufs, b)
+	} else {
+		// The oldest goes to the collector; the newest fits what comes
+		// next best.
+		copy(f.bufs, f.bufs[1:])
+		f.bufs[len(f.bufs)-1] = b
+	}
+	f.mu.Unlock()
 }
 
 // NewHub returns a hub that keeps the last size events (DefaultHubSize
@@ -54,27 +111,32 @@ func NewHub(size, maxBytes int) *Hub {
 	if maxBytes <= 0 {
 		maxBytes = DefaultHubBytes
 	}
-	return &Hub{ring: make([]Line, size), first: 1, maxBytes: maxBytes, subs: map[*Subscription]struct{}{}}
+	return &Hub{ring: make([]slot, size), first: 1, maxBytes: maxBytes, subs: map[*Subscription]struct{}{}}
 }
 
 // Publish keeps a copy of line (without its newline) and offers it to
 // every subscriber.
 func (h *Hub) Publish(line []byte) {
-	l := Line{JSON: append([]byte(nil), bytes.TrimSuffix(line, []byte("\n"))...)}
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	// Copied before the lock: publishers of 60 KB lines do not queue
+	// behind each other's copies.
+	l := Line{JSON: append(h.free.get(len(line)), line...)}
 	h.mu.Lock()
 	h.last++
 	l.ID = h.last
 	if h.last-h.first == uint64(len(h.ring)) {
 		h.evict() // the slot's own line, the oldest
 	}
-	h.ring[(l.ID-1)%uint64(len(h.ring))] = l
-	h.bytes += len(l.JSON)
+	sl := &h.ring[(l.ID-1)%uint64(len(h.ring))]
+	*sl = slot{Line: l}
+	h.bytes += cap(l.JSON)
 	for h.bytes > h.maxBytes && h.first < h.last {
 		h.evict()
 	}
 	for s := range h.subs {
 		select {
 		case s.ch <- l:
+			sl.held++
 		default:
 			s.dropped.Add(1)
 		}
@@ -84,9 +146,12 @@ func (h *Hub) Publish(line []byte) {
 
 // evict lets the oldest line go; h.mu is held.
 func (h *Hub) evict() {
-	slot := &h.ring[(h.first-1)%uint64(len(h.ring))]
-	h.bytes -= len(slot.JSON)
-	*slot = Line{}
+	sl := &h.ring[(h.first-1)%uint64(len(h.ring))]
+	h.bytes -= cap(sl.JSON)
+	if sl.held == 0 {
+		h.free.put(sl.JSON)
+	}
+	*sl = slot{}
 	h.first++
 	h.evicted.Add(1)
 }
@@ -116,7 +181,9 @@ func (h *Hub) Subscribe(after uint64) ([]Line, *Subscription) {
 	first := max(h.first, after+1)
 	var backlog []Line
 	for id := first; id <= h.last; id++ {
-		backlog = append(backlog, h.ring[(id-1)%n])
+		sl := &h.ring[(id-1)%n]
+		sl.held++
+		backlog = append(backlog, sl.Line)
 	}
 	h.subs[s] = struct{}{}
 	return backlog, s
@@ -124,6 +191,18 @@ func (h *Hub) Subscribe(after uint64) ([]Line, *Subscription) {
 
 // C delivers the events.
 func (s *Subscription) C() <-chan Line { return s.ch }
+
+// Release says that l (from C or the backlog) is no longer read, once for
+// each line: the ring may reuse its bytes once it lets it go. A line never
+// released is left to the garbage collector.
+func (s *Subscription) Release(l Line) {
+	h := s.hub
+	h.mu.Lock()
+	if l.ID >= h.first && l.ID <= h.last { // else let go of, and not reused
+		h.ring[(l.ID-1)%uint64(len(h.ring))].held--
+	}
+	h.mu.Unlock()
+}
 
 // Dropped is how many events this subscriber missed because it was behind.
 func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
@@ -135,10 +214,20 @@ func (s *Subscription) Close() {
 	s.hub.mu.Unlock()
 }
 
-// Core is a zap core that publishes the page's events (HubMessages) to the
-// hub as the JSON lines the log writes, for logging.Options.Cores.
-func (h *Hub) Core(level zapcore.LevelEnabler) zapcore.Core {
+// core is a zap core that encodes the page's events (HubMessages) as the
+// JSON log lines would be and publishes them: for a log that writes no
+// JSON (console or ecs to stdout, no log.file), which has no line to share.
+func (h *Hub) core(level zapcore.LevelEnabler) zapcore.Core {
 	return &hubCore{LevelEnabler: level, enc: zapcore.NewJSONEncoder(jsonConfig()), hub: h}
+}
+
+func isHubMessage(msg string) bool {
+	for _, m := range HubMessages {
+		if msg == m {
+			return true
+		}
+	}
+	return false
 }
 
 type hubCore struct {
@@ -147,22 +236,22 @@ type hubCore struct {
 	hub *Hub
 }
 
-func (c *hubCore) With(fields []zapcore.Field) zapcore.Core {
-	enc := c.enc.Clone()
+// withFields is a clone of enc with fields added, for a core's With.
+func withFields(enc zapcore.Encoder, fields []zapcore.Field) zapcore.Encoder {
+	enc = enc.Clone()
 	for _, f := range fields {
 		f.AddTo(enc)
 	}
-	return &hubCore{LevelEnabler: c.LevelEnabler, enc: enc, hub: c.hub}
+	return enc
+}
+
+func (c *hubCore) With(fields []zapcore.Field) zapcore.Core {
+	return &hubCore{LevelEnabler: c.LevelEnabler, enc: withFields(c.enc, fields), hub: c.hub}
 }
 
 func (c *hubCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if !c.Enabled(e.Level) {
-		return ce
-	}
-	for _, m := range HubMessages {
-		if e.Message == m {
-			return ce.AddCore(e, c)
-		}
+	if c.Enabled(e.Level) && isHubMessage(e.Message) {
+		return ce.AddCore(e, c)
 	}
 	return ce
 }
@@ -178,3 +267,53 @@ func (c *hubCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 }
 
 func (c *hubCore) Sync() error { return nil }
+
+// sharingCore is zapcore.NewCore's core for a JSON log destination that
+// also hands the page's events to the hub: the line is encoded once, for
+// both, not once more for the hub on every handshake (60 KB more to write
+// with a long issuer list) whether a page is open or not.
+type sharingCore struct {
+	zapcore.LevelEnabler
+	enc zapcore.Encoder
+	out zapcore.WriteSyncer
+	hub *Hub
+}
+
+func newSharingCore(enc zapcore.Encoder, out zapcore.WriteSyncer, level zapcore.LevelEnabler, hub *Hub) zapcore.Core {
+	return &sharingCore{LevelEnabler: level, enc: enc, out: out, hub: hub}
+}
+
+func (c *sharingCore) With(fields []zapcore.Field) zapcore.Core {
+	return &sharingCore{LevelEnabler: c.LevelEnabler, enc: withFields(c.enc, fields), out: c.out, hub: c.hub}
+}
+
+func (c *sharingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+// Write publishes even when the log's write failed: the page is a
+// destination of its own, and the failure is still returned to zap.
+func (c *sharingCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	buf, err := c.enc.EncodeEntry(e, fields)
+	if err != nil {
+		return err
+	}
+	_, err = c.out.Write(buf.Bytes())
+	if isHubMessage(e.Message) {
+		c.hub.Publish(buf.Bytes())
+	}
+	buf.Free()
+	if err != nil {
+		return err
+	}
+	if e.Level > zapcore.ErrorLevel {
+		// As zap's own core: the process may be about to exit.
+		return c.Sync()
+	}
+	return nil
+}
+
+func (c *sharingCore) Sync() error { return c.out.Sync() }

@@ -28,9 +28,14 @@ type Options struct {
 	Atomic *zap.AtomicLevel
 	// Stderr receives the report of a log file that cannot be written; nil is os.Stderr.
 	Stderr io.Writer
-	// Cores are further destinations every entry is teed to (the live page,
-	// an exporter). Each must not block: a slow destination drops, it never
-	// holds a tunnel.
+	// Hub, when set, receives the page's events (HubMessages) at the log's
+	// level as the JSON lines the log writes: the very bytes of the JSON
+	// stdout or log.file line, encoded once for both (with console or ecs
+	// and no log.file, encoded for the hub alone).
+	Hub *Hub
+	// Cores are further destinations every entry is teed to (an exporter).
+	// Each must not block: a slow destination drops, it never holds a
+	// tunnel.
 	Cores []zapcore.Core
 }
 
@@ -62,7 +67,22 @@ func New(o Options) (*zap.Logger, func(), error) {
 	default:
 		return nil, nil, fmt.Errorf("log.format: %q is not json, console or ecs", o.Format)
 	}
-	cores := []zapcore.Core{zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(out)), level)}
+	// The first JSON destination also feeds the hub; hub is nil once one does.
+	hub := o.Hub
+	jsonCore := func(enc zapcore.Encoder, w zapcore.WriteSyncer) zapcore.Core {
+		if hub == nil {
+			return zapcore.NewCore(enc, w, level)
+		}
+		c := newSharingCore(enc, w, level, hub)
+		hub = nil
+		return c
+	}
+	var cores []zapcore.Core
+	if o.Format == "" || o.Format == "json" {
+		cores = append(cores, jsonCore(enc, zapcore.Lock(zapcore.AddSync(out))))
+	} else {
+		cores = append(cores, zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(out)), level))
+	}
 	var file *os.File
 	if o.File != "" {
 		f, err := os.OpenFile(o.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
@@ -74,7 +94,10 @@ func New(o Options) (*zap.Logger, func(), error) {
 		if fw.stderr == nil {
 			fw.stderr = os.Stderr
 		}
-		cores = append(cores, zapcore.NewCore(zapcore.NewJSONEncoder(jsonConfig()), zapcore.Lock(fw), level))
+		cores = append(cores, jsonCore(zapcore.NewJSONEncoder(jsonConfig()), zapcore.Lock(fw)))
+	}
+	if hub != nil { // no JSON destination to share
+		cores = append(cores, hub.core(level))
 	}
 	cores = append(cores, o.Cores...)
 	log := zap.New(zapcore.NewTee(cores...))

@@ -226,7 +226,10 @@ func (s *sseWriter) begin() { _ = s.rc.SetWriteDeadline(time.Now().Add(writeTime
 
 func (s *sseWriter) write(b []byte) { s.buf.Write(b) }
 
+// line copies the event l into the batch, and releases l: the hub may
+// reuse its bytes.
 func (s *sseWriter) line(l logging.Line) {
+	defer s.sub.Release(l)
 	start, end, ok := issuersArray(l.JSON)
 	if ok && end-start >= minSharedList {
 		id, fresh := s.lists.id(l.JSON[start:end])
