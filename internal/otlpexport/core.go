@@ -149,9 +149,12 @@ func (a *attrs) Strs(k string, v []string) { *a = append(*a, attribute.StringSli
 func (a *attrs) Objects(k string, each []func(event.Attrs)) {
 	vals := make([]attribute.Value, len(each))
 	for i, f := range each {
-		var o attrs
+		// An object is built in the buffer's spare capacity, not in a
+		// slice of its own grown from nothing: MapValue copies it out.
+		o := (*a)[len(*a):]
 		f(&o)
 		vals[i] = attribute.MapValue(o...)
+		clear(o)
 	}
 	*a = append(*a, attribute.Slice(k, vals...))
 }
