@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	otellog "go.opentelemetry.io/otel/log"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/certlens/certlens/internal/event"
@@ -73,9 +74,25 @@ func (c core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 	r.SetSeverity(severity(ent.Level))
 	r.SetSeverityText(ent.Level.String())
 	r.SetBody(attribute.StringValue(ent.Message))
-	r.AddAttributes(*attrs...)
-	e.logger.Emit(context.Background(), r)
+	// The attributes go by context to attach, not into r: the API record
+	// would copy them and the SDK copy them again one at a time (a slice
+	// grown some six times per event); attach sets them in one copy.
+	e.logger.Emit(context.WithValue(context.Background(), attrsKey{}, attrs), r)
 	return nil
+}
+
+type attrsKey struct{}
+
+// attach is the processor in front of the batch processor: it gives the
+// SDK's record the attributes Write passes in the context. Emit calls it
+// synchronously, so the pooled buffer is still Write's.
+type attach struct{ sdklog.Processor }
+
+func (p attach) OnEmit(ctx context.Context, r *sdklog.Record) error {
+	if a, ok := ctx.Value(attrsKey{}).(*attrs); ok {
+		r.SetAttributes(*a...)
+	}
+	return p.Processor.OnEmit(ctx, r)
 }
 
 // probeEvery is how often, while exports fail, one event is let through
@@ -132,9 +149,12 @@ func (a *attrs) Strs(k string, v []string) { *a = append(*a, attribute.StringSli
 func (a *attrs) Objects(k string, each []func(event.Attrs)) {
 	vals := make([]attribute.Value, len(each))
 	for i, f := range each {
-		var o attrs
+		// An object is built in the buffer's spare capacity, not in a
+		// slice of its own grown from nothing: MapValue copies it out.
+		o := (*a)[len(*a):]
 		f(&o)
 		vals[i] = attribute.MapValue(o...)
+		clear(o)
 	}
 	*a = append(*a, attribute.Slice(k, vals...))
 }

@@ -137,8 +137,11 @@ func New(o Options) (*Exporter, error) {
 		sdklog.WithExportInterval(time.Second),
 		sdklog.WithExportTimeout(o.Timeout))
 	// Every name is written once per event (event.FieldNames, tested):
-	// the SDK's duplicate check, a map per record, is not needed.
-	e.provider = sdklog.NewLoggerProvider(sdklog.WithResource(e.res), sdklog.WithProcessor(proc), sdklog.WithAllowKeyDuplication())
+	// the SDK's duplicate check, a map per record, is not needed. No
+	// event nests deeper than a list of objects holding lists, so the
+	// depth limit's walk of every list and object finds nothing to cut.
+	e.provider = sdklog.NewLoggerProvider(sdklog.WithResource(e.res), sdklog.WithProcessor(attach{proc}),
+		sdklog.WithAllowKeyDuplication(), sdklog.WithAttributeValueDepthLimit(-1))
 	e.logger = e.provider.Logger("github.com/certlens/certlens", otellog.WithInstrumentationVersion(o.Version))
 	return e, nil
 }

@@ -5,16 +5,21 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
@@ -24,6 +29,7 @@ import (
 
 	"github.com/certlens/certlens/internal/event"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
+	"github.com/certlens/certlens/rules"
 )
 
 // syncBuf is a log destination the exporter's goroutine and the test share.
@@ -232,4 +238,147 @@ func TestGRPCWithTLSHeadersAndClientCert(t *testing.T) {
 	default:
 		t.Fatal("the receiver got no export")
 	}
+}
+
+// TestRecordCarriesEventAttributes: what the receiver decodes of a
+// handshake (two certificates, two findings: objects built one after the
+// other in the same buffer) and its connection closed is, attribute for
+// attribute and in order, what the event writes under the OTel names, with
+// the event's name, body and severity.
+func TestRecordCarriesEventAttributes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	rs := &recordServer{got: make(chan *logspb.LogRecord, 10)}
+	collogs.RegisterLogsServiceServer(gs, rs)
+	go func() { _ = gs.Serve(ln) }()
+	defer gs.Stop()
+
+	e, err := New(Options{Endpoint: "http://" + ln.Addr().String(), Protocol: GRPC, Timeout: 5 * time.Second, QueueSize: 100, MetricsInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, c := benchEvents()
+	second := h.ClientCert.Chain[0]
+	second.Subject, second.Issuer, second.Serial, second.KeyUsage, second.ExtKeyUsage = "CN=Contoso Client CA", "CN=Contoso Root CA", "2a", []string{"certSign", "crlSign"}, nil
+	h.ClientCert.Chain = append(h.ClientCert.Chain, second)
+	h.Findings = append(h.Findings, rules.Finding{ID: "client-cert-expiring", Severity: "warn", Predicts: "403.17", Summary: "s2", Detail: "d2"})
+	var buf syncBuf
+	log := logger(e, &buf)
+	log.Info("handshake", zap.Inline(h))
+	log.Warn("connection closed", zap.Inline(c))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v (log %s)", err, buf.String())
+	}
+	for _, want := range []struct {
+		name, body string
+		sev        logspb.SeverityNumber
+		ev         interface {
+			Attributes(event.Dialect, event.Attrs)
+		}
+	}{{"certlens.handshake", "handshake", logspb.SeverityNumber_SEVERITY_NUMBER_INFO, h},
+		{"certlens.connection_closed", "connection closed", logspb.SeverityNumber_SEVERITY_NUMBER_WARN, c}} {
+		var r *logspb.LogRecord
+		select {
+		case r = <-rs.got:
+		default:
+			t.Fatalf("no record for %s", want.name)
+		}
+		if r.EventName != want.name || r.Body.GetStringValue() != want.body || r.SeverityNumber != want.sev {
+			t.Errorf("record %q body %q severity %v, want %q %q %v", r.EventName, r.Body.GetStringValue(), r.SeverityNumber, want.name, want.body, want.sev)
+		}
+		var wantAttrs kvs
+		want.ev.Attributes(event.OTel, &wantAttrs)
+		var got kvs
+		for _, kv := range r.Attributes {
+			got = append(got, kv2{kv.Key, anyValue(kv.Value)})
+		}
+		if len(wantAttrs) < 15 || !reflect.DeepEqual(got, wantAttrs) {
+			t.Errorf("%s attributes\n got %v\nwant %v", want.name, got, wantAttrs)
+		}
+	}
+}
+
+// recordServer is an OTLP/gRPC logs receiver that passes on each record.
+type recordServer struct {
+	collogs.UnimplementedLogsServiceServer
+	got chan *logspb.LogRecord
+}
+
+func (s *recordServer) Export(_ context.Context, req *collogs.ExportLogsServiceRequest) (*collogs.ExportLogsServiceResponse, error) {
+	for _, rl := range req.ResourceLogs {
+		for _, sl := range rl.ScopeLogs {
+			for _, lr := range sl.LogRecords {
+				s.got <- lr
+			}
+		}
+	}
+	return &collogs.ExportLogsServiceResponse{}, nil
+}
+
+// kvs is an event's attributes as plain Go values, in order: what the
+// event writes (as event.Attrs) or what the receiver decoded (anyValue).
+type kvs []kv2
+
+type kv2 struct {
+	key   string
+	value any
+}
+
+func (a *kvs) Str(k, v string)           { *a = append(*a, kv2{k, v}) }
+func (a *kvs) Int(k string, v int64)     { *a = append(*a, kv2{k, v}) }
+func (a *kvs) Float(k string, v float64) { *a = append(*a, kv2{k, v}) }
+func (a *kvs) Bool(k string, v bool)     { *a = append(*a, kv2{k, v}) }
+func (a *kvs) Strs(k string, v []string) {
+	l := []any{}
+	for _, s := range v {
+		l = append(l, s)
+	}
+	*a = append(*a, kv2{k, l})
+}
+
+func (a *kvs) Objects(k string, each []func(event.Attrs)) {
+	l := []any{}
+	for _, f := range each {
+		var o kvs
+		f(&o)
+		l = append(l, o.sorted())
+	}
+	*a = append(*a, kv2{k, l})
+}
+
+// sorted: an object's keys are a set (attribute.MapValue sorts them).
+func (a kvs) sorted() kvs {
+	slices.SortFunc(a, func(x, y kv2) int { return strings.Compare(x.key, y.key) })
+	return a
+}
+
+func anyValue(v *commonpb.AnyValue) any {
+	switch v := v.Value.(type) {
+	case *commonpb.AnyValue_StringValue:
+		return v.StringValue
+	case *commonpb.AnyValue_IntValue:
+		return v.IntValue
+	case *commonpb.AnyValue_DoubleValue:
+		return v.DoubleValue
+	case *commonpb.AnyValue_BoolValue:
+		return v.BoolValue
+	case *commonpb.AnyValue_ArrayValue:
+		l := []any{}
+		for _, e := range v.ArrayValue.Values {
+			l = append(l, anyValue(e))
+		}
+		return l
+	case *commonpb.AnyValue_KvlistValue:
+		var o kvs
+		for _, kv := range v.KvlistValue.Values {
+			o = append(o, kv2{kv.Key, anyValue(kv.Value)})
+		}
+		return o.sorted()
+	}
+	return fmt.Sprintf("unexpected %T", v.Value)
 }
