@@ -158,30 +158,12 @@ func (c *ClientCert) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 }
 
 func (c Cert) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("subject", c.Subject)
-	enc.AddString("issuer", c.Issuer)
-	enc.AddString("serial", c.Serial)
-	enc.AddString("not_before", c.NotBefore)
-	enc.AddString("not_after", c.NotAfter)
-	if len(c.KeyUsage) > 0 {
-		if err := enc.AddArray("key_usage", strs(c.KeyUsage)); err != nil {
-			return err
-		}
-	}
-	if len(c.ExtKeyUsage) > 0 {
-		if err := enc.AddArray("ext_key_usage", strs(c.ExtKeyUsage)); err != nil {
-			return err
-		}
-	}
-	enc.AddString("public_key", c.PublicKey)
-	enc.AddString("sha256", c.SHA256)
+	certFields(&c, zapObject{enc})
 	return nil
 }
 
 func (a Alert) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("from", a.From)
-	enc.AddString("level", a.Level)
-	enc.AddString("description", a.Description)
+	alertFields(&a, zapObject{enc})
 	return nil
 }
 
@@ -274,11 +256,62 @@ func (f findings) MarshalLogArray(enc zapcore.ArrayEncoder) error {
 type finding rulesFinding
 
 func (f finding) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("id", f.ID)
-	enc.AddString("severity", string(f.Severity))
-	addNonEmpty(enc, "predicts", string(f.Predicts))
-	enc.AddString("summary", f.Summary)
-	enc.AddString("detail", f.Detail)
-	addNonEmpty(enc, "remedy", f.Remedy)
+	findingFields((*rulesFinding)(&f), zapObject{enc})
 	return nil
+}
+
+// The objects of an event's lists (a certificate, an alert, a finding)
+// keep DESIGN.md's keys in the JSON log and under the OTLP/ECS names
+// alike: one walk of each writes both, through fieldWriter.
+
+// fieldWriter is what an object's fields are written to: event.Attrs for
+// OTLP and ECS, zapObject for the JSON log. The walks are generic, not
+// over an interface, so that the JSON log's zapObject is not boxed (one
+// allocation per object).
+type fieldWriter interface {
+	Str(key, v string)
+	Strs(key string, v []string)
+}
+
+// zapObject writes an object's fields to zap.
+type zapObject struct{ enc zapcore.ObjectEncoder }
+
+func (z zapObject) Str(key, v string) { z.enc.AddString(key, v) }
+
+// Strs drops AddArray's error: strs never returns one.
+func (z zapObject) Strs(key string, v []string) { _ = z.enc.AddArray(key, strs(v)) }
+
+func certFields[W fieldWriter](c *Cert, w W) {
+	w.Str("subject", c.Subject)
+	w.Str("issuer", c.Issuer)
+	w.Str("serial", c.Serial)
+	w.Str("not_before", c.NotBefore)
+	w.Str("not_after", c.NotAfter)
+	if len(c.KeyUsage) > 0 {
+		w.Strs("key_usage", c.KeyUsage)
+	}
+	if len(c.ExtKeyUsage) > 0 {
+		w.Strs("ext_key_usage", c.ExtKeyUsage)
+	}
+	w.Str("public_key", c.PublicKey)
+	w.Str("sha256", c.SHA256)
+}
+
+func alertFields[W fieldWriter](a *Alert, w W) {
+	w.Str("from", a.From)
+	w.Str("level", a.Level)
+	w.Str("description", a.Description)
+}
+
+func findingFields[W fieldWriter](f *rulesFinding, w W) {
+	w.Str("id", f.ID)
+	w.Str("severity", string(f.Severity))
+	if f.Predicts != "" {
+		w.Str("predicts", string(f.Predicts))
+	}
+	w.Str("summary", f.Summary)
+	w.Str("detail", f.Detail)
+	if f.Remedy != "" {
+		w.Str("remedy", f.Remedy)
+	}
 }

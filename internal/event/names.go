@@ -267,29 +267,14 @@ func (e *Handshake) Attributes(d Dialect, a Attrs) {
 	}
 	if len(e.Alerts) > 0 {
 		each := make([]func(Attrs), len(e.Alerts))
-		for i, al := range e.Alerts {
-			each[i] = func(a Attrs) {
-				a.Str("from", al.From)
-				a.Str("level", al.Level)
-				a.Str("description", al.Description)
-			}
+		for i := range e.Alerts {
+			each[i] = func(a Attrs) { alertFields(&e.Alerts[i], a) }
 		}
 		a.Objects(w.name("alerts"), each)
 	}
 	each := make([]func(Attrs), len(e.Findings))
-	for i, f := range e.Findings {
-		each[i] = func(a Attrs) {
-			a.Str("id", f.ID)
-			a.Str("severity", string(f.Severity))
-			if f.Predicts != "" {
-				a.Str("predicts", string(f.Predicts))
-			}
-			a.Str("summary", f.Summary)
-			a.Str("detail", f.Detail)
-			if f.Remedy != "" {
-				a.Str("remedy", f.Remedy)
-			}
-		}
+	for i := range e.Findings {
+		each[i] = func(a Attrs) { findingFields(&e.Findings[i], a) }
 	}
 	a.Objects(w.name("findings"), each)
 	w.str("verdict", e.Verdict)
@@ -319,22 +304,8 @@ func (w namer) chain(field string, chain []Cert) {
 		return
 	}
 	each := make([]func(Attrs), len(chain))
-	for i, c := range chain {
-		each[i] = func(a Attrs) {
-			a.Str("subject", c.Subject)
-			a.Str("issuer", c.Issuer)
-			a.Str("serial", c.Serial)
-			a.Str("not_before", c.NotBefore)
-			a.Str("not_after", c.NotAfter)
-			if len(c.KeyUsage) > 0 {
-				a.Strs("key_usage", c.KeyUsage)
-			}
-			if len(c.ExtKeyUsage) > 0 {
-				a.Strs("ext_key_usage", c.ExtKeyUsage)
-			}
-			a.Str("public_key", c.PublicKey)
-			a.Str("sha256", c.SHA256)
-		}
+	for i := range chain {
+		each[i] = func(a Attrs) { certFields(&chain[i], a) }
 	}
 	w.a.Objects(w.name(field), each)
 }

@@ -114,7 +114,7 @@ func (t tree) Str(key, v string)           { t.put(key, v) }
 func (t tree) Int(key string, v int64)     { t.put(key, v) }
 func (t tree) Float(key string, v float64) { t.put(key, v) }
 func (t tree) Bool(key string, v bool)     { t.put(key, v) }
-func (t tree) Strs(key string, v []string) { t.put(key, append([]string{}, v...)) }
+func (t tree) Strs(key string, v []string) { t.put(key, list(v)) }
 
 // Objects' own keys are DESIGN.md's, without dots: flat.
 func (t tree) Objects(key string, each []func(event.Attrs)) { t.put(key, objects(each)) }
@@ -125,8 +125,19 @@ func (f flat) Str(key, v string)                            { f[key] = v }
 func (f flat) Int(key string, v int64)                      { f[key] = v }
 func (f flat) Float(key string, v float64)                  { f[key] = v }
 func (f flat) Bool(key string, v bool)                      { f[key] = v }
-func (f flat) Strs(key string, v []string)                  { f[key] = append([]string{}, v...) }
+func (f flat) Strs(key string, v []string)                  { f[key] = list(v) }
 func (f flat) Objects(key string, each []func(event.Attrs)) { f[key] = objects(each) }
+
+// list is v as the document holds it: not a copy, as the document is
+// encoded and dropped before EncodeEntry returns (an issuer list of
+// hundreds of names would be copied for nothing on every event); nil is
+// [], as the JSON log writes an empty list.
+func list(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
+}
 
 func objects(each []func(event.Attrs)) []any {
 	list := make([]any, len(each))

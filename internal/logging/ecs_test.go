@@ -198,3 +198,23 @@ func TestECSAgainstReference(t *testing.T) {
 		t.Errorf("certlens.findings = %v", hs["certlens.findings"])
 	}
 }
+
+// TestECSEmptyIssuerList: a request that names no CA is a fact the ECS
+// document states as an empty list, as the JSON log does, whether the
+// event's list is empty or nil.
+func TestECSEmptyIssuerList(t *testing.T) {
+	for _, issuers := range [][]string{{}, nil} {
+		var out bytes.Buffer
+		log, closeFn, err := New(Options{Format: "ecs", Level: "info", Stdout: &out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := &event.Handshake{ConnID: "c-1", Mode: event.ModeObserve, Phase: "initial", Visibility: "clear", End: "finished",
+			CertRequest: &event.CertRequest{Phase: "initial", Issuers: issuers, Records: 1}, Verdict: "ok"}
+		log.Info("handshake", zap.Inline(h))
+		closeFn()
+		if !strings.Contains(out.String(), `"issuers":[]`) {
+			t.Errorf("issuers %#v: %s", issuers, out.String())
+		}
+	}
+}

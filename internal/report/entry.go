@@ -134,62 +134,102 @@ func printable(s string) string {
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
-// printableCopy returns a copy of *p in which every string reachable
-// through exported fields is printable, so a hostile server's DN or SNI
-// cannot drive the reader's terminal; the caller's value is left as it was.
+// printableCopy returns *p with every string reachable through exported
+// fields printable, so a hostile server's DN or SNI cannot drive the
+// reader's terminal; the caller's value is left as it was. Only what holds
+// a string to change is copied: an event of printable strings (every
+// event but a hostile one, with its hundreds of issuer names) is p itself.
+// The result is for reading: it may share what it did not change with p.
 func printableCopy[T any](p *T) *T {
 	if p == nil {
 		return nil
 	}
-	return printableValue(reflect.ValueOf(p)).Interface().(*T)
+	if n, changed := printableValue(reflect.ValueOf(p)); changed {
+		return n.Interface().(*T)
+	}
+	return p
 }
 
-func printableValue(v reflect.Value) reflect.Value {
+// printableValue returns v with its strings printable, and whether that
+// changed anything; when not, v itself.
+func printableValue(v reflect.Value) (reflect.Value, bool) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
-			return v
+			return v, false
+		}
+		e, changed := printableValue(v.Elem())
+		if !changed {
+			return v, false
 		}
 		n := reflect.New(v.Type().Elem())
-		n.Elem().Set(printableValue(v.Elem()))
-		return n
+		n.Elem().Set(e)
+		return n, true
 	case reflect.Struct:
-		n := reflect.New(v.Type()).Elem()
-		n.Set(v)
+		var n reflect.Value
 		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				n.Field(i).Set(printableValue(v.Field(i)))
+			if !v.Type().Field(i).IsExported() {
+				continue
 			}
+			f, changed := printableValue(v.Field(i))
+			if !changed {
+				continue
+			}
+			if !n.IsValid() {
+				n = reflect.New(v.Type()).Elem()
+				n.Set(v)
+			}
+			n.Field(i).Set(f)
 		}
-		return n
-	case reflect.Slice:
-		if v.IsNil() {
-			return v
+		if n.IsValid() {
+			return n, true
 		}
-		n := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		return v, false
+	case reflect.Slice, reflect.Array:
+		var n reflect.Value
 		for i := range v.Len() {
-			n.Index(i).Set(printableValue(v.Index(i)))
+			e, changed := printableValue(v.Index(i))
+			if !changed {
+				continue
+			}
+			if !n.IsValid() {
+				if v.Kind() == reflect.Slice {
+					n = reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+					reflect.Copy(n, v)
+				} else {
+					n = reflect.New(v.Type()).Elem()
+					n.Set(v)
+				}
+			}
+			n.Index(i).Set(e)
 		}
-		return n
-	case reflect.Array:
-		n := reflect.New(v.Type()).Elem()
-		for i := range v.Len() {
-			n.Index(i).Set(printableValue(v.Index(i)))
+		if n.IsValid() {
+			return n, true
 		}
-		return n
+		return v, false
 	case reflect.Map:
-		if v.IsNil() {
-			return v
+		changed := false
+		for it := v.MapRange(); it.Next() && !changed; {
+			_, kc := printableValue(it.Key())
+			_, vc := printableValue(it.Value())
+			changed = kc || vc
+		}
+		if !changed {
+			return v, false
 		}
 		n := reflect.MakeMapWithSize(v.Type(), v.Len())
 		for it := v.MapRange(); it.Next(); {
-			n.SetMapIndex(printableValue(it.Key()), printableValue(it.Value()))
+			k, _ := printableValue(it.Key())
+			e, _ := printableValue(it.Value())
+			n.SetMapIndex(k, e)
 		}
-		return n
+		return n, true
 	case reflect.String:
-		return reflect.ValueOf(printable(v.String())).Convert(v.Type())
+		if s := v.String(); strings.ContainsFunc(s, isControl) {
+			return reflect.ValueOf(printable(s)).Convert(v.Type()), true
+		}
 	}
-	return v
+	return v, false
 }
 
 // Entry writes one event as a person reads it at a terminal: a handshake

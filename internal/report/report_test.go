@@ -199,3 +199,26 @@ func TestConnectionEscapesControls(t *testing.T) {
 		t.Error("the report changed the caller's events")
 	}
 }
+
+// An event of printable strings, which is every event but a hostile
+// server's, is shown as it is: not copied string by string through
+// reflection for each line the console log or view prints. One with a
+// control character is copied where it must be, and only there.
+func TestPrintableCopyCopiesOnlyWhatItChanges(t *testing.T) {
+	h := sample(100, "403.7")
+	if allocs := testing.AllocsPerRun(100, func() {
+		if printableCopy(h) != h {
+			t.Fatal("a printable event was copied")
+		}
+	}); allocs != 0 {
+		t.Errorf("%v allocations for a printable event, want 0", allocs)
+	}
+	h.CertRequest.Issuers = append(h.CertRequest.Issuers, "CN=Bad\x1b[2J")
+	c := printableCopy(h)
+	if c == h || c.CertRequest == h.CertRequest || c.CertRequest.Issuers[2] != `CN=Bad\x1b[2J` || h.CertRequest.Issuers[2] != "CN=Bad\x1b[2J" {
+		t.Errorf("copy %q, caller's %q", c.CertRequest.Issuers, h.CertRequest.Issuers)
+	}
+	if c.ClientCert != h.ClientCert || &c.Findings[0] != &h.Findings[0] {
+		t.Error("parts with nothing to change were copied")
+	}
+}
