@@ -34,10 +34,7 @@ func (s *stream) growMsg(n int) {
 	if n <= maxPooledMessage {
 		buf := msgPool.Get().(*[]byte)
 		s.msg = append((*buf)[:0], old...)
-		if s.msgBuf != nil {
-			*s.msgBuf = (*s.msgBuf)[:0]
-			msgPool.Put(s.msgBuf)
-		}
+		s.dropPooled()
 		s.msgBuf = buf
 		return
 	}
@@ -71,7 +68,7 @@ func (p *Parser) handshakeData(s *stream, data []byte) {
 		if len(s.msg) == 0 {
 			s.msgStart = s.records
 			if len(data) >= 4 {
-				length := int(data[1])<<16 | int(data[2])<<8 | int(data[3])
+				length := msgLength(data)
 				if length > p.opts.MaxMessage {
 					p.oversize(s, messageType(data[0]), length)
 					data = data[4:]
@@ -94,14 +91,14 @@ func (p *Parser) handshakeData(s *stream, data []byte) {
 			if len(s.msg) < 4 {
 				return
 			}
-			length := int(s.msg[1])<<16 | int(s.msg[2])<<8 | int(s.msg[3])
+			length := msgLength(s.msg)
 			if length > p.opts.MaxMessage {
 				p.oversize(s, messageType(s.msg[0]), length)
 				s.msg = s.msg[:0]
 				continue
 			}
 		}
-		length := int(s.msg[1])<<16 | int(s.msg[2])<<8 | int(s.msg[3])
+		length := msgLength(s.msg)
 		// The whole message at once (its length is checked against
 		// MaxMessage): append's doubling copied a 60 KB issuer list four
 		// times over and left up to twice its size allocated.
@@ -121,6 +118,9 @@ func (p *Parser) handshakeData(s *stream, data []byte) {
 		}
 	}
 }
+
+// msgLength is the body length a 4-byte handshake message header gives.
+func msgLength(hdr []byte) int { return int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3]) }
 
 func (p *Parser) oversize(s *stream, typ messageType, length int) {
 	s.msgSkip = length

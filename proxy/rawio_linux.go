@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -27,6 +28,9 @@ import (
 type rawSock struct {
 	c  *net.TCPConn
 	rc syscall.RawConn
+	// One read and one write at a time use these; a concurrent second
+	// (net.Conn allows it) makes its own.
+	rd, wr *rawOp
 }
 
 func newRawSock(c *net.TCPConn) *rawSock {
@@ -37,7 +41,43 @@ func newRawSock(c *net.TCPConn) *rawSock {
 	if err != nil {
 		return nil
 	}
-	return &rawSock{c: c, rc: rc}
+	return &rawSock{c: c, rc: rc, rd: newRawOp(false), wr: newRawOp(true)}
+}
+
+// rawOp is one read or write's state, its callback for the poller bound
+// once: a closure made per call cost three allocations a read.
+type rawOp struct {
+	busy  atomic.Bool
+	write bool
+	b     []byte
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool
+}
+
+func newRawOp(write bool) *rawOp {
+	o := &rawOp{write: write}
+	if write {
+		o.fn = o.writeAll
+	} else {
+		o.fn = o.readOnce
+	}
+	return o
+}
+
+// take returns o for one call, or a fresh op if another call holds it.
+func (o *rawOp) take() *rawOp {
+	if o.busy.CompareAndSwap(false, true) {
+		return o
+	}
+	n := newRawOp(o.write)
+	n.busy.Store(true)
+	return n
+}
+
+func (o *rawOp) done() {
+	o.b = nil // the caller's buffer is not ours to keep
+	o.busy.Store(false)
 }
 
 // maxRW is what net hands one read or write (internal/poll's maxRW).
@@ -48,71 +88,90 @@ func (s *rawSock) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	if len(b) > maxRW {
-		b = b[:maxRW]
-	}
-	var n int
-	var errno syscall.Errno
-	err := s.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			case 0:
-				n = int(r)
-			default:
-				errno = e
-			}
-			return true
-		}
-	})
-	switch {
-	case err != nil:
-		return 0, s.opError("read", pollError(err))
-	case errno != 0:
-		return 0, s.opError("read", os.NewSyscallError("read", errno))
-	case n == 0:
+	o := s.rd.take()
+	defer o.done()
+	o.b, o.n, o.errno = b[:min(len(b), maxRW)], 0, 0
+	err := s.rc.Read(o.fn)
+	if err == nil && o.errno == 0 && o.n == 0 {
 		return 0, io.EOF
 	}
-	return n, nil
+	return o.n, s.callError("read", "read", err, o.errno)
+}
+
+func (o *rawOp) readOnce(fd uintptr) bool {
+	r, e := nonblocking(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&o.b[0])), uintptr(len(o.b)), 0, 0, 0)
+	if e == syscall.EAGAIN {
+		return false
+	}
+	if e == 0 {
+		o.n = int(r)
+	}
+	o.errno = e
+	return true
 }
 
 // Write is net.TCPConn's Write: all of b, or an error.
 func (s *rawSock) Write(b []byte) (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := s.rc.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			p := b[n:min(len(b), n+maxRW)]
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			case 0:
-				if r == 0 {
-					errno = syscall.EIO // net says io.ErrUnexpectedEOF; a socket never does this
-					return true
-				}
-				n += int(r)
-			default:
-				errno = e
-				return true
-			}
+	o := s.wr.take()
+	defer o.done()
+	o.b, o.n, o.errno = b, 0, 0
+	err := s.rc.Write(o.fn)
+	return o.n, s.callError("write", "write", err, o.errno)
+}
+
+func (o *rawOp) writeAll(fd uintptr) bool {
+	for o.n < len(o.b) {
+		p := o.b[o.n:min(len(o.b), o.n+maxRW)]
+		r, e := nonblocking(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, 0, 0)
+		if !progress(&o.errno, e, r) {
+			return e != syscall.EAGAIN
 		}
-		return true
-	})
+		o.n += int(r)
+	}
+	return true
+}
+
+// nonblocking makes a system call on a non-blocking descriptor, again if a
+// signal interrupted it.
+func nonblocking(trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, syscall.Errno) {
+	for {
+		r, _, e := syscall.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
+		if e != syscall.EINTR {
+			return r, e
+		}
+	}
+}
+
+// progress says whether a call that must move bytes moved some (r); if not,
+// it records why in errno, unless the call would only have blocked
+// (EAGAIN: the poller waits). None moved and no error is EIO: net says
+// io.ErrUnexpectedEOF, and neither a socket nor a pipe with bytes in it
+// does this.
+func progress(errno *syscall.Errno, e syscall.Errno, r uintptr) bool {
+	switch {
+	case e == syscall.EAGAIN:
+		return false
+	case e != 0:
+		*errno = e
+		return false
+	case r == 0:
+		*errno = syscall.EIO
+		return false
+	}
+	return true
+}
+
+// callError is a raw call's outcome as net reports it for this connection:
+// the poller's own error (a deadline, a closed connection), or the call's
+// errno under the system call's name.
+func (s *rawSock) callError(op, call string, err error, errno syscall.Errno) error {
 	switch {
 	case err != nil:
-		return n, s.opError("write", pollError(err))
+		return s.opError(op, pollError(err))
 	case errno != 0:
-		return n, s.opError("write", os.NewSyscallError("write", errno))
+		return s.opError(op, os.NewSyscallError(call, errno))
 	}
-	return n, nil
+	return nil
 }
 
 // opError wraps err as net does for this connection.
@@ -131,7 +190,17 @@ func pollError(err error) error {
 }
 
 // splicePipe is the pipe splice(2) moves bytes through between two sockets.
-type splicePipe struct{ r, w int }
+// One move runs at a time (a pipe serves one direction of one tunnel); its
+// callbacks are bound once, as rawOp's are.
+type splicePipe struct {
+	r, w    int
+	want    int // bytes to move from the socket into the pipe
+	in      int // bytes in the pipe
+	written int64
+	errno   syscall.Errno
+	fill    func(fd uintptr) bool
+	drain   func(fd uintptr) bool
+}
 
 // maxSplice is what one splice(2) is asked to move: net's own limit, a
 // default pipe's worth at most.
@@ -142,7 +211,9 @@ func newSplicePipe() (*splicePipe, error) {
 	if _, _, e := syscall.RawSyscall(syscall.SYS_PIPE2, uintptr(unsafe.Pointer(&fds)), syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0); e != 0 {
 		return nil, os.NewSyscallError("pipe2", e)
 	}
-	return &splicePipe{r: int(fds[0]), w: int(fds[1])}, nil
+	p := &splicePipe{r: int(fds[0]), w: int(fds[1])}
+	p.fill, p.drain = p.fillFrom, p.drainTo
+	return p, nil
 }
 
 func (p *splicePipe) close() {
@@ -156,64 +227,46 @@ const spliceNonblock = 0x2 // SPLICE_F_NONBLOCK
 // EOF (nil error) or an error; it is dst.ReadFrom(io.LimitReader(src,
 // limit)) on two TCP connections, errors included.
 func (p *splicePipe) move(dst, src *rawSock, limit int64) (int64, error) {
-	var written int64
-	for written < limit {
-		var in int
-		var errno syscall.Errno
-		err := src.rc.Read(func(fd uintptr) bool {
-			for {
-				r, _, e := syscall.RawSyscall6(syscall.SYS_SPLICE, fd, 0, uintptr(p.w), 0, uintptr(min(limit-written, maxSplice)), spliceNonblock)
-				switch e {
-				case syscall.EINTR:
-					continue
-				case syscall.EAGAIN:
-					return false
-				case 0:
-					in = int(r)
-				default:
-					errno = e
-				}
-				return true
-			}
-		})
-		switch {
-		case err != nil:
-			return written, dst.opError("readfrom", pollError(err))
-		case errno != 0:
-			return written, dst.opError("readfrom", os.NewSyscallError("splice", errno))
-		case in == 0:
-			return written, nil
+	p.written = 0
+	for p.written < limit {
+		p.want, p.in, p.errno = int(min(limit-p.written, maxSplice)), 0, 0
+		err := src.rc.Read(p.fill)
+		if err := dst.callError("readfrom", "splice", err, p.errno); err != nil {
+			return p.written, err
 		}
-		err = dst.rc.Write(func(fd uintptr) bool {
-			for in > 0 {
-				r, _, e := syscall.RawSyscall6(syscall.SYS_SPLICE, uintptr(p.r), 0, fd, 0, uintptr(in), spliceNonblock)
-				switch e {
-				case syscall.EINTR:
-					continue
-				case syscall.EAGAIN:
-					return false
-				case 0:
-					if r == 0 {
-						errno = syscall.EIO // a pipe with bytes in it never reads empty
-						return true
-					}
-					in -= int(r)
-					written += int64(r)
-				default:
-					errno = e
-					return true
-				}
-			}
-			return true
-		})
-		switch {
-		case err != nil:
-			return written, dst.opError("readfrom", pollError(err))
-		case errno != 0:
-			return written, dst.opError("readfrom", os.NewSyscallError("splice", errno))
+		if p.in == 0 {
+			return p.written, nil
+		}
+		err = dst.rc.Write(p.drain)
+		if err := dst.callError("readfrom", "splice", err, p.errno); err != nil {
+			return p.written, err
 		}
 	}
-	return written, nil
+	return p.written, nil
+}
+
+func (p *splicePipe) fillFrom(fd uintptr) bool {
+	r, e := nonblocking(syscall.SYS_SPLICE, fd, 0, uintptr(p.w), 0, uintptr(p.want), spliceNonblock)
+	if e == syscall.EAGAIN {
+		return false
+	}
+	if e == 0 {
+		p.in = int(r)
+	}
+	p.errno = e
+	return true
+}
+
+func (p *splicePipe) drainTo(fd uintptr) bool {
+	for p.in > 0 {
+		r, e := nonblocking(syscall.SYS_SPLICE, uintptr(p.r), 0, fd, 0, uintptr(p.in), spliceNonblock)
+		if !progress(&p.errno, e, r) {
+			return e != syscall.EAGAIN
+		}
+		p.in -= int(r)
+		p.written += int64(r)
+	}
+	return true
 }
 
 // CloseWrite and CloseRead are net.TCPConn's, errors included.
@@ -225,11 +278,5 @@ func (s *rawSock) shutdown(how int) error {
 	err := s.rc.Control(func(fd uintptr) {
 		_, _, errno = syscall.RawSyscall(syscall.SYS_SHUTDOWN, fd, uintptr(how), 0)
 	})
-	switch {
-	case err != nil:
-		return s.opError("close", pollError(err))
-	case errno != 0:
-		return s.opError("close", os.NewSyscallError("shutdown", errno))
-	}
-	return nil
+	return s.callError("close", "shutdown", err, errno)
 }

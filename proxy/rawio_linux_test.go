@@ -191,3 +191,72 @@ func TestRawSpliceErrorsAreNets(t *testing.T) {
 		}
 	}
 }
+
+// A raw read, write or splice allocates nothing: the tunnel makes one per
+// burst, and a closure per call was three allocations each.
+func TestRawSockAllocatesNothing(t *testing.T) {
+	c, s := tcpPair(t)
+	rc, rs := newRawSock(c), newRawSock(s)
+	msg, buf := []byte("ping"), make([]byte, 64)
+	if a := testing.AllocsPerRun(200, func() {
+		if _, err := rc.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := rs.Read(buf); err != nil || n != len(msg) {
+			t.Fatalf("read %d, %v", n, err)
+		}
+	}); a != 0 {
+		t.Fatalf("a raw write and read allocate %v times", a)
+	}
+
+	d, e := tcpPair(t)
+	rd := newRawSock(d)
+	p, err := newSplicePipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if a := testing.AllocsPerRun(200, func() {
+		if _, err := rc.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := p.move(rd, rs, int64(len(msg))); err != nil || n != int64(len(msg)) {
+			t.Fatalf("move %d, %v", n, err)
+		}
+		if n, err := e.Read(buf); err != nil || n != len(msg) {
+			t.Fatalf("read %d, %v", n, err)
+		}
+	}); a != 0 {
+		t.Fatalf("a splice allocates %v times", a)
+	}
+}
+
+// Two writes at once (net.Conn allows it) each write all of theirs: the
+// second does not share the first's state.
+func TestRawSockConcurrentWrites(t *testing.T) {
+	c, s := tcpPair(t)
+	rc := newRawSock(c)
+	a, b := bytes.Repeat([]byte("a"), 512<<10), bytes.Repeat([]byte("b"), 512<<10)
+	errs := make(chan error, 2)
+	for _, m := range [][]byte{a, b} {
+		go func() {
+			n, err := rc.Write(m)
+			if err == nil && n != len(m) {
+				err = io.ErrShortWrite
+			}
+			errs <- err
+		}()
+	}
+	got := make(chan []byte)
+	go func() { all, _ := io.ReadAll(s); got <- all }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = c.CloseWrite()
+	all := <-got
+	if len(all) != len(a)+len(b) || bytes.Count(all, []byte("a")) != len(a) {
+		t.Fatalf("read %d bytes, %d of them a", len(all), bytes.Count(all, []byte("a")))
+	}
+}
