@@ -153,11 +153,7 @@ func runCerts(cmd *cobra.Command, _ []string) error {
 		if err != nil {
 			return exitError{2, err}
 		}
-		exp := rules.ExpectedCert{Name: filepath.Base(f), Chain: chain}
-		if bytes.Contains(data, []byte("PRIVATE KEY-----")) {
-			exp.Key.State = rules.KeyPresent
-		}
-		certs = append(certs, exp)
+		certs = append(certs, rules.ExpectedCert{Name: filepath.Base(f), Chain: chain, Key: rules.Key{State: fileKeyState(chain, data)}})
 	}
 
 	var reqs []certsRequest
