@@ -20,7 +20,11 @@ const timeLayout = "2006-01-02 15:04:05Z"
 
 // Reason is one cause for a browser not to offer a certificate.
 type Reason struct {
-	Code string // issuer-not-listed, key-usage, ext-key-usage, expired, not-yet-valid, key-type, no-private-key
+	// Code is issuer-not-listed, key-usage, ext-key-usage, expired,
+	// not-yet-valid, key-type or no-private-key (each with its clause in
+	// reasonRemedies), no-certificate for an empty chain, or, as a caution,
+	// key-exchange-spec.
+	Code string
 	Text string
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/internal/testkit/pkitest"
 )
 
@@ -117,6 +118,35 @@ func TestExpectedStoreNamesClosestNearMiss(t *testing.T) {
 	for _, f := range r.Findings {
 		if f.ID == "expected-cert-not-selectable" {
 			t.Errorf("finding %+v for a client that sent a certificate", f)
+		}
+	}
+}
+
+// Every reason Choose can give has its clause in the finding's remedy:
+// a reason without one would leave expected-cert-not-selectable's remedy
+// silent about it.
+func TestEveryReasonHasARemedy(t *testing.T) {
+	f := newFixture(t)
+	bad := f.foreign.NewClient(t, "everything wrong", pkitest.WithValidity(now.AddDate(-2, 0, 0), now.AddDate(-1, 0, 0)),
+		pkitest.WithKeyUsage(x509.KeyUsageKeyEncipherment), pkitest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))
+	future := f.inter.NewClient(t, "future", pkitest.WithValidity(now.AddDate(1, 0, 0), now.AddDate(2, 0, 0)))
+	cr := request(dns(f.root))
+	cr.CertTypes, cr.SignatureSchemes = []handshake.CertificateType{handshake.CertTypeRSASign}, []handshake.SignatureScheme{0x0401}
+	seen := map[string]bool{}
+	for _, exp := range []ExpectedCert{
+		{Chain: []*x509.Certificate{bad.Cert, f.foreign.Cert}, Store: "nss", Key: Key{State: KeyMissing}},
+		{Chain: []*x509.Certificate{future.Cert, f.inter.Cert, f.root.Cert}},
+	} {
+		for _, r := range Choose(exp, Request{CR: cr, Version: handshake.VersionTLS12}, now).Reasons {
+			seen[r.Code] = true
+			if reasonFixes([]string{r.Code}) == "" {
+				t.Errorf("reason %s has no remedy in reasonRemedies", r.Code)
+			}
+		}
+	}
+	for _, code := range allReasonCodes() {
+		if !seen[code] {
+			t.Errorf("reason %s not produced here: add a certificate that earns it", code)
 		}
 	}
 }

@@ -103,6 +103,23 @@ func loadClientCert(name string) (tls.Certificate, error) {
 	return *c, nil
 }
 
+// fileKeyState says whether a certificate file holds the leaf's own
+// private key (a PEM key, or PKCS#12 without a password), read as probe
+// reads one: a key that is another certificate's is no key for this one.
+func fileKeyState(chain []*x509.Certificate, data []byte) rules.KeyState {
+	var key any
+	key, err := certfile.Key(data)
+	if err != nil {
+		if key, _, err = certfile.PKCS12(data, ""); err != nil {
+			return rules.KeyUnknown
+		}
+	}
+	if _, err := certfile.Pair(chain, key); err != nil {
+		return rules.KeyUnknown
+	}
+	return rules.KeyPresent
+}
+
 // probeCert is the user's certificate: the chain judged against each
 // request, and what is presented when there is a key.
 type probeCert struct {

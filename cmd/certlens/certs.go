@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/certlens/certlens/handshake"
 	"github.com/certlens/certlens/internal/certfile"
-	"github.com/certlens/certlens/proxy/probe"
 	"github.com/certlens/certlens/rules"
 )
 
@@ -155,11 +153,7 @@ func runCerts(cmd *cobra.Command, _ []string) error {
 		if err != nil {
 			return exitError{2, err}
 		}
-		exp := rules.ExpectedCert{Name: filepath.Base(f), Chain: chain}
-		if bytes.Contains(data, []byte("PRIVATE KEY-----")) {
-			exp.Key.State = rules.KeyPresent
-		}
-		certs = append(certs, exp)
+		certs = append(certs, rules.ExpectedCert{Name: filepath.Base(f), Chain: chain, Key: rules.Key{State: fileKeyState(chain, data)}})
 	}
 
 	var reqs []certsRequest
@@ -320,19 +314,13 @@ func urlRequest(ctx context.Context, raw, proxyFlag string) ([]certsRequest, err
 	if err != nil {
 		return nil, usageError{fmt.Errorf("--url: %w", err)}
 	}
-	pc := probe.Config{Host: target.Hostname(), Port: target.Port(), Path: target.RequestURI(),
-		Versions: []uint16{tls.VersionTLS13, tls.VersionTLS12}}
-	if pc.Port == "" {
-		pc.Port = "443"
-	}
-	if pc.Proxy, err = probeProxy(proxyFlag, net.JoinHostPort(pc.Host, pc.Port)); err != nil {
+	pc, err := newProbeConfig(target, proxyFlag)
+	if err != nil {
 		return nil, usageError{err}
 	}
-	attempts, err := probe.Run(ctx, pc)
+	pc.Versions = []uint16{tls.VersionTLS13, tls.VersionTLS12}
+	attempts, err := runReachable(ctx, pc)
 	if err != nil {
-		return nil, exitError{2, fmt.Errorf("--url %s: probe interrupted: %w", raw, err)}
-	}
-	if err := probeReachable(attempts, pc); err != nil {
 		return nil, exitError{2, fmt.Errorf("--url %s: %w", raw, err)}
 	}
 	for _, a := range attempts {

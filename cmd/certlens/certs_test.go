@@ -386,3 +386,49 @@ func TestCertsURLWithoutRequest(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 1 saying the server asked for none", code, stderr)
 	}
 }
+
+// A --cert file's key column says whether the file holds the leaf's own
+// key, however the file carries it: a PEM key, PKCS#12 without a
+// password; another certificate's key is none.
+func TestCertsFileKeyState(t *testing.T) {
+	dir := t.TempDir()
+	root := pkitest.NewCA(t, "certlens certs key root")
+	alice, bob := root.NewClient(t, "alice"), root.NewClient(t, "bob")
+	write := func(name string, data ...[]byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, slices.Concat(data...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	files := map[string]string{
+		"with-key.pem":    write("with-key.pem", alice.CertPEM(), alice.KeyPEM()),
+		"alone.pem":       write("alone.pem", alice.CertPEM()),
+		"other-key.pem":   write("other-key.pem", alice.CertPEM(), bob.KeyPEM()),
+		"no-password.pfx": write("no-password.pfx", alice.PFX(t, "")),
+	}
+	want := map[string]string{"with-key.pem": "present", "alone.pem": "unknown", "other-key.pem": "unknown", "no-password.pfx": "present"}
+	args := []string{"certs", "--json"}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		args = append(args, "--cert", files[name])
+	}
+	stdout, stderr, code := run(t, nil, args...)
+	var doc struct {
+		Results []struct {
+			Certificates []struct {
+				Name string `json:"name"`
+				Key  string `json:"key"`
+			} `json:"certificates"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || code != 0 || len(doc.Results) != 1 {
+		t.Fatalf("certs --json: exit %d, %v\n%s\n%s", code, err, stdout, stderr)
+	}
+	got := map[string]string{}
+	for _, c := range doc.Results[0].Certificates {
+		got[c.Name] = c.Key
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("key states %v, want %v", got, want)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
@@ -96,9 +97,9 @@ func runProbe(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	pc := probe.Config{Host: target.Hostname(), Port: target.Port(), Path: target.RequestURI()}
-	if pc.Port == "" {
-		pc.Port = "443"
+	pc, err := newProbeConfig(target, fs.Lookup("proxy").Value.String())
+	if err != nil {
+		return usageError{err}
 	}
 	tls12, _ := fs.GetBool("tls12")
 	tls13, _ := fs.GetBool("tls13")
@@ -111,9 +112,6 @@ func runProbe(cmd *cobra.Command, args []string) error {
 		pc.Versions = []uint16{tls.VersionTLS13}
 	default:
 		pc.Versions = []uint16{tls.VersionTLS13, tls.VersionTLS12}
-	}
-	if pc.Proxy, err = probeProxy(fs.Lookup("proxy").Value.String(), net.JoinHostPort(pc.Host, pc.Port)); err != nil {
-		return usageError{err}
 	}
 	pc.ConnectTimeout, _ = fs.GetDuration("connect-timeout")
 	pc.HandshakeTimeout, _ = fs.GetDuration("handshake-timeout")
@@ -137,11 +135,8 @@ func runProbe(cmd *cobra.Command, args []string) error {
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), shutdownSignals...)
 	defer stop()
-	attempts, err := probe.Run(ctx, pc)
+	attempts, err := runReachable(ctx, pc)
 	if err != nil {
-		return exitError{2, fmt.Errorf("probe interrupted: %w", err)}
-	}
-	if err := probeReachable(attempts, pc); err != nil {
 		return exitError{2, err}
 	}
 
@@ -203,6 +198,31 @@ func parseProbeURL(s string) (*url.URL, error) {
 		}
 	}
 	return u, nil
+}
+
+// newProbeConfig is the probe of target (port 443 unless it names one),
+// through proxyFlag or else the environment's proxy for it.
+func newProbeConfig(target *url.URL, proxyFlag string) (probe.Config, error) {
+	pc := probe.Config{Host: target.Hostname(), Port: target.Port(), Path: target.RequestURI()}
+	if pc.Port == "" {
+		pc.Port = "443"
+	}
+	var err error
+	pc.Proxy, err = probeProxy(proxyFlag, net.JoinHostPort(pc.Host, pc.Port))
+	return pc, err
+}
+
+// runReachable runs the probe; its error is the interruption, or that no
+// attempt reached a TLS server to diagnose.
+func runReachable(ctx context.Context, pc probe.Config) ([]*probe.Attempt, error) {
+	attempts, err := probe.Run(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("probe interrupted: %w", err)
+	}
+	if err := probeReachable(attempts, pc); err != nil {
+		return nil, err
+	}
+	return attempts, nil
 }
 
 // probeProxy is --proxy, or else what HTTPS_PROXY and NO_PROXY say for
