@@ -374,8 +374,10 @@ func (f *framer) prolog(data []byte) []byte {
 	f.plain += int64(n)
 	rest := buf[n:]
 	if next == stateProlog {
-		// Not copied onto itself: rest may be the start of pending.
-		f.pending = append(f.pending[:0:0], rest...)
+		// In place: append moves rest (which may lie in pending) as
+		// copy does, overlap included; a fresh buffer for every segment
+		// of a long plaintext dialogue would cost an allocation each.
+		f.pending = append(f.pending[:0], rest...)
 		return nil
 	}
 	out := append([]byte(nil), rest...)
