@@ -225,7 +225,7 @@ func (c *conn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemble
 		switch {
 		case s == c.client && bytes.HasPrefix(data, []byte("CONNECT ")):
 			c.expectConnect(s)
-		case s == c.client && data[0]&0x80 != 0 && (len(data) < 3 || data[2] == 1):
+		case s == c.client && sslv2Start(data):
 			sd.fr.sslv2 = true
 		case !looksLikeTLS(data) && sd.fr.state == stateAligned:
 			c.startPrologue()

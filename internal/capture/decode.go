@@ -362,6 +362,11 @@ func pppoePayload(b []byte) (gopacket.LayerType, []byte) {
 	if n <= len(body) {
 		body = body[:n]
 	}
+	if len(body) < 2 {
+		// A length too short for PPP's protocol field: what lies past it
+		// is padding, not the field.
+		return gopacket.LayerTypeZero, nil
+	}
 	switch binary.BigEndian.Uint16(body[0:2]) {
 	case 0x0021:
 		return layers.LayerTypeIPv4, body[2:]

@@ -149,3 +149,19 @@ func TestEncapsulations(t *testing.T) {
 		})
 	}
 }
+
+// TestPPPoEShortLength: a PPPoE session header whose length leaves no room
+// for PPP's protocol field is not read past its length (into padding that
+// may look like IPv4's 0x0021).
+func TestPPPoEShortLength(t *testing.T) {
+	for _, n := range []byte{0, 1} {
+		b := []byte{0x11, 0x00, 0x00, 0x07, 0x00, n, 0x00, 0x21, 0x45, 0, 0, 0}
+		if typ, _ := pppoePayload(b); typ != gopacket.LayerTypeZero {
+			t.Errorf("length %d: %v, want nothing", n, typ)
+		}
+	}
+	b := []byte{0x11, 0x00, 0x00, 0x07, 0x00, 6, 0x00, 0x21, 0x45, 0, 0, 0}
+	if typ, rest := pppoePayload(b); typ != layers.LayerTypeIPv4 || len(rest) != 4 {
+		t.Errorf("length 6: %v %d bytes, want IPv4 with 4", typ, len(rest))
+	}
+}

@@ -26,13 +26,7 @@ func (c *conn) feed(s int, records []byte) {
 			c.setClient(s)
 		}
 	}
-	if c.parser == nil {
-		c.parser = handshake.NewParser(handshake.Options{StopAfterHandshake: !c.a.opts.WatchRenegotiation, Secrets: c.a.opts.Secrets})
-	}
-	dir := handshake.FromServer
-	if s == c.client {
-		dir = handshake.FromClient
-	}
+	dir := c.parserDir(s)
 	c.fedAny = true
 	if c.sides[s].fr.state != stateRaw {
 		// Remember which frame completed each handshake record, for the
@@ -54,6 +48,19 @@ func (c *conn) feed(s int, records []byte) {
 	}
 }
 
+// parserDir starts the parser on first use, one way for a stream read
+// from its start or joined in the middle, and returns side s's direction;
+// the roles must be known.
+func (c *conn) parserDir(s int) handshake.Direction {
+	if c.parser == nil {
+		c.parser = handshake.NewParser(handshake.Options{StopAfterHandshake: !c.a.opts.WatchRenegotiation, Secrets: c.a.opts.Secrets})
+	}
+	if s == c.client {
+		return handshake.FromClient
+	}
+	return handshake.FromServer
+}
+
 func (c *conn) drain() {
 	for _, h := range c.parser.Drain() {
 		c.handshake(h)
@@ -66,14 +73,7 @@ func (c *conn) midstream(s int) bool {
 	if c.client < 0 {
 		c.setClient(c.guessClient())
 	}
-	if c.parser == nil {
-		c.parser = handshake.NewParser(handshake.Options{StopAfterHandshake: !c.a.opts.WatchRenegotiation})
-	}
-	dir := handshake.FromServer
-	if s == c.client {
-		dir = handshake.FromClient
-	}
-	c.parser.Midstream(dir)
+	c.parser.Midstream(c.parserDir(s))
 	if other := &c.sides[1-s].fr; other.wantHello != 0 {
 		other.joined = true
 	}

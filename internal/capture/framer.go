@@ -30,10 +30,11 @@ const (
 	// enough for a whole record and the next header, which confirm it.
 	maxScan = 2 * (recordHeaderLen + maxRecord)
 
-	contentChangeCipherSpec = 20
-	contentHandshake        = 22
-	contentApplicationData  = 23
-	contentHeartbeat        = 24
+	// The parser's content types, as bytes to compare with the wire's.
+	contentChangeCipherSpec = byte(handshake.ContentChangeCipherSpec)
+	contentHandshake        = byte(handshake.ContentHandshake)
+	contentApplicationData  = byte(handshake.ContentApplicationData)
+	contentHeartbeat        = byte(handshake.ContentHeartbeat)
 
 	helloClient = 1 << 1 // a record starting a ClientHello (handshake type 1)
 	helloServer = 1 << 2 // a record starting a ServerHello (handshake type 2)
@@ -374,8 +375,10 @@ func (f *framer) prolog(data []byte) []byte {
 	f.plain += int64(n)
 	rest := buf[n:]
 	if next == stateProlog {
-		// Not copied onto itself: rest may be the start of pending.
-		f.pending = append(f.pending[:0:0], rest...)
+		// In place: append moves rest (which may lie in pending) as
+		// copy does, overlap included; a fresh buffer for every segment
+		// of a long plaintext dialogue would cost an allocation each.
+		f.pending = append(f.pending[:0], rest...)
 		return nil
 	}
 	out := append([]byte(nil), rest...)

@@ -131,13 +131,16 @@ func (p *prologue) notTLS() string {
 // looksLikeTLS reports whether the first bytes of a connection can start
 // TLS: a record header, or an SSLv2-format ClientHello.
 func looksLikeTLS(b []byte) bool {
-	switch {
-	case b[0] >= contentChangeCipherSpec && b[0] <= contentHeartbeat:
+	if b[0] >= contentChangeCipherSpec && b[0] <= contentHeartbeat {
 		return len(b) < 2 || b[1] == 3
-	case b[0]&0x80 != 0:
-		return len(b) < 3 || b[2] == 1
 	}
-	return false
+	return sslv2Start(b)
+}
+
+// sslv2Start reports whether b can start an SSLv2-format ClientHello: a
+// two-byte length with its high bit set, then message type 1.
+func sslv2Start(b []byte) bool {
+	return b[0]&0x80 != 0 && (len(b) < 3 || b[2] == 1)
 }
 
 // startPrologue reads the connection's sides as plaintext before TLS.

@@ -28,6 +28,13 @@ const (
 	// The connection's verdict is decided when it closes: a handshake
 	// written after that was left out of it.
 	HandshakeBeforeClose = "handshake event after connection closed"
+	// A handshake event never states a refusal that a later handshake on
+	// the same connection disproves (DESIGN "Evidence and verdicts"): that
+	// handshake's request was answered (ok, or HTTP 2xx/3xx), or, against
+	// a 403.7, the later handshake carried the certificate. The earlier
+	// one should have been held, or said unknown with the finding naming
+	// what was expected next.
+	LaterHandshakeDisproves = "handshake refusal disproved by a later handshake"
 )
 
 // refusals are the verdicts that say the server refused the request.
@@ -169,11 +176,17 @@ func (s *Summary) add(source string, e *event) {
 		c = &conn{}
 		conns[e.ConnID] = c
 	}
+	for _, h := range c.handshakes {
+		if why := e.disproves(h); why != "" {
+			bad(LaterHandshakeDisproves, "handshake %d said %s (certain %v, findings %v); handshake %d %s",
+				h.Index, h.Verdict, h.certain(), h.findingIDs(), e.Index, why)
+		}
+	}
 	c.handshakes = append(c.handshakes, e)
 	if e.ClientCert != nil && e.ClientCert.Sent && e.Verdict == "403.7" {
 		bad(CertSentNot4037, "handshake %d: findings %v", e.Index, e.findingIDs())
 	}
-	if e.HTTPStatus >= 200 && e.HTTPStatus < 400 && (refusals[e.Verdict] || strings.HasPrefix(e.Verdict, "403.")) {
+	if e.refused() && e.HTTPStatus >= 200 && e.HTTPStatus < 400 {
 		bad(AnsweredNotRefused, "handshake %d: HTTP %d, verdict %s, findings %v", e.Index, e.HTTPStatus, e.Verdict, e.findingIDs())
 	}
 	if e.certain() && e.Visibility == "inferred" {
@@ -210,6 +223,27 @@ func (s *Summary) closed(c *conn, e *event, bad func(string, string, ...any)) {
 			bad(ConnectionAgrees, "connection %s after handshake %d's request was answered HTTP %d", e.Verdict, h.Index, h.HTTPStatus)
 		}
 	}
+}
+
+// refused says whether the event's verdict is a refusal.
+func (e *event) refused() bool {
+	return refusals[e.Verdict] || strings.HasPrefix(e.Verdict, "403.")
+}
+
+// disproves says how e, a later handshake on earlier's connection, shows
+// that earlier's refusal did not happen, or "" when it does not.
+func (e *event) disproves(earlier *event) string {
+	switch {
+	case !earlier.refused():
+		return ""
+	case e.HTTPStatus >= 200 && e.HTTPStatus < 400:
+		return fmt.Sprintf("was answered HTTP %d", e.HTTPStatus)
+	case e.Verdict == "ok":
+		return "says ok"
+	case earlier.Verdict == "403.7" && e.ClientCert != nil && e.ClientCert.Sent:
+		return "carried a certificate"
+	}
+	return ""
 }
 
 func (e *event) findingIDs() []string {

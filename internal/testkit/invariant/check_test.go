@@ -69,6 +69,8 @@ func TestInvariants(t *testing.T) {
 		guessed  = `{"msg":"handshake","conn_id":"1","mode":"observe","handshake":0,"visibility":"inferred","verdict":"ok","verdict_certain":false}`
 		waits    = `{"msg":"handshake","conn_id":"1","mode":"observe","handshake":0,"visibility":"decrypted","verdict":"unknown","verdict_certain":false,"findings":[{"id":"cert-request-by-renegotiation","predicts":"403.7"}]}`
 		renegOK  = `{"msg":"handshake","conn_id":"1","mode":"observe","handshake":1,"phase":"renegotiation","visibility":"decrypted","client_cert":{"sent":true},"verdict":"ok","verdict_certain":true}`
+		reneg403 = `{"msg":"handshake","conn_id":"1","mode":"observe","handshake":1,"phase":"renegotiation","visibility":"decrypted","client_cert":{"sent":true},"verdict":"403.16","verdict_certain":true}`
+		reneg200 = `{"msg":"handshake","conn_id":"1","mode":"intercept","handshake":1,"phase":"renegotiation","visibility":"clear","http_status":200,"verdict":"unknown","verdict_certain":false}`
 		unread   = `{"msg":"handshake","conn_id":"1","mode":"observe","handshake":1,"visibility":"encrypted","verdict":"unknown","verdict_certain":false}`
 	)
 	closed := func(verdict string, certain bool) string {
@@ -98,6 +100,11 @@ func TestInvariants(t *testing.T) {
 		{"no renegotiation came: what was pending", []string{waits, closed("403.7", false)}, nil},
 		{"no renegotiation came: pending stated as certain", []string{waits, closed("403.7", true)}, []string{ConnectionAgrees}},
 		{"no renegotiation came: a verdict nothing predicted", []string{waits, closed("403.16", false)}, []string{ConnectionAgrees}},
+		{"403.7, then a renegotiation carried the certificate", []string{noCert, renegOK, closed("ok", true)}, []string{LaterHandshakeDisproves}},
+		{"403.7, then a renegotiation carried a certificate the server refused", []string{noCert, reneg403, closed("403.16", true)}, []string{LaterHandshakeDisproves}},
+		{"403.16, then a renegotiation's request answered HTTP 200", []string{strings.Replace(cert403, "403.7", "403.16", 1), reneg200, closed("unknown", false)}, []string{LaterHandshakeDisproves}},
+		{"ok, then a renegotiation refused: nothing disproved", []string{certOK, reneg403, closed("403.16", true)}, nil},
+		{"403.7 pending as unknown, a later handshake nobody could read", []string{waits, unread, closed("unknown", false)}, nil},
 		{"a later handshake nobody could read", []string{certOK, unread, closed("unknown", false)}, nil},
 		{"a handshake after its connection closed", []string{certOK, closed("ok", true), renegOK}, []string{HandshakeBeforeClose}},
 		{"analyze: the same stream again after an idle timeout", []string{strings.Replace(certOK, "observe", "analyze", 1), closed("ok", true), closed("", false),

@@ -58,13 +58,7 @@ func OpenSSLServer(tb testing.TB, cfg OpenSSLServerConfig) (addr string, p *Proc
 		"-cert", certPath, "-key", keyPath,
 		"-no-CApath", "-no-CAstore",
 	}
-	if chain := cfg.Cert.Chain(); len(chain) > 2 {
-		// s_server reads only the first certificate of -cert; the
-		// intermediates (not the root) go in a chain file of their own.
-		chainPath := filepath.Join(dir, "server-chain.pem")
-		pkitest.WritePEM(tb, chainPath, chain[1:len(chain)-1]...)
-		args = append(args, "-cert_chain", chainPath)
-	}
+	args = append(args, chainArgs(tb, dir, "server", cfg.Cert)...)
 	if len(cfg.ClientCAs) > 0 {
 		caPath := filepath.Join(dir, "client-cas.pem")
 		pkitest.WritePEM(tb, caPath, cfg.ClientCAs...)
@@ -156,12 +150,7 @@ func OpenSSLClient(tb testing.TB, cfg OpenSSLClientConfig) (string, error) {
 	if cfg.Cert != nil {
 		certPath, keyPath := cfg.Cert.WriteFiles(tb, dir, "client")
 		args = append(args, "-cert", certPath, "-key", keyPath)
-		if chain := cfg.Cert.Chain(); len(chain) > 2 {
-			// As for s_server: only the first certificate of -cert counts.
-			chainPath := filepath.Join(dir, "client-chain.pem")
-			pkitest.WritePEM(tb, chainPath, chain[1:len(chain)-1]...)
-			args = append(args, "-cert_chain", chainPath)
-		}
+		args = append(args, chainArgs(tb, dir, "client", cfg.Cert)...)
 	}
 	if len(cfg.ServerCAs) > 0 {
 		caPath := filepath.Join(dir, "server-cas.pem")
@@ -196,4 +185,17 @@ func OpenSSLClient(tb testing.TB, cfg OpenSSLClientConfig) (string, error) {
 		tb.Fatalf("peertest: openssl s_client to %s: %v\n%s", cfg.Connect, err, p.tail(tailBytes))
 	}
 	return p.Output(), err
+}
+
+// chainArgs are the -cert_chain arguments that send cert's intermediates:
+// s_server and s_client read only the first certificate of -cert, so the
+// intermediates (not the root) go in a file of their own.
+func chainArgs(tb testing.TB, dir, name string, cert *pkitest.Cert) []string {
+	chain := cert.Chain()
+	if len(chain) <= 2 {
+		return nil
+	}
+	path := filepath.Join(dir, name+"-chain.pem")
+	pkitest.WritePEM(tb, path, chain[1:len(chain)-1]...)
+	return []string{"-cert_chain", path}
 }
